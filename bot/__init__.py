@@ -1,0 +1,1 @@
+"""The aiogram bot: routers, keyboards, middlewares, the draft workflow, the scheduler."""

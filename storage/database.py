@@ -1,0 +1,161 @@
+"""The SQLite connection: WAL mode, migrations on open, explicit transactions.
+
+Every write in twin goes through `Database.transaction()`, so a failure anywhere in a
+command rolls the whole command back and the file stays as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.errors import SchemaTooNewError, StorageError
+from storage.migrations import LATEST_VERSION, MIGRATIONS
+
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+class Database:
+    """One connection to the twin database, shared by everything in a process."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._in_transaction = False
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, aiosqlite.Error) as err:
+            raise StorageError(f"cannot open database {path}: {err}") from err
+        db = cls(conn, path)
+        try:
+            try:
+                await conn.execute("PRAGMA busy_timeout = 10000")
+                await conn.execute("PRAGMA journal_mode = WAL")
+                await conn.execute("PRAGMA synchronous = NORMAL")
+                # 64 MiB of page cache: a large import otherwise spills to the WAL page
+                # by page and inserts run at half speed.
+                await conn.execute("PRAGMA cache_size = -65536")
+                version = await db.schema_version()
+            except aiosqlite.DatabaseError as err:
+                raise StorageError(f"{path} is not a twin database: {err}") from err
+            await db._migrate(version)
+        except BaseException:
+            await conn.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        )
+        if row is None:
+            has_tables = await self.fetchone("SELECT 1 FROM sqlite_master LIMIT 1")
+            if has_tables:
+                raise StorageError(f"{self.path} is an SQLite file but not a twin database")
+            return 0
+        row = await self.fetchone("SELECT MAX(version) FROM schema_version")
+        return int(row[0] or 0)
+
+    async def _migrate(self, version: int) -> None:
+        if version > LATEST_VERSION:
+            raise SchemaTooNewError(
+                f"{self.path} has schema version {version}, newer than this twin knows "
+                f"({LATEST_VERSION}); upgrade twin to open it"
+            )
+        for number in range(version + 1, LATEST_VERSION + 1):
+            # executescript commits any open transaction first, so the script carries
+            # its own BEGIN/COMMIT: each migration lands whole or not at all.
+            script = (
+                "BEGIN IMMEDIATE;\n"
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied INTEGER NOT NULL);\n"
+                f"{MIGRATIONS[number - 1]};\n"
+                "INSERT INTO schema_version (version, applied) "
+                f"VALUES ({number}, {int(time.time())});\n"
+                "COMMIT;"
+            )
+            try:
+                await self.conn.executescript(script)
+            except BaseException as err:
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
+                if isinstance(err, aiosqlite.Error):
+                    raise StorageError(
+                        f"{self.path}: migration to schema version {number} failed: {err}"
+                    ) from err
+                raise
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (including cancel).
+
+        IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+        instead of failing half-way with SQLITE_BUSY on upgrade.
+        """
+        if self._in_transaction:
+            raise RuntimeError("nested transaction")
+        await self.conn.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        else:
+            await self.conn.execute("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        async with self.conn.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        async with self.conn.executemany(sql, rows) as cursor:
+            return cursor.rowcount
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        async with self.conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self.conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+
+@asynccontextmanager
+async def open_database(path: Path, *, discard_if_new: bool = False) -> AsyncIterator[Database]:
+    """Open (creating and migrating if needed) and always close.
+
+    If the file did not exist and the body fails, the new file is removed again: a
+    command that errors leaves the disk as it found it. `discard_if_new` removes a new
+    file even on success (a dry run must not leave a database behind).
+    """
+    path = Path(path)
+    existed = path.exists()
+    db = await Database.open(path)
+    failed = False
+    try:
+        yield db
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        await db.close()
+        if not existed and (failed or discard_if_new):
+            for suffix in ("", *_SIDE_FILES):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)

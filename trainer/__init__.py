@@ -1,0 +1,2 @@
+"""Training: dataset, prompt, base-model checkpoints, LoRA finetune, evaluation,
+adapters, reply generation."""
