@@ -1,0 +1,268 @@
+"""`twin import`: a Telegram Desktop export into the database, whole or not at all.
+
+The file is streamed (memory does not grow with it) and written in one transaction:
+rows go to SQLite in batches while the next batch is parsed, and any error, from a
+truncated file to an unknown owner, rolls everything back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from exporter.desktop_export import (
+    BadMessage,
+    DesktopExport,
+    ExportChat,
+    ExportFormatError,
+    find_result_json,
+    message_row,
+    sender_name,
+)
+from storage import Database
+from storage import chats as chats_table
+from storage import imports as imports_table
+from storage import messages as messages_table
+from storage import people as people_table
+from storage import settings as settings_table
+
+BATCH = 10_000
+
+
+class OwnerError(Exception):
+    """Whose account the export is cannot be decided, or contradicts what is known."""
+
+
+@dataclass
+class ImportReport:
+    path: str
+    owner_id: int | None = None
+    chats: int = 0
+    messages: int = 0  # message objects that carry a message (not service ones)
+    new: int = 0
+    updated: int = 0  # stored before, replaced by a newer edit
+    duplicates: int = 0  # stored before, unchanged
+    skipped: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+async def import_desktop_export(
+    db: Database,
+    path: Path,
+    *,
+    owner_id: int | None = None,
+    dry_run: bool = False,
+    progress: bool = False,
+) -> ImportReport:
+    """Import `path` (result.json or its folder). `owner_id` is the user's explicit say
+    (--me or the config); without it the export's personal_information, the owner
+    already stored, or the other side of a personal chat decides."""
+    result_json = find_result_json(path)
+    report = ImportReport(path=str(result_json), dry_run=dry_run)
+    started = time.time()
+    try:
+        async with db.transaction():
+            await _import(db, result_json, owner_id, report, progress)
+            report.seconds = round(time.time() - started, 3)
+            if dry_run:
+                raise _DryRun
+            await imports_table.record(
+                db,
+                imports_table.ImportRecord(
+                    source="desktop_export",
+                    path=str(result_json.resolve()),
+                    started=int(started),
+                    finished=int(time.time()),
+                    chats=report.chats,
+                    new=report.new,
+                    updated=report.updated,
+                    duplicates=report.duplicates,
+                    skipped=report.skipped,
+                ),
+            )
+    except _DryRun:
+        pass
+    return report
+
+
+async def _import(
+    db: Database, path: Path, explicit_owner: int | None, report: ImportReport, progress: bool
+) -> None:
+    stored_owner = await settings_table.get(db, settings_table.OWNER_ID)
+    if None not in (stored_owner, explicit_owner) and stored_owner != explicit_owner:
+        raise OwnerError(_db_mismatch(stored_owner, explicit_owner, "--me / telegram.owner_id"))
+    owner = explicit_owner if explicit_owner is not None else stored_owner
+
+    skipped: Counter[str] = Counter()
+    names: dict[int, str | None] = {}
+    chats: list[ExportChat] = []
+    senders_by_chat: dict[int, set[int | None]] = {}
+    writer = _BatchWriter(db, report)
+    bar = tqdm(
+        total=path.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        desc="import",
+        disable=not progress,
+        leave=False,
+    )
+    with path.open("rb") as file, bar:
+        export = DesktopExport(file, path.name)
+        for chat, messages in export.chats():
+            if export.owner is not None and owner != export.owner.id:
+                if explicit_owner is not None:
+                    raise OwnerError(
+                        f"{path.name} is the export of user {export.owner.id}, "
+                        f"but --me / telegram.owner_id says {explicit_owner}"
+                    )
+                if stored_owner is not None:
+                    raise OwnerError(_db_mismatch(stored_owner, export.owner.id, path.name))
+                owner = export.owner.id
+            await chats_table.upsert(db, chats_table.Chat(chat.id, chat.type, chat.title))
+            chats.append(chat)
+            chat_id = chat.id
+            senders = senders_by_chat.setdefault(chat_id, set())
+            last_id = None
+            batch = writer.batch
+            for message in messages:
+                try:
+                    row = message_row(message, chat_id, owner)
+                except BadMessage as err:
+                    raise export.error(str(err)) from None
+                if row.__class__ is str:
+                    skipped[row] += 1
+                    continue
+                # tdesktop writes ids in ascending order; a repeat only happens in
+                # hand-edited files, where the first message with an id is kept.
+                if last_id is not None and row[1] <= last_id:
+                    skipped["repeated_id"] += 1
+                    continue
+                last_id = row[1]
+                senders.add(row[2])
+                names[row[2]] = sender_name(message)
+                batch.append(row)
+                if len(batch) >= BATCH:
+                    await writer.flush()
+                    batch = writer.batch
+                    bar.update(export.bytes_read - bar.n)
+                    bar.set_postfix(messages=report.messages + len(batch), refresh=False)
+        await writer.close()
+        bar.update(export.bytes_read - bar.n)
+
+    report.chats = len(chats)
+    report.skipped = dict(sorted(skipped.items()))
+    report.duplicates = report.messages - report.new - report.updated
+    personal = {c.id: senders_by_chat[c.id] for c in chats if c.type == "personal_chat"}
+    if owner is None:
+        owner = _infer_owner(personal)
+        if owner is None:
+            raise OwnerError(await _unknown_owner_message(db, chats, names, path))
+        await messages_table.mark_owner(db, owner, [c.id for c in chats])
+    _check_owner_in_personal_chats(owner, personal, path)
+    report.owner_id = owner
+    if stored_owner is None:
+        await settings_table.put(db, settings_table.OWNER_ID, owner)
+    await people_table.upsert_names(db, {k: v for k, v in names.items() if k is not None and v})
+
+
+class _BatchWriter:
+    """Writes one batch while the caller parses the next.
+
+    aiosqlite runs SQLite in its own thread and SQLite releases the GIL while it works,
+    so handing a batch over and parsing on overlaps the two on two cores.
+    """
+
+    def __init__(self, db: Database, report: ImportReport) -> None:
+        self.db = db
+        self.report = report
+        self.batch: list[tuple] = []
+        self._pending: asyncio.Task[None] | None = None
+
+    async def flush(self) -> None:
+        await self._wait()
+        rows, self.batch = self.batch, []
+        if rows:
+            self._pending = asyncio.ensure_future(self._write(rows))
+            await asyncio.sleep(0)  # let the task hand the rows to the SQLite thread
+
+    async def close(self) -> None:
+        await self.flush()
+        await self._wait()
+
+    async def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+    async def _write(self, rows: list[tuple]) -> None:
+        self.report.messages += len(rows)
+        self.report.new += await messages_table.insert_new(self.db, rows)
+        self.report.updated += await messages_table.apply_edits(self.db, rows)
+
+
+def _db_mismatch(stored: int, claimed: int, source: str) -> str:
+    return (
+        f"this database holds the chats of user {stored}, but {source} is user {claimed}; "
+        "import another account's chats into another database (--db)"
+    )
+
+
+def _infer_owner(personal: dict[int, set[int | None]]) -> int | None:
+    """In a personal chat the owner is whoever is not the peer (whose id is the chat's)."""
+    candidates = {s for chat_id, senders in personal.items() for s in senders if s != chat_id}
+    candidates.discard(None)
+    return candidates.pop() if len(candidates) == 1 else None
+
+
+def _check_owner_in_personal_chats(
+    owner: int, personal: dict[int, set[int | None]], path: Path
+) -> None:
+    """A personal chat has two people: its peer and the owner. A third sender means the
+    export is someone else's chat, and importing it would teach the twin their voice."""
+    for chat_id, senders in personal.items():
+        strangers = senders - {chat_id, owner, None}
+        if strangers:
+            raise OwnerError(
+                f"{path.name}: personal chat {chat_id} has messages from {sorted(strangers)[0]}, "
+                f"who is neither the chat's peer nor you ({owner}); is this another "
+                "account's export? (pass --me ID, or use another --db)"
+            )
+
+
+async def _unknown_owner_message(
+    db: Database, chats: list[ExportChat], names: dict[int, str | None], path: Path
+) -> str:
+    counts: Counter[int] = Counter()
+    for chat in chats:
+        for sender_id, count in await db.fetchall(
+            "SELECT sender_id, COUNT(*) FROM messages WHERE chat_id = ? AND sender_id IS NOT NULL "
+            "GROUP BY sender_id",
+            (chat.id,),
+        ):
+            counts[sender_id] += count
+    listed = ", ".join(
+        f"{sender_id} ({names.get(sender_id) or 'unnamed'}: "
+        f"{count} message{'' if count == 1 else 's'})"
+        for sender_id, count in counts.most_common(10)
+    )
+    return (
+        f"{path.name}: cannot tell which sender is you; pass --me ID "
+        f"(or set telegram.owner_id). Senders: {listed or 'none'}"
+    )
+
+
+__all__ = ["ExportFormatError", "ImportReport", "OwnerError", "import_desktop_export"]
