@@ -1,0 +1,1 @@
+"""One module per `twin` subcommand: its arguments and what it runs."""

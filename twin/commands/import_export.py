@@ -1,0 +1,73 @@
+"""`twin import PATH`: a Telegram Desktop export into the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from exporter.desktop_import import ImportReport, import_desktop_export
+from storage import open_database
+from twin.commands.common import (
+    config_options,
+    db_options,
+    db_path,
+    is_terminal,
+    json_options,
+    print_json,
+)
+from twin.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "import",
+        parents=[config_options(), db_options(), json_options()],
+        help="import a Telegram Desktop export (result.json or its folder)",
+        description="Import a Telegram Desktop JSON export. Importing the same export "
+        "again adds nothing; a newer export adds only what is new. A broken file "
+        "imports nothing.",
+    )
+    parser.add_argument("path", type=Path, metavar="PATH", help="result.json or its folder")
+    parser.add_argument("--me", type=int, metavar="ID", help="your Telegram user id")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="read and count everything, write nothing"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    owner = args.me if args.me is not None else settings.telegram.owner_id
+    report = asyncio.run(
+        _import(db_path(args, settings), args.path, owner, args.dry_run, is_terminal())
+    )
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print(format_report(report))
+    return 0
+
+
+async def _import(
+    db_file: Path, path: Path, owner: int | None, dry_run: bool, progress: bool
+) -> ImportReport:
+    async with open_database(db_file, discard_if_new=dry_run) as db:
+        return await import_desktop_export(
+            db, path, owner_id=owner, dry_run=dry_run, progress=progress
+        )
+
+
+def format_report(report: ImportReport) -> str:
+    skipped = ", ".join(f"{n:,} {reason}" for reason, n in report.skipped.items()) or "none"
+    title = f"Imported {report.path}" + (" (dry run: nothing written)" if report.dry_run else "")
+    return "\n".join(
+        [
+            title,
+            f"  chats     {report.chats:,}",
+            f"  messages  {report.new:,} new, {report.updated:,} updated, "
+            f"{report.duplicates:,} already stored",
+            f"  skipped   {skipped}",
+            f"  owner     {report.owner_id}",
+            f"  took      {report.seconds:.1f} s",
+        ]
+    )

@@ -1,0 +1,113 @@
+"""Settings: config.toml, overridden by TWIN_* environment variables, validated.
+
+Precedence, highest first: command-line flags (applied by the CLI), environment
+(`TWIN_DATA_DIR`, nested keys with a double underscore: `TWIN_TELEGRAM__OWNER_ID`),
+the config file, then the defaults below. Secrets belong in the environment (or a 0600
+file named by `*_file` settings), never in config.toml.
+
+The lower packages never see this object: the CLI hands each one the plain section it
+needs, so storage, exporter and trainer stay usable without twin's configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG = Path("config.toml")
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageSettings(Section):
+    # The SQLite file; empty means <data_dir>/twin.db.
+    path: Path | None = None
+
+
+class TelegramSettings(Section):
+    # Your Telegram user id: who "you" are in imported chats. Usually found by itself
+    # (a full export names its owner); needed for single-chat exports of group chats.
+    owner_id: int | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TWIN_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path("data")
+    storage: StorageSettings = StorageSettings()
+    telegram: TelegramSettings = TelegramSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment overrides them.
+        return (env_settings, init_settings)
+
+    @property
+    def db_path(self) -> Path:
+        return self.storage.path or self.data_dir / "twin.db"
+
+
+def find_config(explicit: Path | None) -> Path | None:
+    """--config, else $TWIN_CONFIG, else ./config.toml if present, else none (defaults)."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise SettingsError(f"{explicit}: config file not found")
+        return explicit
+    from_env = os.environ.get("TWIN_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise SettingsError(f"{path}: config file not found (from TWIN_CONFIG)")
+        return path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    path = find_config(config)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as file:
+                data = tomllib.load(file)
+        except tomllib.TOMLDecodeError as err:
+            raise SettingsError(f"{path}: not valid TOML: {err}") from None
+        except OSError as err:
+            raise SettingsError(f"{path}: {err.strerror}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as err:
+        raise SettingsError(f"{path or 'settings'}: {describe(err)}") from None
+
+
+def describe(err: ValidationError) -> str:
+    """Pydantic's multi-line report as one line: `key.path: problem (got X)`."""
+    parts = []
+    for error in err.errors():
+        key = ".".join(str(p) for p in error["loc"]) or "settings"
+        message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        got = error.get("input")
+        shown = (
+            "" if error["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
+        )
+        parts.append(f"{key}: {message}{shown}")
+    return "; ".join(parts)
