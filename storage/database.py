@@ -138,15 +138,20 @@ class Database:
 
 
 @asynccontextmanager
-async def open_database(path: Path, *, discard_if_new: bool = False) -> AsyncIterator[Database]:
+async def open_database(
+    path: Path, *, create: bool = True, discard_if_new: bool = False
+) -> AsyncIterator[Database]:
     """Open (creating and migrating if needed) and always close.
 
     If the file did not exist and the body fails, the new file is removed again: a
     command that errors leaves the disk as it found it. `discard_if_new` removes a new
-    file even on success (a dry run must not leave a database behind).
+    file even on success (a dry run must not leave a database behind); `create=False`
+    refuses a missing file (commands that only read have nothing to read in a new one).
     """
     path = Path(path)
     existed = path.exists()
+    if not existed and not create:
+        raise StorageError(f"no database at {path}: import your chats first (twin import)")
     db = await Database.open(path)
     failed = False
     try:

@@ -32,6 +32,13 @@ def _text(rng: random.Random) -> str:
     text = " ".join(words)
     if rng.random() < 0.2:
         text += " " + rng.choice(_EMOJI)
+    roll = rng.random()
+    if roll < 0.005:  # now and then something the dataset must scrub
+        text += f" +7 921 555-{rng.randint(10, 99)}-{rng.randint(10, 99)}"
+    elif roll < 0.01:
+        text += f" friend{rng.randint(1, 999)}@mail.example"
+    elif roll < 0.05:
+        text += f" в {rng.randint(10, 23)}:{rng.randint(10, 59)}"
     return text
 
 

@@ -16,6 +16,7 @@ from exporter.desktop_import import ImportReport, OwnerError, import_desktop_exp
 from exporter.peers import CHANNEL_OFFSET
 from storage import open_database
 from tests.conftest import FIXTURES, SHARED_EXPORTS
+from tests.exports import chat, message, write_json
 from tests.synthetic_export import write_export
 
 FULL = FIXTURES / "full_account" / "result.json"
@@ -30,11 +31,6 @@ async def run_import(db_path: Path, path: Path, **kwargs: Any) -> ImportReport:
 async def rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
     async with open_database(db_path) as db:
         return await db.fetchall(sql, params)
-
-
-def write_json(path: Path, value: Any) -> Path:
-    path.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
-    return path
 
 
 # -- the real samples in shared/fixtures ------------------------------------------------
@@ -184,37 +180,18 @@ async def test_importing_twice_adds_nothing(db_path: Path) -> None:
     assert len(await rows(db_path, "SELECT * FROM imports")) == 2
 
 
-def _chat_export(messages: list[dict]) -> dict:
-    return {"name": "Alice", "type": "personal_chat", "id": 42, "messages": messages}
-
-
-def _text_message(message_id: int, sender: int, text: str, **extra: Any) -> dict:
-    return {
-        "id": message_id,
-        "type": "message",
-        "date": "2026-01-01T10:00:00",
-        "date_unixtime": str(1767261600 + message_id * 60),
-        "from": f"u{sender}",
-        "from_id": f"user{sender}",
-        **extra,
-        "text": text,
-    }
-
-
 async def test_overlapping_newer_export_adds_only_what_is_new(
     db_path: Path, tmp_path: Path
 ) -> None:
-    old = [_text_message(i, 42 if i % 2 else 7, f"message {i}") for i in range(1, 7)]
+    old = [message(i, 42 if i % 2 else 7, f"message {i}", at=i * 60) for i in range(1, 7)]
     newer = copy.deepcopy(old[3:]) + [
-        _text_message(i, 42 if i % 2 else 7, f"message {i}") for i in range(7, 11)
+        message(i, 42 if i % 2 else 7, f"message {i}", at=i * 60) for i in range(7, 11)
     ]
     newer[1]["text"] = "message 5, corrected"  # edited since the first export
     newer[1]["edited"] = "2026-01-02T00:00:00"
     newer[1]["edited_unixtime"] = "1767312000"
-    await run_import(db_path, write_json(tmp_path / "a.json", _chat_export(old)), owner_id=7)
-    report = await run_import(
-        db_path, write_json(tmp_path / "b.json", _chat_export(newer)), owner_id=7
-    )
+    await run_import(db_path, write_json(tmp_path / "a.json", chat(42, old)), owner_id=7)
+    report = await run_import(db_path, write_json(tmp_path / "b.json", chat(42, newer)), owner_id=7)
     assert (report.new, report.updated, report.duplicates) == (4, 1, 2)
     texts = dict(await rows(db_path, "SELECT message_id, text FROM messages"))
     assert len(texts) == 10 and texts[5] == "message 5, corrected"

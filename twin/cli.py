@@ -14,7 +14,7 @@ from exporter.desktop_export import ExportFormatError
 from exporter.desktop_import import OwnerError
 from storage import StorageError
 from twin import __version__
-from twin.commands import demo, import_export
+from twin.commands import dataset, demo, import_export
 from twin.settings import SettingsError, load_settings
 
 # Errors that are the user's to fix: shown as one line, exit code 1.
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"twin {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (import_export, demo):
+    for module in (import_export, dataset, demo):
         module.register(commands)
     return parser
 

@@ -19,6 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from trainer.dataset import DatasetSettings
+from trainer.prompt import PromptSettings
+
 DEFAULT_CONFIG = Path("config.toml")
 
 
@@ -49,6 +52,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     storage: StorageSettings = StorageSettings()
     telegram: TelegramSettings = TelegramSettings()
+    dataset: DatasetSettings = DatasetSettings()
+    prompt: PromptSettings = PromptSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -65,6 +70,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.storage.path or self.data_dir / "twin.db"
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.data_dir / "dataset" / "samples.jsonl"
 
 
 def find_config(explicit: Path | None) -> Path | None:

@@ -1,0 +1,52 @@
+"""Read-only access to the database without an event loop.
+
+Building a dataset reads every message once, in parallel worker processes; each
+opens its own read-only connection here. Everything that writes goes through
+`storage.Database`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from storage.chats import Chat
+from storage.errors import StorageError
+
+
+class Reader:
+    def __init__(self, path: Path) -> None:
+        try:
+            self._conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        except sqlite3.Error as err:
+            raise StorageError(f"cannot read database {path}: {err}") from err
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def chats(self) -> list[Chat]:
+        rows = self._conn.execute("SELECT id, type, title FROM chats ORDER BY id")
+        return [Chat(*row) for row in rows]
+
+    def chat_dates(self, chat_id: int) -> list[tuple[int, int]]:
+        """(message_id, date) of a chat's messages, in order: cheap, for planning."""
+        return self._conn.execute(
+            "SELECT message_id, date FROM messages WHERE chat_id = ? ORDER BY message_id",
+            (chat_id,),
+        ).fetchall()
+
+    def chat_rows(self, chat_id: int, first_id: int, last_id: int) -> list[tuple[Any, ...]]:
+        """(sender_id, is_owner, date, text, media, media_detail) of the chat's messages
+        with ids in [first_id, last_id], in order."""
+        return self._conn.execute(
+            "SELECT sender_id, is_owner, date, text, media, media_detail FROM messages "
+            "WHERE chat_id = ? AND message_id BETWEEN ? AND ? ORDER BY message_id",
+            (chat_id, first_id, last_id),
+        ).fetchall()

@@ -1,0 +1,47 @@
+"""The PII scrubber against the project's labelled set (tests/pii_cases.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.pii_cases import HELDOUT, NEGATIVES, POSITIVES, cases
+from tests.pii_metrics import measure
+from trainer.pii import ScrubStats, iban_ok, luhn_ok, scrub
+
+
+def test_the_labelled_set_is_big_enough_and_in_both_languages() -> None:
+    everything = cases(POSITIVES + NEGATIVES + HELDOUT)
+    assert len(everything) >= 200
+    assert sum(1 for _, _, labels in everything if not labels) >= 100  # look-alikes
+    assert any("а" <= c <= "я" for text, _, _ in everything for c in text)
+
+
+@pytest.mark.parametrize("kind", ["EMAIL", "PHONE", "CARD"])
+def test_recall_floor_for_contacts_and_cards(kind: str) -> None:
+    table, _ = measure(POSITIVES + NEGATIVES + HELDOUT)
+    assert table[kind]["recall"] >= 0.99, table[kind]
+
+
+def test_every_type_recall_and_precision() -> None:
+    table, wrong = measure(POSITIVES + NEGATIVES + HELDOUT)
+    for kind, row in table.items():
+        assert row["support"] >= 5, kind
+        assert row["recall"] >= 0.95 and row["precision"] >= 0.95, (kind, row, wrong)
+
+
+def test_look_alikes_pass_through_unchanged() -> None:
+    for text, _, labels in cases(NEGATIVES):
+        assert not labels
+        assert scrub(text) == text
+
+
+def test_placeholders_keep_the_sentence_and_are_counted() -> None:
+    stats = ScrubStats()
+    out = scrub("позвони +7 921 555-13-07 или напиши a@b.example, пароль: hunter22", stats)
+    assert out == "позвони [PHONE] или напиши [EMAIL], пароль: [SECRET]"
+    assert dict(stats.counts) == {"PHONE": 1, "EMAIL": 1, "SECRET": 1}
+
+
+def test_checksums() -> None:
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert iban_ok("DE89 3704 0044 0532 0130 00") and not iban_ok("DE89 3704 0044 0532 0130 01")

@@ -1,0 +1,71 @@
+"""`twin dataset`: build the training samples from the stored chats."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from storage import open_database
+from trainer.dataset import DatasetStats, build_dataset
+from twin.commands.common import config_options, db_options, db_path, json_options, print_json
+from twin.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "dataset",
+        parents=[config_options(), db_options(), json_options()],
+        help="turn the stored chats into training samples (JSONL)",
+        description="Build instruction samples from your personal chats: conversations "
+        "split after a day of silence, bursts merged, personal data scrubbed, the newest "
+        "conversations held out for validation.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="where to write (default: data/dataset/samples.jsonl)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    out = args.out or settings.dataset_path
+    stats = make_dataset(settings, db_path(args, settings), out)
+    if args.json:
+        print_json(stats.as_dict())
+    else:
+        print(format_stats(stats))
+    return 0
+
+
+def make_dataset(settings: Settings, database: Path, out: Path) -> DatasetStats:
+    asyncio.run(_migrate(database))
+    return build_dataset(database, out, settings.dataset, settings.prompt)
+
+
+async def _migrate(database: Path) -> None:
+    async with open_database(database, create=False):
+        pass  # an older database is migrated before worker processes read it
+
+
+def format_stats(stats: DatasetStats) -> str:
+    def listed(counts: dict[str, int]) -> str:
+        return ", ".join(f"{n:,} {name}" for name, n in counts.items()) or "none"
+
+    unit = "tokens" if stats.tokens else "characters"
+    return "\n".join(
+        [
+            f"Dataset: {stats.path}",
+            f"  chats          {stats.chats:,}",
+            f"  messages       {stats.messages:,}",
+            f"  conversations  {stats.conversations:,}",
+            f"  samples        {stats.samples['train']:,} train, "
+            f"{stats.samples['val']:,} validation",
+            f"  size           {stats.characters:,} characters (context budget in {unit})",
+            f"  dropped        {listed(stats.dropped)}",
+            f"  scrubbed       {listed(stats.pii)}",
+            f"  fingerprint    {stats.fingerprint[:12]}",
+        ]
+    )
