@@ -27,3 +27,22 @@ async def db(db_path: Path) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+def sample_texts() -> list[str]:
+    """Text to train the tiny tokenizer on: the sample persona and the prompt template."""
+    import json as _json
+
+    from trainer.prompt import DEFAULT_TEMPLATE
+    from twin.commands.demo import sample_export
+
+    export = _json.loads(sample_export().read_text(encoding="utf-8"))
+    texts = [m["text"] for c in export["chats"]["list"] for m in c["messages"] if m["text"]]
+    return [*texts, DEFAULT_TEMPLATE] * 2
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tiny_model import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "Gemma-3-tiny", sample_texts())

@@ -173,7 +173,7 @@ class _Context:
     rules: SampleRules
     gap: int
     cutoff: tuple[int, int] | None
-    tokenizer: str | None  # tokenizer.json measuring the budget, or None: characters
+    tokenizer: str | None  # a checkpoint whose tokenizer measures the budget; None: chars
 
 
 _KEY = 16  # bytes of a sample's dedup key (blake2b of instruction, input, output)
@@ -201,13 +201,9 @@ _worker: dict[str, Any] = {}  # this process's context, reader, prompt and measu
 def _start_worker(context: _Context) -> None:
     measure: Callable[[str], int] = len
     if context.tokenizer is not None:
-        from tokenizers import Tokenizer
+        from trainer.checkpoints import token_counter  # torch and litgpt: only when needed
 
-        tokenizer = Tokenizer.from_file(context.tokenizer)
-
-        def measure(text: str) -> int:
-            return len(tokenizer.encode(text, add_special_tokens=False).ids)
-
+        measure = token_counter(Path(context.tokenizer))
     _worker.update(
         context=context,
         reader=Reader(Path(context.db_path)),
@@ -278,8 +274,8 @@ def build_dataset(
     tokenizer: Path | None = None,
 ) -> DatasetStats:
     """Write the samples of every selected chat to `out`, atomically: a failure leaves
-    any previous file in place. `tokenizer` (a tokenizer.json) measures the context
-    budget in tokens; without it the budget is in characters."""
+    any previous file in place. `tokenizer` (a checkpoint folder) measures the context
+    budget in its tokens; without it the budget is in characters."""
     with Reader(db_path) as reader:
         chat_ids = [chat.id for chat in select_chats(reader.chats(), settings)]
         jobs, starts = _plan(reader, chat_ids, settings.session_gap)

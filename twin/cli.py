@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from exporter.desktop_export import ExportFormatError
 from exporter.desktop_import import OwnerError
 from storage import StorageError
+from trainer.checkpoints import CheckpointError
 from twin import __version__
-from twin.commands import dataset, demo, import_export
+from twin.commands import dataset, demo, import_export, model
 from twin.settings import SettingsError, load_settings
 
 # Errors that are the user's to fix: shown as one line, exit code 1.
@@ -23,6 +24,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     StorageError,
     ExportFormatError,
     OwnerError,
+    CheckpointError,
 )
 
 
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"twin {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (import_export, dataset, demo):
+    for module in (import_export, dataset, model, demo):
         module.register(commands)
     return parser
 

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from trainer.checkpoints import ModelSettings
 from trainer.dataset import DatasetSettings
 from trainer.prompt import PromptSettings
 
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     dataset: DatasetSettings = DatasetSettings()
     prompt: PromptSettings = PromptSettings()
+    model: ModelSettings = ModelSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -70,6 +72,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.storage.path or self.data_dir / "twin.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
 
     @property
     def dataset_path(self) -> Path:

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from storage import open_database
+from trainer.checkpoints import is_complete, locate
 from trainer.dataset import DatasetStats, build_dataset
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
@@ -41,8 +42,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def make_dataset(settings: Settings, database: Path, out: Path) -> DatasetStats:
+    """Build with the model's tokenizer measuring the context when the model is ready."""
     asyncio.run(_migrate(database))
-    return build_dataset(database, out, settings.dataset, settings.prompt)
+    _, checkpoint, _ = locate(settings.model.checkpoint, settings.models_dir)
+    tokenizer = checkpoint if is_complete(checkpoint) else None
+    return build_dataset(database, out, settings.dataset, settings.prompt, tokenizer)
 
 
 async def _migrate(database: Path) -> None:

@@ -1,0 +1,60 @@
+"""`twin model prepare|info`: the base model the twin is trained from."""
+
+from __future__ import annotations
+
+import argparse
+
+from trainer.checkpoints import ModelInfo, info, prepare
+from twin.commands.common import config_options, is_terminal, json_options, print_json
+from twin.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "model",
+        help="prepare or describe the base model (model.checkpoint)",
+        description="The base model: 'embedded' (Gemma 3 270M, offline), a litgpt "
+        "checkpoint folder, or a Hugging Face model id fetched where a network exists.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    prepare_parser = actions.add_parser(
+        "prepare",
+        parents=[config_options(), json_options()],
+        help="convert or download the model once; later calls return at once",
+    )
+    prepare_parser.set_defaults(run=run_prepare)
+    info_parser = actions.add_parser(
+        "info", parents=[config_options(), json_options()], help="name, size, precision, path"
+    )
+    info_parser.set_defaults(run=run_info)
+
+
+def run_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    prepare(settings.model, settings.models_dir, progress=is_terminal())
+    return run_info(args, settings)
+
+
+def run_info(args: argparse.Namespace, settings: Settings) -> int:
+    described = info(settings.model, settings.models_dir)
+    if args.json:
+        print_json(described.as_dict())
+    else:
+        print(format_info(described))
+    return 0
+
+
+def format_info(model: ModelInfo) -> str:
+    size = f"{model.size_bytes / 2**20:,.0f} MiB" if model.size_bytes else "-"
+    parameters = f"{model.parameters / 1e6:,.0f}M" if model.parameters else "-"
+    state = "ready" if model.prepared else "not prepared (run: twin model prepare)"
+    return "\n".join(
+        [
+            f"Model: {model.name}  [{state}]",
+            f"  source      {model.source}",
+            f"  path        {model.path}",
+            f"  parameters  {parameters}",
+            f"  vocabulary  {model.vocab_size or '-'}",
+            f"  runs on     {model.device}, {model.precision}",
+            f"  on disk     {size}",
+        ]
+    )
