@@ -6,11 +6,12 @@ command rolls the whole command back and the file stays as it was.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -18,6 +19,7 @@ from storage.errors import SchemaTooNewError, StorageError
 from storage.migrations import LATEST_VERSION, MIGRATIONS
 
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+T = TypeVar("T")
 
 
 class Database:
@@ -164,3 +166,15 @@ async def open_database(
         if not existed and (failed or discard_if_new):
             for suffix in ("", *_SIDE_FILES):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def with_database(
+    path: Path, action: Callable[[Database], Awaitable[T]], create: bool = False
+) -> T:
+    """Run one database action from synchronous code: a training loop, a CLI command."""
+
+    async def run() -> T:
+        async with open_database(path, create=create) as db:
+            return await action(db)
+
+    return asyncio.run(run())

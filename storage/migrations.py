@@ -55,6 +55,43 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL               -- JSON
     );
     """,
+    # 2: training runs (one at a time: the partial unique index is the lock) and the
+    # adapter registry (at most one active adapter).
+    """
+    CREATE TABLE training_runs (
+        id                  INTEGER PRIMARY KEY,
+        trigger             TEXT NOT NULL,     -- cli, bot, schedule
+        status              TEXT NOT NULL,     -- running, finished, failed, interrupted
+        pid                 INTEGER,
+        host                TEXT,
+        started             INTEGER NOT NULL,
+        finished            INTEGER,
+        heartbeat           INTEGER,
+        step                INTEGER NOT NULL DEFAULT 0,
+        total_steps         INTEGER,
+        dataset_fingerprint TEXT,
+        run_dir             TEXT,
+        adapter_id          INTEGER,
+        metrics             TEXT,              -- JSON: losses, tokens/s, promotion
+        error               TEXT
+    );
+    CREATE UNIQUE INDEX training_runs_one_running ON training_runs (status)
+        WHERE status = 'running';
+    CREATE TABLE adapters (
+        id                  INTEGER PRIMARY KEY,
+        path                TEXT NOT NULL,
+        base_model          TEXT NOT NULL,
+        dataset_fingerprint TEXT NOT NULL,
+        created             INTEGER NOT NULL,
+        status              TEXT NOT NULL,     -- candidate, active, rejected
+        val_loss            REAL,
+        metrics             TEXT,              -- JSON
+        reason              TEXT,              -- why it was rejected, or promoted
+        run_id              INTEGER,
+        activated           INTEGER            -- when it last became active
+    );
+    CREATE UNIQUE INDEX adapters_one_active ON adapters (status) WHERE status = 'active';
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

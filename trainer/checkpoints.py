@@ -216,8 +216,9 @@ def load_weights(model: GPT, path: Path, strict: bool = True) -> None:
     model.load_state_dict(state, strict=strict)
     if _tied(state):
         # One tensor for both, as trained: saves the vocabulary x width copy (335 MB
-        # in bf16 for Gemma's 262k tokens).
-        model.lm_head.weight = model.transformer.wte.weight
+        # in bf16 for Gemma's 262k tokens). A LoRA head keeps its base in `.linear`.
+        head = getattr(model.lm_head, "linear", model.lm_head)
+        head.weight = model.transformer.wte.weight
 
 
 def info(settings: ModelSettings, models_dir: Path) -> ModelInfo:

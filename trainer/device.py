@@ -7,6 +7,8 @@ fast as fp32; without them bf16 is emulated and slower), never assumed.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import time
 from functools import cache
 
@@ -57,3 +59,22 @@ def precision_dtype(precision: str) -> torch.dtype:
     if precision == "16-true":
         return torch.float16
     return torch.float32
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc only; elsewhere a no-op).
+
+    Training allocates activations of a different shape for every batch; glibc keeps
+    the freed pieces, and a long CPU run grows by gigabytes without this."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

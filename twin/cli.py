@@ -13,9 +13,12 @@ from collections.abc import Sequence
 from exporter.desktop_export import ExportFormatError
 from exporter.desktop_import import OwnerError
 from storage import StorageError
+from storage.runs import RunLockedError
 from trainer.checkpoints import CheckpointError
+from trainer.registry import RegistryError
+from trainer.run import TrainingError
 from twin import __version__
-from twin.commands import dataset, demo, import_export, model
+from twin.commands import adapters, dataset, demo, evaluate, import_export, model, train
 from twin.settings import SettingsError, load_settings
 
 # Errors that are the user's to fix: shown as one line, exit code 1.
@@ -25,6 +28,9 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     ExportFormatError,
     OwnerError,
     CheckpointError,
+    RunLockedError,
+    TrainingError,
+    RegistryError,
 )
 
 
@@ -35,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"twin {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (import_export, dataset, model, demo):
+    for module in (import_export, dataset, model, train, evaluate, adapters, demo):
         module.register(commands)
     return parser
 

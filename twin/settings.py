@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from trainer.checkpoints import ModelSettings
 from trainer.dataset import DatasetSettings
+from trainer.finetune import TrainSettings
+from trainer.lora import LoRASettings
 from trainer.prompt import PromptSettings
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -56,6 +58,8 @@ class Settings(BaseSettings):
     dataset: DatasetSettings = DatasetSettings()
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()
+    lora: LoRASettings = LoRASettings()
+    train: TrainSettings = TrainSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,242 @@
+"""LoRA training speed and memory: twin's loop against stock `litgpt finetune_lora`.
+
+    python benchmarks/train_bench.py [--steps 3] [--batch-size 32] [--data-dir DIR]
+
+Both train the embedded model (Gemma 3 270M) in bf16-true on the same samples (the
+shipped persona, as `twin dataset` builds them, each prompt rendered by twin's
+template and given to litgpt as its instruction with the "default" prompt style, the
+prompt masked from the loss on both sides), with the same max_seq_length, rank, alpha,
+learning rate and number of optimizer steps, each in its own process so that each
+peak RSS is its own. Tokens/s counts real tokens (prompt and reply, no padding) over
+the training time. The last line is one JSON object; `ratio` is twin's tokens/s over
+stock's (target >= 2.5 with no more memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Path]:
+    """The converted model, and a folder with train.json/val.json for litgpt."""
+    from exporter.desktop_import import import_desktop_export
+    from storage import open_database
+    from trainer.checkpoints import ModelSettings, prepare
+    from trainer.dataset import DatasetSettings, build_dataset, read_samples
+    from trainer.prompt import Prompt, PromptSettings
+    from twin.commands.demo import sample_export
+
+    checkpoint = prepare(ModelSettings(), data_dir / "models")
+
+    async def load() -> None:
+        async with open_database(work / "twin.db") as db:
+            await import_desktop_export(db, sample_export())
+
+    asyncio.run(load())
+    samples = work / "samples.jsonl"
+    build_dataset(work / "twin.db", samples, DatasetSettings(), PromptSettings(), checkpoint)
+    prompt = Prompt()
+    stock = work / "stock"
+    stock.mkdir()
+    for split in ("train", "val"):
+        rows = [
+            {
+                "instruction": prompt.render(s["input"], s["instruction"]),
+                "input": "",
+                "output": s["output"],
+            }
+            for s in read_samples(samples, split)
+        ]
+        (stock / f"{split}.json").write_text(json.dumps(rows, ensure_ascii=False))
+    return checkpoint, samples
+
+
+def child_ours(checkpoint: str, samples: str, steps: int, batch: int, max_seq_length: int) -> dict:
+    import lightning as L
+    from litgpt import Tokenizer
+
+    from trainer.batches import encode
+    from trainer.dataset import read_samples
+    from trainer.finetune import TrainSettings, train
+    from trainer.lora import LoRASettings, build_model
+    from trainer.prompt import Prompt
+
+    fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
+    settings = TrainSettings(
+        batch_size=batch,
+        max_steps=steps,
+        max_seq_length=max_seq_length,
+        eval_interval=10**6,
+        save_interval=10**6,
+        learning_rate=3e-4,
+        warmup_steps=1,
+    )
+    model = build_model(fabric, Path(checkpoint), LoRASettings(dropout=0.05), max_seq_length)
+    tokenizer = Tokenizer(Path(checkpoint))
+    train_samples = encode(
+        read_samples(Path(samples), "train"), tokenizer, Prompt(), max_seq_length
+    )
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = train(fabric, model, train_samples, [], settings, Path(run_dir))
+    return {
+        "tokens": result.tokens,
+        "seconds": result.seconds,
+        "final_loss": result.train_losses[-1][1],
+    }
+
+
+def child_stock(argv: list[str]) -> dict:
+    """litgpt's own CLI in this process, so that its peak RSS can be read afterwards."""
+    import contextlib
+    import io
+    import runpy
+
+    sys.argv = ["litgpt", *argv]
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured), contextlib.suppress(SystemExit):
+        runpy.run_module("litgpt", run_name="__main__")
+    output = captured.getvalue()
+    tokens = int(re.search(r"Tokens w/ Prompt\s*:\s*(\d+)", output).group(1))
+    seconds = float(re.search(r"Training Time\s*:\s*([\d.]+) s", output).group(1))
+    losses = re.findall(r"loss train: ([\d.]+)", output)
+    return {
+        "tokens": tokens,
+        "seconds": seconds,
+        "final_loss": float(losses[-1]) if losses else None,
+    }
+
+
+def measure(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"child {args[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--stock-micro-batch", type=int, default=4)
+    parser.add_argument("--max-seq-length", type=int, default=1024)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="where models live")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        job, *rest = args.child
+        if job == "ours":
+            result = child_ours(rest[0], rest[1], int(rest[2]), int(rest[3]), int(rest[4]))
+        else:
+            result = child_stock(rest)
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        checkpoint, samples = _prepare(args.data_dir, work, args.max_seq_length)
+        common = (str(args.steps), str(args.batch_size), str(args.max_seq_length))
+        started = time.perf_counter()
+        ours = measure("ours", str(checkpoint), str(samples), *common)
+        stock = measure(
+            "stock",
+            "finetune_lora",
+            str(checkpoint),
+            "--data",
+            "JSON",
+            "--data.json_path",
+            str(work / "stock"),
+            "--data.prompt_style",
+            "default",
+            "--data.mask_prompt",
+            "true",
+            "--precision",
+            "bf16-true",
+            "--devices",
+            "1",
+            "--out_dir",
+            str(work / "out"),
+            "--train.max_steps",
+            str(args.steps),
+            "--train.epochs",
+            "100",
+            "--train.global_batch_size",
+            str(args.batch_size),
+            "--train.micro_batch_size",
+            str(args.stock_micro_batch),
+            "--train.max_seq_length",
+            str(args.max_seq_length),
+            "--train.lr_warmup_steps",
+            "1",
+            "--train.log_interval",
+            "1",
+            "--eval.interval",
+            "1000000",
+            "--eval.initial_validation",
+            "false",
+            "--eval.final_validation",
+            "false",
+            "--lora_r",
+            "16",
+            "--lora_alpha",
+            "32",
+            "--lora_dropout",
+            "0.05",
+            "--lora_query",
+            "true",
+            "--lora_key",
+            "true",
+            "--lora_value",
+            "true",
+            "--lora_projection",
+            "true",
+            "--lora_mlp",
+            "true",
+            "--lora_head",
+            "false",
+            "--optimizer",
+            json.dumps({"class_path": "torch.optim.AdamW", "init_args": {"lr": 3e-4}}),
+        )
+        elapsed = time.perf_counter() - started
+    for name, result in (("twin", ours), ("stock litgpt", stock)):
+        rate = result["tokens"] / result["seconds"]
+        print(
+            f"{name:<13} {result['tokens']:>7,} tokens in {result['seconds']:6.1f} s = "
+            f"{rate:6.1f} tokens/s, peak RSS {result['peak_rss_mib']:,.0f} MiB, "
+            f"last loss {result['final_loss']}"
+        )
+    ours_rate = ours["tokens"] / ours["seconds"]
+    stock_rate = stock["tokens"] / stock["seconds"]
+    print(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "twin_tokens_per_s": round(ours_rate, 1),
+                "stock_tokens_per_s": round(stock_rate, 1),
+                "twin_peak_rss_mib": round(ours["peak_rss_mib"]),
+                "stock_peak_rss_mib": round(stock["peak_rss_mib"]),
+                "ratio": round(ours_rate / stock_rate, 2),
+                "rss_ratio": round(ours["peak_rss_mib"] / stock["peak_rss_mib"], 2),
+                "wall_seconds": round(elapsed),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

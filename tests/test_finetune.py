@@ -1,0 +1,297 @@
+"""LoRA fine-tuning, evaluation and the adapter registry, on the tiny model."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from litgpt import Tokenizer
+
+from storage import runs as runs_table
+from storage import with_database
+from storage.adapters import active as active_adapter
+from storage.adapters import all_adapters
+from storage.runs import RunLockedError
+from tests.exports import import_into
+from trainer import registry
+from trainer.batches import collate, encode, micro_batches
+from trainer.checkpoints import ModelSettings, read_config
+from trainer.dataset import DatasetSettings, read_samples
+from trainer.evaluate import batch_loss, mean_loss
+from trainer.finetune import Progress, TrainSettings, plan_steps, train
+from trainer.lora import LoRASettings, build_model, load_adapter
+from trainer.prompt import Prompt, PromptSettings
+from trainer.run import RunConfig, TrainingError, run_training
+from twin.commands.demo import sample_export
+
+FAST = TrainSettings(
+    batch_size=8,
+    micro_batch_tokens=1024,
+    epochs=1,
+    max_steps=6,
+    learning_rate=2e-3,
+    warmup_steps=1,
+    eval_interval=3,
+    save_interval=2,
+)
+
+
+@pytest.fixture(scope="module")
+def persona_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import asyncio
+
+    path = tmp_path_factory.mktemp("db") / "twin.db"
+    asyncio.run(import_into(path, sample_export()))
+    return path
+
+
+def config_for(tmp_path: Path, persona_db: Path, tiny: Path, **train: object) -> RunConfig:
+    db = tmp_path / "twin.db"
+    if not db.exists():
+        db.write_bytes(persona_db.read_bytes())
+    return RunConfig(
+        data_dir=tmp_path / "data",
+        db_path=db,
+        model=ModelSettings(checkpoint=str(tiny), precision="32-true"),
+        lora=LoRASettings(),
+        train=FAST.model_copy(update=train),
+        dataset=DatasetSettings(val_fraction=0.1),
+        prompt=PromptSettings(),
+    )
+
+
+@pytest.fixture
+def encoded(tiny_checkpoint: Path, persona_db: Path, tmp_path: Path):
+    from trainer.dataset import build_dataset
+
+    out = tmp_path / "samples.jsonl"
+    build_dataset(persona_db, out, DatasetSettings(val_fraction=0.1), PromptSettings())
+    tokenizer = Tokenizer(tiny_checkpoint)
+    return (
+        encode(read_samples(out, "train"), tokenizer, Prompt(), 512),
+        encode(read_samples(out, "val"), tokenizer, Prompt(), 512),
+    )
+
+
+def fabric32() -> L.Fabric:
+    return L.Fabric(accelerator="cpu", devices=1, precision="32-true")
+
+
+def test_response_only_loss_equals_masked_cross_entropy(tiny_checkpoint: Path, encoded) -> None:
+    train_samples, _ = encoded
+    fabric = fabric32()
+    model = build_model(fabric, tiny_checkpoint, LoRASettings(dropout=0.0), 512)
+    model.eval()
+    batch = collate(train_samples[:6])
+    loss_sum, count = batch_loss(model, batch)
+    logits = model(batch.idx)  # litgpt's full forward: every position
+    # The usual way: labels are the ids with the prompt and the padding masked, shifted.
+    labels = torch.full_like(batch.idx, -100)
+    for row, sample in enumerate(train_samples[:6]):
+        labels[row, sample.prompt_length : len(sample.ids)] = torch.tensor(
+            sample.ids[sample.prompt_length :]
+        )
+    full = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), reduction="sum"
+    )
+    assert count == (labels != -100).sum().item()
+    torch.testing.assert_close(loss_sum, full, rtol=1e-5, atol=1e-4)
+
+
+def test_batches_stay_within_the_token_budget_and_group_lengths(encoded) -> None:
+    train_samples, _ = encoded
+    groups = micro_batches(train_samples, 600)
+    assert sorted(i for g in groups for i in g) == list(range(len(train_samples)))
+    for group in groups:
+        lengths = [len(train_samples[i].ids) for i in group]
+        assert len(group) == 1 or max(lengths) * len(group) <= 600
+    # Steps of at least batch_size samples (the last of an epoch takes what is left),
+    # every sample once per epoch.
+    steps = plan_steps(
+        train_samples, TrainSettings(batch_size=32, epochs=1, micro_batch_tokens=600)
+    )
+    assert all(sum(len(g) for g in step) >= 32 for step in steps[:-1])
+    assert sorted(i for step in steps for g in step for i in g) == list(range(len(train_samples)))
+
+
+def test_loss_goes_down_and_only_lora_weights_train(
+    tiny_checkpoint: Path, encoded, tmp_path: Path
+) -> None:
+    train_samples, val_samples = encoded
+    subset = train_samples[:24]
+    fabric = fabric32()
+    model = build_model(fabric, tiny_checkpoint, LoRASettings(), 512)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
+    assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+    before = mean_loss(model, subset, 1024, "cpu")
+    settings = FAST.model_copy(update={"epochs": 4, "max_steps": None, "learning_rate": 1e-2})
+    result = train(fabric, model, subset, val_samples[:8], settings, tmp_path)
+    assert result.steps == result.total_steps >= 8
+    assert mean_loss(model, subset, 1024, "cpu") < 0.9 * before
+    assert set(result.adapter) == {n for n, _ in model.named_parameters() if "lora_" in n}
+    for name, param in model.named_parameters():
+        if "lora_" not in name:
+            assert torch.equal(param, frozen[name]), name
+
+
+def test_resume_after_a_kill_continues_where_it_stopped(
+    tiny_checkpoint: Path, encoded, tmp_path: Path
+) -> None:
+    train_samples, val_samples = encoded
+    settings = FAST.model_copy(update={"save_interval": 2, "eval_interval": 100})
+
+    def fresh() -> tuple[L.Fabric, torch.nn.Module]:
+        fabric = fabric32()
+        fabric.seed_everything(7, verbose=False)  # the same LoRA initialisation each time
+        return fabric, build_model(fabric, tiny_checkpoint, LoRASettings(), 512)
+
+    fabric, model = fresh()
+    straight = train(fabric, model, train_samples, val_samples, settings, tmp_path / "a")
+
+    def kill_at_five(progress: Progress) -> None:
+        if progress.step == 5:
+            raise KeyboardInterrupt  # after step 5, whose state was never saved
+
+    fabric, model = fresh()
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            fabric,
+            model,
+            train_samples,
+            val_samples,
+            settings,
+            tmp_path / "b",
+            on_progress=kill_at_five,
+        )
+    saved = torch.load(tmp_path / "b" / "state.pt", weights_only=False)
+    assert saved["steps"] == 4
+
+    steps_seen: list[int] = []
+    fabric, model = fresh()
+    resumed = train(
+        fabric,
+        model,
+        train_samples,
+        val_samples,
+        settings,
+        tmp_path / "b",
+        resume=True,
+        on_progress=lambda p: steps_seen.append(p.step),
+    )
+    assert steps_seen == [5, 6]
+    assert resumed.train_losses[:4] == straight.train_losses[:4]
+    for name, value in straight.adapter.items():
+        torch.testing.assert_close(resumed.adapter[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_training_run_promotes_then_rejects_a_worse_candidate(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, persona_db, tiny_checkpoint)
+    first = run_training(config)
+    assert first.promoted and first.adapter_loss < first.base_loss
+    assert first.reference == "the base model"
+    # One step at a negligible learning rate: about the base model, worse than the active.
+    worse = run_training(
+        config_for(tmp_path, persona_db, tiny_checkpoint, learning_rate=1e-9, max_steps=1)
+    )
+    assert not worse.promoted
+    assert worse.reference == f"adapter {first.adapter_id}"
+    assert worse.reference_loss == pytest.approx(first.adapter_loss, rel=1e-4)  # recomputed
+    adapters = with_database(config.db_path, all_adapters)
+    assert [(a.id, a.status) for a in adapters] == [
+        (first.adapter_id, "active"),
+        (worse.adapter_id, "rejected"),
+    ]
+    assert "worse" in adapters[1].reason
+    runs = with_database(config.db_path, lambda db: runs_table.latest(db))
+    assert runs.status == "finished" and runs.metrics["promoted"] is False
+
+
+def test_a_second_run_is_refused_while_one_runs(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, persona_db, tiny_checkpoint)
+    held = with_database(
+        config.db_path, lambda db: runs_table.start(db, "bot", os.getpid(), socket.gethostname())
+    )
+    with pytest.raises(RunLockedError, match=f"training run {held} is already running"):
+        run_training(config)
+    # A lock left by a process that died is cleared, and the new run goes ahead.
+    with_database(config.db_path, lambda db: runs_table.update(db, held, pid=2**22 + 12345))
+    report = run_training(config)
+    previous = with_database(config.db_path, lambda db: runs_table.get(db, held))
+    assert previous.status == "interrupted" and report.run_id != held
+
+
+def test_no_half_adapter_is_ever_registered(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_for(tmp_path, persona_db, tiny_checkpoint)
+    real_save = torch.save
+
+    def crash_mid_save(obj: object, path: object, *args: object, **kwargs: object) -> None:
+        if str(path).endswith(registry.WEIGHTS):
+            Path(str(path)).write_bytes(b"half")
+            raise OSError("disk full")
+        real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", crash_mid_save)
+    with pytest.raises(OSError, match="disk full"):
+        run_training(config)
+    assert with_database(config.db_path, all_adapters) == []
+    assert not any(config.adapters_dir.iterdir())  # not even a temporary folder
+    run = with_database(config.db_path, lambda db: runs_table.latest(db))
+    assert run.status == "failed" and "disk full" in run.error
+
+
+def test_resume_of_a_killed_run_through_the_run_job(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, persona_db, tiny_checkpoint)
+
+    def kill(progress: Progress) -> None:
+        if progress.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, on_progress=kill)
+    killed = with_database(config.db_path, lambda db: runs_table.latest(db))
+    assert killed.status == "interrupted"
+    report = run_training(config, resume=True)
+    assert report.run_id == killed.id and report.training["steps"] == FAST.max_steps
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        run_training(config, resume=True)
+
+
+def test_adapter_weights_reload_exactly(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, persona_db, tiny_checkpoint)
+    report = run_training(config)
+    active = with_database(config.db_path, active_adapter)
+    assert active.id == report.adapter_id
+    meta = registry.read_meta(Path(active.path))
+    assert meta["base_model"] == read_config(tiny_checkpoint).name
+    assert meta["lora"]["r"] == 16 and meta["lora"]["alpha"] == 32
+    state = registry.load(Path(active.path))
+    assert all("lora_" in name for name in state)
+    # A fresh model with the saved LoRA weights gives the trained model's logits.
+    fabric = fabric32()
+    model = build_model(fabric, tiny_checkpoint, LoRASettings(dropout=0.0), 512)
+    idx = torch.tensor([[2, 10, 20, 30, 40]])
+    model.eval()
+    load_adapter(model, None)
+    base = model(idx)
+    load_adapter(model, state)
+    tuned = model(idx)
+    assert not torch.allclose(base, tuned)
+    again = build_model(fabric, tiny_checkpoint, LoRASettings(dropout=0.0), 512)
+    again.eval()
+    load_adapter(again, state)
+    torch.testing.assert_close(again(idx), tuned)

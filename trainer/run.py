@@ -1,0 +1,299 @@
+"""A training run from start to finish: the job behind `twin train`, `/retrain` and the
+nightly schedule.
+
+Take the lock, build the dataset from the database, fine-tune, save the candidate
+adapter, score it and the current one on the same validation samples, promote or
+reject it, record everything in `training_runs`. It runs in its own process (whoever
+asks for training starts `twin train`), and the lock in the database keeps two runs
+from ever overlapping, even when started by different processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from litgpt import Tokenizer
+
+from storage import Database, with_database
+from storage import runs as runs_table
+from storage.runs import TrainingRun
+from trainer import registry
+from trainer.batches import encode
+from trainer.checkpoints import ModelSettings, prepare, read_config
+from trainer.dataset import DatasetSettings, DatasetStats, build_dataset, read_samples
+from trainer.device import choose_device, choose_precision
+from trainer.evaluate import compare, mean_loss
+from trainer.finetune import STATE_FILE, Progress, TrainSettings, train
+from trainer.lora import LoRASettings, build_model, load_adapter
+from trainer.prompt import Prompt, PromptSettings
+
+HEARTBEAT_SECONDS = 5.0
+SAMPLES_FILE = "samples.jsonl"
+
+
+class TrainingError(Exception):
+    """A run cannot start or cannot go on; the message says why."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a training run needs, and nothing else of twin's configuration."""
+
+    data_dir: Path
+    db_path: Path
+    model: ModelSettings
+    lora: LoRASettings
+    train: TrainSettings
+    dataset: DatasetSettings
+    prompt: PromptSettings
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    adapter_id: int
+    adapter_path: str
+    promoted: bool
+    reason: str
+    base_loss: float
+    adapter_loss: float
+    reference: str
+    reference_loss: float
+    improvement: float  # relative to the base model
+    samples: dict[str, int]
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _alive(run: TrainingRun) -> bool:
+    if run.host == socket.gethostname() and run.pid:
+        try:
+            os.kill(run.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return run.heartbeat is not None and time.time() - run.heartbeat < 600
+
+
+async def _begin(db: Database, trigger: str, resume: bool) -> tuple[int, bool]:
+    """Take the lock (clearing one left by a process that died); (run id, resuming)."""
+    held = await runs_table.running(db)
+    if held is not None and not _alive(held):
+        await runs_table.finish(db, held.id, "interrupted", "its process is gone")
+    pid, host = os.getpid(), socket.gethostname()
+    if resume:
+        last = await runs_table.latest(db)
+        if (
+            last is not None
+            and last.status in ("interrupted", "failed")
+            and last.run_dir
+            and (Path(last.run_dir) / STATE_FILE).is_file()
+        ):
+            await runs_table.take_over(db, last.id, pid, host)
+            return last.id, True
+        raise TrainingError("nothing to resume: the last run did not stop half-way")
+    return await runs_table.start(db, trigger, pid, host), False
+
+
+def run_training(
+    config: RunConfig,
+    trigger: str = "cli",
+    resume: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunReport:
+    stage = on_stage or (lambda _: None)
+    run_id, resuming = with_database(config.db_path, lambda db: _begin(db, trigger, resume))
+    run_dir = config.runs_dir / str(run_id)
+    try:
+        report = _run(config, run_id, run_dir, resuming, on_progress, stage)
+    except BaseException as err:
+        status = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
+        message = str(err) or type(err).__name__
+        with_database(config.db_path, lambda db: runs_table.finish(db, run_id, status, message))
+        raise
+    with_database(config.db_path, lambda db: runs_table.finish(db, run_id, "finished"))
+    return report
+
+
+def _run(
+    config: RunConfig,
+    run_id: int,
+    run_dir: Path,
+    resuming: bool,
+    on_progress: Callable[[Progress], None] | None,
+    stage: Callable[[str], None],
+) -> RunReport:
+    stage("preparing the model")
+    checkpoint_dir = prepare(config.model, config.models_dir, progress=on_progress is not None)
+    base_name = read_config(checkpoint_dir).name
+    samples_path = run_dir / SAMPLES_FILE
+    if not resuming:
+        stage("building the dataset")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stats = build_dataset(
+            config.db_path, samples_path, config.dataset, config.prompt, checkpoint_dir
+        )
+        _require_samples(stats)
+    fingerprint = hashlib.sha256(samples_path.read_bytes()).hexdigest()
+    with_database(
+        config.db_path,
+        lambda db: runs_table.update(
+            db, run_id, run_dir=str(run_dir), dataset_fingerprint=fingerprint
+        ),
+    )
+
+    device = choose_device(config.model.device)
+    precision = choose_precision(device, config.model.precision)
+    fabric = L.Fabric(
+        accelerator=device,
+        devices=config.train.devices,
+        strategy=config.train.strategy,
+        precision=precision,  # type: ignore[arg-type]
+    )
+    fabric.launch()
+    fabric.seed_everything(config.train.seed, verbose=False)
+    tokenizer = Tokenizer(checkpoint_dir)
+    prompt = Prompt(config.prompt)
+    train_samples = encode(
+        read_samples(samples_path, "train"), tokenizer, prompt, config.train.max_seq_length
+    )
+    val_samples = encode(
+        read_samples(samples_path, "val"), tokenizer, prompt, config.train.max_seq_length
+    )
+    model = build_model(fabric, checkpoint_dir, config.lora, config.train.max_seq_length)
+
+    stage("training")
+    heartbeat = _Heartbeat(config.db_path, run_id, on_progress)
+    result = train(
+        fabric, model, train_samples, val_samples, config.train, run_dir, resuming, heartbeat
+    )
+
+    stage("evaluating")
+    budget = config.train.micro_batch_tokens
+    losses = compare(model, result.adapter, val_samples, budget, fabric.device)
+    active = with_database(config.db_path, lambda db: registry.active_for(db, base_name))
+    if active is None:
+        reference, reference_loss = "the base model", losses.base_loss
+    else:
+        load_adapter(model, registry.load(Path(active.path)))
+        reference, reference_loss = (
+            f"adapter {active.id}",
+            mean_loss(model, val_samples, budget, fabric.device),
+        )
+    metrics = {
+        "training": result.metrics(),
+        "evaluation": losses.as_dict(),
+        "reference": reference,
+        "reference_loss": reference_loss,
+        "precision": precision,
+        "device": device,
+    }
+    meta = {
+        "base_model": base_name,
+        "checkpoint": str(checkpoint_dir),
+        "dataset_fingerprint": fingerprint,
+        "dataset": str(samples_path),
+        "created": int(time.time()),
+        "run_id": run_id,
+        "lora": config.lora.model_dump(),
+        "train": config.train.model_dump(),
+        "prompt": config.prompt.model_dump(),
+        "metrics": metrics,
+    }
+    path = registry.save(config.adapters_dir, result.adapter, meta)
+
+    async def record(db: Database) -> tuple[int, registry.Decision]:
+        adapter_id = await registry.register(db, path, meta, run_id, losses.adapter_loss)
+        decision = await registry.decide(
+            db, adapter_id, losses.adapter_loss, reference_loss, reference
+        )
+        await runs_table.update(
+            db,
+            run_id,
+            adapter_id=adapter_id,
+            metrics={
+                **metrics,
+                "promoted": decision.promoted,
+                "reason": decision.reason,
+            },
+        )
+        return adapter_id, decision
+
+    adapter_id, decision = with_database(config.db_path, record)
+    return RunReport(
+        run_id=run_id,
+        adapter_id=adapter_id,
+        adapter_path=str(path),
+        promoted=decision.promoted,
+        reason=decision.reason,
+        base_loss=losses.base_loss,
+        adapter_loss=losses.adapter_loss,
+        reference=reference,
+        reference_loss=reference_loss,
+        improvement=losses.improvement,
+        samples={"train": len(train_samples), "val": len(val_samples)},
+        training=result.metrics(),
+    )
+
+
+def _require_samples(stats: DatasetStats) -> None:
+    if stats.samples["train"] == 0:
+        raise TrainingError(
+            "no training samples: import your chats first (twin import), and check that "
+            "dataset settings do not exclude them"
+        )
+    if stats.samples["val"] == 0:
+        raise TrainingError(
+            "no validation samples: dataset.val_fraction is 0 or there are too few "
+            "conversations to hold any out; the twin is never promoted without them"
+        )
+
+
+class _Heartbeat:
+    """Records progress in the run's row (at most every few seconds) and passes it on."""
+
+    def __init__(self, db_path: Path, run_id: int, then: Callable[[Progress], None] | None) -> None:
+        self.db_path, self.run_id, self.then = db_path, run_id, then
+        self.last = 0.0
+
+    def __call__(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if now - self.last >= HEARTBEAT_SECONDS or progress.step == progress.total_steps:
+            self.last = now
+            with_database(
+                self.db_path,
+                lambda db: runs_table.update(
+                    db,
+                    self.run_id,
+                    step=progress.step,
+                    total_steps=progress.total_steps,
+                    metrics={"loss": progress.loss, "tokens_per_s": progress.tokens_per_s},
+                ),
+            )
+        if self.then is not None:
+            self.then(progress)

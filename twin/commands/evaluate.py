@@ -1,0 +1,80 @@
+"""`twin eval`: how much better than the base model an adapter predicts your replies."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from storage import Database, with_database
+from storage import adapters as adapters_table
+from trainer.checkpoints import prepare, read_config
+from trainer.device import choose_device, choose_precision
+from trainer.evaluate import LossReport, evaluate_adapter
+from trainer.registry import RegistryError, read_meta
+from twin.commands.common import config_options, db_options, db_path, json_options, print_json
+from twin.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval",
+        parents=[config_options(), db_options(), json_options()],
+        help="loss and perplexity of base model and adapter on held-out replies",
+    )
+    parser.add_argument("--adapter", type=int, metavar="ID", help="default: the active adapter")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    adapter_id, adapter_path = with_database(
+        db_path(args, settings), lambda db: _choose(db, args.adapter)
+    )
+    checkpoint = prepare(settings.model, settings.models_dir)
+    meta = read_meta(adapter_path)
+    if read_config(checkpoint).name != meta["base_model"]:
+        raise RegistryError(
+            f"adapter {adapter_id} was trained on {meta['base_model']}, but model.checkpoint "
+            f"is {read_config(checkpoint).name}"
+        )
+    device = choose_device(settings.model.device)
+    report = evaluate_adapter(
+        adapter_path,
+        checkpoint,
+        choose_precision(device, settings.model.precision),
+        device,
+        settings.train.max_seq_length,
+        settings.train.micro_batch_tokens,
+    )
+    if args.json:
+        print_json({"adapter": adapter_id, **report.as_dict()})
+    else:
+        print(format_report(adapter_id, report))
+    return 0
+
+
+async def _choose(db: Database, adapter_id: int | None) -> tuple[int, Path]:
+    adapter = (
+        await adapters_table.get(db, adapter_id)
+        if adapter_id is not None
+        else await adapters_table.active(db)
+    )
+    if adapter is None:
+        raise RegistryError(
+            f"no adapter {adapter_id}"
+            if adapter_id is not None
+            else "no active adapter yet: run twin train"
+        )
+    return adapter.id, Path(adapter.path)
+
+
+def format_report(adapter_id: int, report: LossReport) -> str:
+    return "\n".join(
+        [
+            f"Adapter {adapter_id} on {report.samples:,} held-out replies "
+            f"({report.tokens:,} tokens)",
+            f"  loss per token  base {report.base_loss:.4f}   adapter {report.adapter_loss:.4f}",
+            f"  perplexity      base {report.base_perplexity:.2f}   "
+            f"adapter {report.adapter_perplexity:.2f}",
+            f"  improvement     {report.improvement:+.1%}",
+        ]
+    )
