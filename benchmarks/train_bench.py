@@ -97,16 +97,62 @@ def child_ours(checkpoint: str, samples: str, steps: int, batch: int, max_seq_le
     }
 
 
-def child_stock(argv: list[str]) -> dict:
-    """litgpt's own CLI in this process, so that its peak RSS can be read afterwards."""
+def child_stock(
+    checkpoint: str,
+    data_dir: str,
+    out_dir: str,
+    steps: int,
+    batch: int,
+    max_seq_length: int,
+    micro_batch: int,
+) -> dict:
+    """litgpt's finetune_lora, through the function its CLI calls (`setup`), in this
+    process so that its peak RSS can be read afterwards. The CLI cannot be given litgpt's
+    plain `Default` prompt style (it has no name in 0.5.13), which the same samples need."""
     import contextlib
     import io
-    import runpy
 
-    sys.argv = ["litgpt", *argv]
+    from litgpt.args import EvalArgs, TrainArgs
+    from litgpt.data import JSON
+    from litgpt.finetune.lora import setup
+    from litgpt.prompts import Default
+
+    # setup() ends by re-parsing sys.argv to save its hyperparameters: give it its own.
+    sys.argv = ["litgpt", checkpoint]
     captured = io.StringIO()
-    with contextlib.redirect_stdout(captured), contextlib.suppress(SystemExit):
-        runpy.run_module("litgpt", run_name="__main__")
+    # After training, setup() merges the adapter using hyperparameters it re-reads from
+    # sys.argv; with these arguments that step fails, after the report is printed.
+    with contextlib.redirect_stdout(captured), contextlib.suppress(RuntimeError):
+        setup(
+            Path(checkpoint),
+            out_dir=Path(out_dir),
+            precision="bf16-true",
+            devices=1,
+            lora_r=16,
+            lora_alpha=32,
+            lora_dropout=0.05,
+            lora_query=True,
+            lora_key=True,
+            lora_value=True,
+            lora_projection=True,
+            lora_mlp=True,
+            lora_head=False,
+            data=JSON(Path(data_dir), mask_prompt=True, prompt_style=Default()),
+            train=TrainArgs(
+                save_interval=10**6,
+                log_interval=1,
+                global_batch_size=batch,
+                micro_batch_size=micro_batch,
+                lr_warmup_steps=1,
+                epochs=100,
+                max_steps=steps,
+                max_seq_length=max_seq_length,
+            ),
+            eval=EvalArgs(
+                interval=10**6, max_new_tokens=10, initial_validation=False, final_validation=False
+            ),
+            optimizer={"class_path": "torch.optim.AdamW", "init_args": {"lr": 3e-4}},
+        )
     output = captured.getvalue()
     tokens = int(re.search(r"Tokens w/ Prompt\s*:\s*(\d+)", output).group(1))
     seconds = float(re.search(r"Training Time\s*:\s*([\d.]+) s", output).group(1))
@@ -141,7 +187,7 @@ def main() -> None:
         if job == "ours":
             result = child_ours(rest[0], rest[1], int(rest[2]), int(rest[3]), int(rest[4]))
         else:
-            result = child_stock(rest)
+            result = child_stock(rest[0], rest[1], rest[2], *map(int, rest[3:]))
         result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
@@ -154,62 +200,11 @@ def main() -> None:
         ours = measure("ours", str(checkpoint), str(samples), *common)
         stock = measure(
             "stock",
-            "finetune_lora",
             str(checkpoint),
-            "--data",
-            "JSON",
-            "--data.json_path",
             str(work / "stock"),
-            "--data.prompt_style",
-            "default",
-            "--data.mask_prompt",
-            "true",
-            "--precision",
-            "bf16-true",
-            "--devices",
-            "1",
-            "--out_dir",
             str(work / "out"),
-            "--train.max_steps",
-            str(args.steps),
-            "--train.epochs",
-            "100",
-            "--train.global_batch_size",
-            str(args.batch_size),
-            "--train.micro_batch_size",
+            *common,
             str(args.stock_micro_batch),
-            "--train.max_seq_length",
-            str(args.max_seq_length),
-            "--train.lr_warmup_steps",
-            "1",
-            "--train.log_interval",
-            "1",
-            "--eval.interval",
-            "1000000",
-            "--eval.initial_validation",
-            "false",
-            "--eval.final_validation",
-            "false",
-            "--lora_r",
-            "16",
-            "--lora_alpha",
-            "32",
-            "--lora_dropout",
-            "0.05",
-            "--lora_query",
-            "true",
-            "--lora_key",
-            "true",
-            "--lora_value",
-            "true",
-            "--lora_projection",
-            "true",
-            "--lora_mlp",
-            "true",
-            "--lora_head",
-            "false",
-            "--optimizer",
-            json.dumps({"class_path": "torch.optim.AdamW", "init_args": {"lr": 3e-4}}),
         )
         elapsed = time.perf_counter() - started
     for name, result in (("twin", ours), ("stock litgpt", stock)):

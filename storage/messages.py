@@ -60,3 +60,22 @@ async def mark_owner(db: Database, owner_id: int, chat_ids: Sequence[int]) -> No
 async def count(db: Database) -> int:
     row = await db.fetchone("SELECT COUNT(*) FROM messages")
     return int(row[0]) if row else 0
+
+
+async def recent(db: Database, chat_id: int, limit: int = 200) -> list[tuple[Any, ...]]:
+    """The last `limit` messages of a chat, oldest first, as (sender_id, is_owner, date,
+    text, media, media_detail): the history a reply is written against."""
+    rows = await db.fetchall(
+        "SELECT sender_id, is_owner, date, text, media, media_detail FROM messages "
+        "WHERE chat_id = ? ORDER BY message_id DESC LIMIT ?",
+        (chat_id, limit),
+    )
+    return rows[::-1]
+
+
+async def owner_count_since(db: Database, since: int) -> int:
+    """How many messages the owner wrote after `since` (unix seconds)."""
+    row = await db.fetchone(
+        "SELECT COUNT(*) FROM messages WHERE is_owner = 1 AND date > ?", (since,)
+    )
+    return int(row[0]) if row else 0

@@ -92,6 +92,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE UNIQUE INDEX adapters_one_active ON adapters (status) WHERE status = 'active';
     """,
+    # 3: conversations people have with the twin through the bot. Kept apart from
+    # `messages`: the twin's own words must never become training data.
+    """
+    CREATE TABLE bot_messages (
+        id        INTEGER PRIMARY KEY,
+        chat_id   INTEGER NOT NULL,
+        sender_id INTEGER NOT NULL,
+        is_twin   INTEGER NOT NULL,
+        date      INTEGER NOT NULL,
+        text      TEXT NOT NULL
+    );
+    CREATE INDEX bot_messages_chat ON bot_messages (chat_id, id);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

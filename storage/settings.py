@@ -12,6 +12,7 @@ from typing import Any
 from storage.database import Database
 
 OWNER_ID = "owner_id"
+STYLE = "style"  # the owner's /style knobs: {"temperature": 0.9, "length": "short"}
 
 
 async def get(db: Database, key: str, default: Any = None) -> Any:

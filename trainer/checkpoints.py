@@ -258,12 +258,14 @@ def info(settings: ModelSettings, models_dir: Path) -> ModelInfo:
 
 def token_counter(path: Path) -> Callable[[str], int]:
     """Counts tokens of text with the checkpoint's tokenizer (no special tokens)."""
-    if (path / "tokenizer.json").is_file():
-        from tokenizers import Tokenizer
+    from litgpt import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
-    from sentencepiece import SentencePieceProcessor
+    return counter_of(Tokenizer(path))
 
-    processor = SentencePieceProcessor(model_file=str(path / "tokenizer.model"))
+
+def counter_of(tokenizer: Any) -> Callable[[str], int]:
+    """Counts tokens with a loaded litgpt Tokenizer, without building tensors."""
+    processor = tokenizer.processor
+    if tokenizer.backend == "huggingface":
+        return lambda text: len(processor.encode(text, add_special_tokens=False).ids)
     return lambda text: len(processor.encode(text))

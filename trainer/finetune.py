@@ -57,6 +57,10 @@ class TrainSettings(BaseModel):
     # Fabric: devices per node and strategy ("auto", "ddp", "fsdp"); same loop for all.
     devices: int = 1
     strategy: str = "auto"
+    # When `twin run` retrains by itself (cron syntax; empty: never), and how many new
+    # messages of yours it waits for.
+    schedule: str = "0 3 * * *"
+    min_new_messages: int = 50
 
 
 @dataclass

@@ -47,8 +47,21 @@ def lora_config(base: Config, settings: LoRASettings) -> lora.Config:
     )
 
 
+class _HeadAt(torch.nn.Module):
+    """The output head applied only at some positions of the hidden states."""
+
+    def __init__(self, head: torch.nn.Module, positions: torch.Tensor | tuple) -> None:
+        super().__init__()
+        self.head = head
+        self.positions = positions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x[self.positions])
+
+
 class TwinGPT(lora.GPT):
-    """litgpt's LoRA GPT; `head_positions` restricts the output layer to those positions."""
+    """litgpt's LoRA GPT with two additions: the output layer only where it is needed
+    (`head_positions`), and a KV cache that is correct for prompts of any length."""
 
     def forward(  # type: ignore[override]
         self,
@@ -56,24 +69,91 @@ class TwinGPT(lora.GPT):
         input_pos: torch.Tensor | None = None,
         input_pos_maxp1: int | None = None,
         lm_head_chunk_size: int = 0,
-        head_positions: torch.Tensor | None = None,
+        head_positions: torch.Tensor | tuple | None = None,
     ) -> torch.Tensor:
-        """Without `head_positions`: litgpt's forward. With a boolean mask of idx's shape
-        (no KV cache): logits of shape (positions, vocab), for those positions only."""
+        """litgpt's forward; with `head_positions` (a boolean mask of idx's shape, or an
+        index such as `(slice(None), slice(-1, None))`), logits at those positions only.
+
+        The head is wrapped for the duration of the call rather than the forward copied,
+        so everything else (sliding windows, soft-capping) stays litgpt's."""
+        if input_pos is not None:
+            return self._cached_forward(idx, input_pos, input_pos_maxp1, head_positions)
         if head_positions is None:
             return super().forward(idx, input_pos, input_pos_maxp1, lm_head_chunk_size)
-        T = idx.size(1)
-        cos, sin = self.cos[:T].unsqueeze(0), self.sin[:T].unsqueeze(0)
+        head = self.lm_head
+        self.lm_head = _HeadAt(head, head_positions)
+        try:
+            return super().forward(idx)
+        finally:
+            self.lm_head = head
+
+    def set_kv_cache(
+        self,
+        batch_size: int,
+        max_seq_length: int | None = None,
+        rope_cache_length: int | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        """Full-length caches in every layer, sliding-window ones included.
+
+        litgpt gives sliding-window layers a ring buffer of the window's size, which is
+        only right when the prompt goes in all at once and fits the window (longer
+        chunks overwrite keys their own queries still need). With full caches and the
+        window applied by the mask (`_cached_forward`), any prompt is one prefill."""
+        max_seq_length = max_seq_length or self.max_seq_length
+        for block in self.transformer.h:
+            attention = block.attn
+            window = attention.apply_sliding_window_attention
+            attention.apply_sliding_window_attention = False  # build a full-length cache
+            try:
+                attention.kv_cache = attention.build_kv_cache(
+                    batch_size,
+                    max_seq_length,
+                    rope_cache_length or self.rope_cache_length(),
+                    device,
+                    dtype,
+                )
+            finally:
+                attention.apply_sliding_window_attention = window
+        self.mask_cache = None  # masks are made per call
+
+    def _cached_forward(
+        self,
+        idx: torch.Tensor,
+        input_pos: torch.Tensor,
+        input_pos_maxp1: int | None,
+        head_positions: torch.Tensor | tuple | None,
+    ) -> torch.Tensor:
+        """litgpt's KV-cache forward, with each layer's own mask: causal for global
+        layers, causal within the window for sliding-window layers."""
+        keys = input_pos_maxp1 if input_pos_maxp1 is not None else self.max_seq_length
+        key_pos = torch.arange(keys, device=idx.device)
+        causal = key_pos[None, :] <= input_pos[:, None]  # (T, keys)
+        window = self.config.sliding_window_size
+        windowed = causal & (key_pos[None, :] > input_pos[:, None] - window) if window else causal
+        cos = self.cos.index_select(0, input_pos).unsqueeze(0)
+        sin = self.sin.index_select(0, input_pos).unsqueeze(0)
         x = self.transformer.wte(idx)
         if self.config.scale_embeddings:
             x = x * torch.tensor(self.config.n_embd**0.5, dtype=x.dtype)
         for index, block in enumerate(self.transformer.h):
-            if self.config.rope_indices is not None:
+            mask = windowed if block.attn.apply_sliding_window_attention else causal
+            if self.config.rope_indices is not None:  # Gemma 3: local and global rope
                 which = self.config.rope_indices[index]
-                x = block(x, cos[..., which], sin[..., which], None, None, None)
+                x = block(
+                    x,
+                    cos[..., which],
+                    sin[..., which],
+                    mask[None, None],
+                    input_pos,
+                    input_pos_maxp1,
+                )
             else:
-                x = block(x, cos, sin, None, None, None)
-        x = self.transformer.ln_f(x[head_positions])  # the norm is per position
+                x = block(x, cos, sin, mask[None, None], input_pos, input_pos_maxp1)
+        x = self.transformer.ln_f(x)
+        if head_positions is not None:
+            x = x[head_positions]
         logits = self.lm_head(x)
         if self.config.final_logit_softcapping is not None:
             logits = do_softcapping(logits, self.config.final_logit_softcapping)

@@ -206,6 +206,9 @@ def _run(
             mean_loss(model, val_samples, budget, fabric.device),
         )
     metrics = {
+        # The newest reply this adapter learned from: scheduled retraining counts the
+        # owner's messages after it.
+        "data_until": max(s["date"] for s in read_samples(samples_path)),
         "training": result.metrics(),
         "evaluation": losses.as_dict(),
         "reference": reference,

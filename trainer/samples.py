@@ -57,21 +57,9 @@ def conversation_samples(
     measure: Callable[[str], int],
     dropped: Counter[str],
 ) -> Iterator[Sample]:
-    """One sample per kept owner turn. A single turn longer than the whole budget is
-    left out of the context rather than cut."""
-    mine, theirs = prompt.tagged("", True), prompt.tagged("", False)
-    tagged = [(mine if turn.is_owner else theirs) + turn.text for turn in turns]
-    sizes = [measure(line) + 1 for line in tagged]  # +1: the newline that joins them
-    first = 0  # the context of turn `index` is tagged[first : index - 1]
-    size = 0
-    for index, turn in enumerate(turns):
-        if index >= 2:  # turn index-1 is the instruction; index-2 joins the context
-            size += sizes[index - 2]
-            while size > rules.budget:
-                size -= sizes[first]
-                first += 1
-        if not turn.is_owner:
-            continue
+    """One sample per kept owner turn."""
+    for index, context in owner_contexts(turns, prompt, rules.budget, measure):
+        turn = turns[index]
         # Merged turns alternate, so only a conversation's first turn has no instruction.
         has_instruction = index > 0
         reason = drop_reason(turn, has_instruction, rules)
@@ -80,12 +68,45 @@ def conversation_samples(
             continue
         yield Sample(
             instruction=turns[index - 1].text if has_instruction else "",
-            input="\n".join(tagged[first : index - 1]) if index >= 2 else "",
+            input=context,
             output=turn.text,
             split=split,
             chat_id=chat_id,
             date=turn.date,
         )
+
+
+def owner_contexts(
+    turns: list[Turn], prompt: Prompt, budget: int, measure: Callable[[str], int]
+) -> Iterator[tuple[int, str]]:
+    """(index, context) for every owner turn. The context is the tagged turns before
+    the instruction (the turn before the owner's), dropped from the oldest side until
+    they fit the budget; a single turn longer than the whole budget is left out rather
+    than cut. Training samples and generation prompts both come from here."""
+    mine, theirs = prompt.tagged("", True), prompt.tagged("", False)
+    tagged = [(mine if turn.is_owner else theirs) + turn.text for turn in turns]
+    sizes = [measure(line) + 1 for line in tagged]  # +1: the newline that joins them
+    first = 0  # the context of turn `index` is tagged[first : index - 1]
+    size = 0
+    for index, turn in enumerate(turns):
+        if index >= 2:  # turn index-1 is the instruction; index-2 joins the context
+            size += sizes[index - 2]
+            while size > budget:
+                size -= sizes[first]
+                first += 1
+        if turn.is_owner:
+            yield index, "\n".join(tagged[first : index - 1]) if index >= 2 else ""
+
+
+def reply_prompt(
+    turns: list[Turn], prompt: Prompt, budget: int, measure: Callable[[str], int]
+) -> str:
+    """The prompt for the owner's next turn after `turns`: exactly the prompt a training
+    sample of that turn would have had."""
+    upcoming = [*turns, Turn(is_owner=True, text="", date=0, media_only=False)]
+    index, context = list(owner_contexts(upcoming, prompt, budget, measure))[-1]
+    instruction = upcoming[index - 1].text if index > 0 else ""
+    return prompt.render(context, instruction)
 
 
 def drop_reason(turn: Turn, has_instruction: bool, rules: SampleRules) -> str | None:

@@ -15,10 +15,21 @@ from exporter.desktop_import import OwnerError
 from storage import StorageError
 from storage.runs import RunLockedError
 from trainer.checkpoints import CheckpointError
+from trainer.generate import DegenerateReply
 from trainer.registry import RegistryError
 from trainer.run import TrainingError
 from twin import __version__
-from twin.commands import adapters, dataset, demo, evaluate, import_export, model, train
+from twin.commands import (
+    adapters,
+    dataset,
+    demo,
+    evaluate,
+    import_export,
+    model,
+    run,
+    talk,
+    train,
+)
 from twin.settings import SettingsError, load_settings
 
 # Errors that are the user's to fix: shown as one line, exit code 1.
@@ -31,6 +42,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     RunLockedError,
     TrainingError,
     RegistryError,
+    DegenerateReply,
 )
 
 
@@ -41,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"twin {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (import_export, dataset, model, train, evaluate, adapters, demo):
+    for module in (import_export, dataset, model, train, evaluate, adapters, talk, run, demo):
         module.register(commands)
     return parser
 

@@ -12,16 +12,18 @@ needs, so storage, exporter and trainer stay usable without twin's configuration
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from trainer.checkpoints import ModelSettings
 from trainer.dataset import DatasetSettings
 from trainer.finetune import TrainSettings
+from trainer.generate import GenerationSettings
 from trainer.lora import LoRASettings
 from trainer.prompt import PromptSettings
 
@@ -45,6 +47,34 @@ class TelegramSettings(Section):
     # Your Telegram user id: who "you" are in imported chats. Usually found by itself
     # (a full export names its owner); needed for single-chat exports of group chats.
     owner_id: int | None = None
+    # The bot's token from @BotFather. A secret: set TWIN_TELEGRAM__BOT_TOKEN, or put it
+    # in a file only you can read (chmod 600) and name the file in bot_token_file.
+    bot_token: SecretStr | None = None
+    bot_token_file: Path | None = None
+    # Telegram's Bot API, or a local Bot API server.
+    bot_api_url: str = "https://api.telegram.org"
+    # For the userbot (your own account): from https://my.telegram.org. The hash is a
+    # secret: TWIN_TELEGRAM__API_HASH.
+    api_id: int | None = None
+    api_hash: SecretStr | None = None
+    # The userbot's login: a Telethon string session (a secret: TWIN_TELEGRAM__SESSION);
+    # empty means the session file twin login writes (0600) in the data directory.
+    session: SecretStr | None = None
+
+    def token(self) -> str | None:
+        """The bot token, from the environment/config or the 0600 file."""
+        if self.bot_token is not None:
+            return self.bot_token.get_secret_value()
+        if self.bot_token_file is not None:
+            return read_secret_file(self.bot_token_file)
+        return None
+
+
+class BotSettings(Section):
+    # Who may chat with the twin through the bot: "owner", "everyone", or a list of ids.
+    allow: Literal["owner", "everyone"] | list[int] = "owner"
+    # How many earlier messages of a bot chat the twin reads before replying.
+    history_limit: int = 60
 
 
 class Settings(BaseSettings):
@@ -55,11 +85,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     storage: StorageSettings = StorageSettings()
     telegram: TelegramSettings = TelegramSettings()
+    bot: BotSettings = BotSettings()
     dataset: DatasetSettings = DatasetSettings()
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()
     lora: LoRASettings = LoRASettings()
     train: TrainSettings = TrainSettings()
+    generate: GenerationSettings = GenerationSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -118,6 +150,17 @@ def load_settings(config: Path | None = None) -> Settings:
         raise SettingsError(f"{path or 'settings'}: {describe(err)}") from None
 
 
+def read_secret_file(path: Path) -> str:
+    """A secret from a file that only its owner may read (chmod 600)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        raise SettingsError(f"{path}: {err.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SettingsError(f"{path}: others can read this secret; run: chmod 600 {path}")
+    return path.read_text(encoding="utf-8").strip()
+
+
 def describe(err: ValidationError) -> str:
     """Pydantic's multi-line report as one line: `key.path: problem (got X)`."""
     parts = []
@@ -125,8 +168,8 @@ def describe(err: ValidationError) -> str:
         key = ".".join(str(p) for p in error["loc"]) or "settings"
         message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
         got = error.get("input")
-        shown = (
-            "" if error["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
-        )
+        hidden = error["type"] == "extra_forbidden" or isinstance(got, dict)
+        secret = any(part in key for part in ("token", "hash", "session"))  # never echo those
+        shown = "" if hidden or secret else f" (got {got!r})"
         parts.append(f"{key}: {message}{shown}")
     return "; ".join(parts)

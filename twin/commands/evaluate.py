@@ -22,6 +22,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="loss and perplexity of base model and adapter on held-out replies",
     )
     parser.add_argument("--adapter", type=int, metavar="ID", help="default: the active adapter")
+    parser.add_argument(
+        "--generate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also generate N replies from each and compare their style with yours",
+    )
     parser.set_defaults(run=run)
 
 
@@ -37,18 +44,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"is {read_config(checkpoint).name}"
         )
     device = choose_device(settings.model.device)
-    report = evaluate_adapter(
+    report, style = evaluate_adapter(
         adapter_path,
         checkpoint,
         choose_precision(device, settings.model.precision),
         device,
         settings.train.max_seq_length,
         settings.train.micro_batch_tokens,
+        generate=args.generate,
+        generation=settings.generate,
     )
     if args.json:
-        print_json({"adapter": adapter_id, **report.as_dict()})
+        print_json(
+            {"adapter": adapter_id, **report.as_dict(), **({"style": style} if style else {})}
+        )
     else:
         print(format_report(adapter_id, report))
+        if style:
+            print(format_style(style))
     return 0
 
 
@@ -78,3 +91,23 @@ def format_report(adapter_id: int, report: LossReport) -> str:
             f"  improvement     {report.improvement:+.1%}",
         ]
     )
+
+
+def format_style(style: dict) -> str:
+    sides = [s for s in ("real", "base", "adapter") if s in style]
+    rows = [
+        ("median length", "median_chars", "{:.0f}"),
+        ("length distance", "length_distance", "{:.2f}"),
+        ("messages/reply", "messages_per_reply", "{:.2f}"),
+        ("emoji rate", "emoji_rate", "{:.0%}"),
+        ("filler words", "filler_word_rate", "{:.0%}"),
+        ("authorship", "authorship", "{:.2f}"),
+    ]
+    lines = [
+        f"Style of {style['samples']} generated replies (your filler words: "
+        f"{', '.join(style['owner_filler_words']) or '-'})",
+        "  " + " " * 16 + "".join(f"{side:>10}" for side in sides),
+    ]
+    for label, key, fmt in rows:
+        lines.append(f"  {label:<16}" + "".join(f"{fmt.format(style[s][key]):>10}" for s in sides))
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""Reply generation speed: twin's engine against stock litgpt generation.
+
+    python benchmarks/generate_bench.py [--prompts 3] [--context 1000] [--new 64]
+
+The embedded model with an adapter (random LoRA weights: speed does not depend on what
+they learned), bf16 on this CPU. Stock: litgpt's `generate` as its CLI runs it: the
+adapter merged into the weights, a KV cache, bf16-true (litgpt's default precision on
+a CPU). Both get the same prompts (persona dialogue of about `--context` tokens) and
+decode exactly `--new` tokens with the same sampling settings, in this process, one
+after the other. Decode tokens/s excludes the first token; time to first token is
+the prefill plus one sampling step. The last line is one JSON object; `ratio` is
+twin's decode tokens/s over stock's (target >= 1.5; time to first token < 2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from litgpt import lora  # noqa: E402
+from litgpt.generate.base import generate_fn  # noqa: E402
+
+from trainer.checkpoints import ModelSettings, prepare, read_config  # noqa: E402
+from trainer.generate import GenerationSettings, ReplyEngine  # noqa: E402
+from trainer.lora import LoRASettings, adapter_state, load_adapter, lora_config  # noqa: E402
+from trainer.prompt import Prompt  # noqa: E402
+
+SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9}
+
+
+def persona_prompts(engine: ReplyEngine, count: int, context_tokens: int) -> list[torch.Tensor]:
+    from tests import persona
+
+    export = persona.build()
+    prompts = []
+    for chat in export["chats"]["list"][:count]:
+        lines = [
+            ("I: " if m["from_id"] == f"user{persona.OWNER[0]}" else "R: ") + m["text"]
+            for m in chat["messages"]
+            if m["text"]
+        ]
+        context = "\n".join(lines)
+        ids = engine.tokenizer.encode(Prompt().render(context, "ну как ты?"), bos=True)
+        prompts.append(torch.cat([ids[:1], ids[-(context_tokens - 1) :]]))
+    return prompts
+
+
+def random_adapter(engine: ReplyEngine) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return {
+        name: torch.randn(value.shape, generator=generator) * 0.01
+        for name, value in adapter_state(engine.model).items()
+    }
+
+
+def stock_model(
+    checkpoint: Path, adapter: dict[str, torch.Tensor], max_seq_length: int
+) -> torch.nn.Module:
+    """As litgpt's CLI: a model built in bf16-true, LoRA weights merged, a KV cache."""
+    fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
+    config = lora_config(read_config(checkpoint), LoRASettings())
+    with fabric.init_module(empty_init=True):
+        model = lora.GPT(config)
+    state = torch.load(checkpoint / "lit_model.pth", mmap=True, weights_only=True)
+    model.load_state_dict(state, strict=False)  # a separate lm_head copy, as litgpt loads it
+    load_adapter(model, adapter)
+    lora.merge_lora_weights(model)
+    model.max_seq_length = max_seq_length
+    with fabric.init_tensor():
+        model.set_kv_cache(batch_size=1)
+    model.eval()
+    return fabric.setup_module(model)
+
+
+def run_stock(model: torch.nn.Module, prompt: torch.Tensor, new: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    first = 0.0
+    count = 0
+    with torch.inference_mode():
+        for _ in generate_fn(
+            model, prompt, prompt.size(0) + new, include_prompt=False, include_eos=True, **SAMPLING
+        ):
+            count += 1
+            if count == 1:
+                first = time.perf_counter() - started
+    total = time.perf_counter() - started
+    return first, (count - 1) / (total - first)
+
+
+def run_ours(engine: ReplyEngine, prompt: torch.Tensor, new: int) -> tuple[float, float]:
+    settings = GenerationSettings(**SAMPLING, repetition_penalty=1.0)
+    started = time.perf_counter()
+    tokens, first = engine.decode(
+        prompt, new, settings.temperature, settings, 1.0, seed=0, stop=False
+    )
+    total = time.perf_counter() - started
+    return first, (len(tokens) - 1) / (total - first)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=3)
+    parser.add_argument("--context", type=int, default=1000)
+    parser.add_argument("--new", type=int, default=64)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    args = parser.parse_args()
+    checkpoint = prepare(ModelSettings(), args.data_dir / "models")
+    max_seq_length = args.context + args.new + 8
+    engine = ReplyEngine(checkpoint, Prompt(), "bf16-true", "cpu", max_seq_length)
+    adapter = random_adapter(engine)
+    load_adapter(engine.model, adapter)
+    prompts = persona_prompts(engine, args.prompts, args.context)
+    ours = [run_ours(engine, p, args.new) for p in [prompts[0], *prompts]][1:]  # 1st: warm-up
+    del engine
+    model = stock_model(checkpoint, adapter, max_seq_length)
+    stock = [run_stock(model, p, args.new) for p in [prompts[0], *prompts]][1:]
+    result = {}
+    for name, runs in (("twin", ours), ("stock", stock)):
+        ttft = statistics.median(r[0] for r in runs)
+        rate = statistics.median(r[1] for r in runs)
+        result[name] = (ttft, rate)
+        print(
+            f"{name:<6} decode {rate:6.1f} tokens/s   time to first token {ttft:5.2f} s "
+            f"({args.context}-token prompt, {args.new} new tokens, median of {len(runs)})"
+        )
+    print(
+        json.dumps(
+            {
+                "context_tokens": args.context,
+                "new_tokens": args.new,
+                "twin_tokens_per_s": round(result["twin"][1], 1),
+                "stock_tokens_per_s": round(result["stock"][1], 1),
+                "twin_ttft_s": round(result["twin"][0], 2),
+                "stock_ttft_s": round(result["stock"][0], 2),
+                "ratio": round(result["twin"][1] / result["stock"][1], 2),
+                "ttft_ratio": round(result["stock"][0] / result["twin"][0], 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

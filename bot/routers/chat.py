@@ -1,0 +1,51 @@
+"""Chatting with the clone: an allowed user writes, the twin answers in the owner's style."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.types import Message
+from aiogram.utils.chat_action import ChatActionSender
+
+from bot.config import BotConfig
+from bot.delivery import send_messages
+from storage import Database, bot_messages
+from storage import settings as settings_table
+from trainer.generate import DegenerateReply, with_knobs
+from trainer.serving import ReplyService
+
+log = logging.getLogger(__name__)
+
+
+def router() -> Router:
+    routes = Router(name="chat")
+    routes.message.register(talk, F.text & ~F.text.startswith("/"))
+    return routes
+
+
+async def talk(
+    message: Message, bot: Bot, db: Database, replies: ReplyService, config: BotConfig
+) -> None:
+    chat_id = message.chat.id
+    await bot_messages.add(db, chat_id, message.from_user.id, False, message.text)
+    history = await bot_messages.recent(db, chat_id, config.history_limit)
+    knobs = await settings_table.get(db, settings_table.STYLE, {})
+    await replies.refresh(db)
+    async with ChatActionSender.typing(chat_id=chat_id, bot=bot):
+        try:
+            reply = await replies.reply(history, with_knobs(config.generation, knobs))
+        except DegenerateReply as err:
+            log.warning("no reply for chat %s: %s", chat_id, err)
+            await message.answer("…I'm lost for words. Say that again?")
+            return
+    await send_messages(bot, chat_id, reply.messages)
+    for text in reply.messages:
+        await bot_messages.add(db, chat_id, bot.id, True, text)
+    log.info(
+        "replied in chat %s: %d message(s), %.1f s, %.1f tokens/s",
+        chat_id,
+        len(reply.messages),
+        reply.seconds,
+        reply.tokens_per_s,
+    )

@@ -1,0 +1,230 @@
+"""The real bot (aiogram polling over real HTTP) against the fake Bot API, with the tiny
+model: replies, access, owner commands, /style, /retrain, rate limits, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import make_bot, make_dispatcher
+from bot.config import BotConfig
+from bot.training import TrainingLauncher
+from storage import Database, bot_messages, open_database
+from storage import settings as settings_table
+from tests.exports import import_into
+from tests.fake_telegram import FakeTelegram
+from trainer.generate import GenerationSettings, ReplyEngine
+from trainer.prompt import Prompt
+from trainer.serving import ReplyService
+from twin.commands.demo import sample_export
+
+OWNER = 700100200  # the sample persona's id: the import makes them the owner
+FRIEND = 5005
+STRANGER = 6006
+
+
+class Recording(ReplyService):
+    """The real service, remembering what each reply was asked with."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests: list[tuple[list[tuple], GenerationSettings]] = []
+
+    async def reply(self, rows, settings):  # type: ignore[no-untyped-def]
+        self.requests.append((list(rows), settings))
+        return await super().reply(rows, settings)
+
+
+@pytest.fixture(scope="module")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("botdb") / "twin.db"
+    asyncio.run(import_into(path, sample_export()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_checkpoint: Path) -> ReplyEngine:
+    return ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=512)
+
+
+class Harness:
+    def __init__(
+        self, fake: FakeTelegram, db: Database, replies: Recording, config: BotConfig
+    ) -> None:
+        self.fake, self.db, self.replies, self.config = fake, db, replies, config
+        self.bot = make_bot(config)
+        self.launcher = TrainingLauncher(db, config.train_command)
+        self.dispatcher = make_dispatcher(config, db, replies, self.launcher, None)
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(
+            self.dispatcher.start_polling(self.bot, handle_signals=False, polling_timeout=1)
+        )
+
+    async def stop(self) -> None:
+        if self.task is None:
+            return
+        await self.dispatcher.stop_polling()
+        await self.task
+        self.task = None
+        await self.bot.session.close()
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path, seeded_db: Path, engine: ReplyEngine, tiny_checkpoint: Path
+) -> AsyncIterator[Harness]:
+    db_path = tmp_path / "twin.db"
+    db_path.write_bytes(seeded_db.read_bytes())
+    config_file = tmp_path / "twin.toml"
+    config_file.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        f'[model]\ncheckpoint = "{tiny_checkpoint}"\nprecision = "32-true"\n'
+        "[train]\nbatch_size = 8\nepochs = 1\nmax_steps = 4\nlearning_rate = 0.002\n"
+        "warmup_steps = 1\neval_interval = 100\n"
+    )
+    fake = FakeTelegram()
+    await fake.start()
+    engine.use_adapter(None)
+    replies = Recording(lambda: engine, Prompt(), session_gap=86400, context_tokens=128)
+    config = BotConfig(
+        token="123456:TEST-token",
+        api_url=fake.base_url,
+        owner_id=OWNER,
+        allow=[FRIEND],
+        train_command=[
+            sys.executable,
+            "-m",
+            "twin",
+            "train",
+            "--json",
+            "--db",
+            str(db_path),
+            "--config",
+            str(config_file),
+        ],
+        generation=GenerationSettings(max_new_tokens=12, seed=3),
+        schedule=None,
+    )
+    async with open_database(db_path) as db:
+        h = Harness(fake, db, replies, config)
+        await h.start()
+        try:
+            yield h
+        finally:
+            await h.stop()
+            await fake.stop()
+
+
+async def test_a_friend_gets_a_reply_with_the_typing_indicator(harness: Harness) -> None:
+    fake = harness.fake
+    fake.send(FRIEND, "привет, как дела?")
+    texts = await fake.wait_for(lambda: fake.texts(FRIEND))
+    assert texts and all(texts)
+    assert any(c.method == "sendChatAction" and c.params["action"] == "typing" for c in fake.calls)
+    stored = await bot_messages.recent(harness.db, FRIEND)
+    assert stored[0][3] == "привет, как дела?" and stored[0][1] == 0
+    assert stored[-1][1] == 1  # the twin's reply, stored as the twin's
+
+
+async def test_others_get_one_polite_refusal(harness: Harness) -> None:
+    fake = harness.fake
+    fake.send(STRANGER, "hello?")
+    await fake.wait_for(lambda: fake.texts(STRANGER))
+    fake.send(STRANGER, "hello??")
+    fake.send(FRIEND, "ping")  # processed after the stranger's second message
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    assert len(fake.texts(STRANGER)) == 1 and "private digital twin" in fake.texts(STRANGER)[0]
+    assert await bot_messages.recent(harness.db, STRANGER) == []
+
+
+async def test_owner_commands_reveal_nothing_to_others(harness: Harness) -> None:
+    fake = harness.fake
+    for command in ("/retrain", "/style temperature 2", "/status"):
+        fake.send(FRIEND, command)
+    answers = await fake.wait_for(lambda: len(fake.texts(FRIEND)) >= 3 and fake.texts(FRIEND))
+    assert answers == ["I don't know that command. /help"] * 3
+    assert not harness.launcher.busy()
+    assert await settings_table.get(harness.db, settings_table.STYLE) is None
+
+
+async def test_style_knobs_persist_and_change_the_next_reply(harness: Harness) -> None:
+    fake = harness.fake
+    fake.send(OWNER, "/style temperature 0.3")
+    await fake.wait_for(lambda: any("temperature is now 0.3" in t for t in fake.texts(OWNER)))
+    assert await settings_table.get(harness.db, settings_table.STYLE) == {"temperature": 0.3}
+    fake.send(OWNER, "/style length loud")
+    await fake.wait_for(lambda: any("Cannot set that" in t for t in fake.texts(OWNER)))
+    fake.send(FRIEND, "ну что?")
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    assert harness.replies.requests[-1][1].temperature == 0.3
+    fake.send(OWNER, "/style")
+    profile = await fake.wait_for(
+        lambda: [
+            t for t in fake.texts(OWNER) if t.startswith("No style") or t.startswith("Your style")
+        ]
+    )
+    assert "temperature=0.3" in profile[0]
+
+
+async def test_rate_limit_is_waited_out(harness: Harness) -> None:
+    fake = harness.fake
+    fake.too_many_requests["sendMessage"] = 1
+    fake.retry_after = 1
+    fake.send(FRIEND, "алло")
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    attempts = [c for c in fake.calls if c.method == "sendMessage"]
+    assert len(attempts) >= 2 and attempts[1].at - attempts[0].at >= 0.9
+
+
+async def test_restart_keeps_the_chat_history(harness: Harness) -> None:
+    fake = harness.fake
+    fake.send(FRIEND, "запомни: кот Пельмень")
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    await harness.stop()
+    again = Harness(fake, harness.db, harness.replies, harness.config)
+    await again.start()
+    try:
+        fake.send(FRIEND, "как зовут кота?")
+        await fake.wait_for(lambda: len(fake.texts(FRIEND)) >= 2)
+        rows, _ = harness.replies.requests[-1]
+        assert [r[3] for r in rows if r[1] == 0] == ["запомни: кот Пельмень", "как зовут кота?"]
+    finally:
+        await again.stop()
+
+
+async def test_help_and_status_for_the_owner(harness: Harness) -> None:
+    fake = harness.fake
+    fake.send(OWNER, "/help")
+    fake.send(OWNER, "/status")
+    texts = await fake.wait_for(lambda: len(fake.texts(OWNER)) >= 2 and fake.texts(OWNER))
+    assert "/retrain" in texts[0]
+    assert "messages in 10 chats" in texts[1] and "Adapter: none yet" in texts[1]
+
+
+@pytest.mark.slow
+async def test_retrain_trains_reports_and_swaps_the_adapter(harness: Harness) -> None:
+    fake = harness.fake
+    started = time.monotonic()
+    fake.send(OWNER, "/retrain")
+    await fake.wait_for(lambda: any(t.startswith("Training started") for t in fake.texts(OWNER)))
+    fake.send(OWNER, "/retrain")
+    await fake.wait_for(lambda: any(t.startswith("Already training") for t in fake.texts(OWNER)))
+    result = await fake.wait_for(
+        lambda: [t for t in fake.texts(OWNER) if t.startswith("Training run")], timeout=240
+    )
+    assert "finished: adapter" in result[0] and "promoted" in result[0]
+    await fake.wait_for(lambda: fake.sent(OWNER, "sendPhoto"))
+    photo = fake.sent(OWNER, "sendPhoto")[0]
+    assert photo[photo["photo"].removeprefix("attach://")]["size"] > 1000  # a real PNG
+    fake.send(FRIEND, "ну и?")
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    assert harness.replies._engine is not None and harness.replies._engine.adapter is not None
+    assert time.monotonic() - started < 240

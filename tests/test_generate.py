@@ -1,0 +1,195 @@
+"""The reply engine on the tiny model: seeds, stop rules, bursts, degenerate output,
+adapter hot-swap, ordering under concurrency, and training/generation prompt parity."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import trainer.generate as generate_module
+from storage import messages, open_database
+from tests.exports import import_into
+from trainer import registry
+from trainer.conversations import conversation_turns
+from trainer.dataset import DatasetSettings, build_dataset, read_samples
+from trainer.generate import (
+    DegenerateReply,
+    GenerationSettings,
+    ReplyEngine,
+    split_long,
+    to_messages,
+)
+from trainer.lora import adapter_state
+from trainer.pii import ScrubStats
+from trainer.prompt import Prompt, PromptSettings
+from trainer.samples import reply_prompt
+from trainer.serving import ReplyService
+from twin.commands.demo import sample_export
+
+SETTINGS = GenerationSettings(max_new_tokens=30, seed=11)
+PROMPT = Prompt().render("R: привет\nI: ку", "как дела?")
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_checkpoint: Path) -> ReplyEngine:
+    return ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=1024)
+
+
+@pytest.fixture
+def scripted(engine: ReplyEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Make the sampler emit the tokens of scripted texts, one text per attempt."""
+    texts: list[str] = []
+    state = {"tokens": [], "attempt": -1}
+
+    def fake_sample(logits: torch.Tensor, previous: list[int], *_: object) -> int:
+        if not previous:
+            state["attempt"] += 1
+            text = texts[min(state["attempt"], len(texts) - 1)]
+            state["tokens"] = [
+                *engine.tokenizer.encode(text, bos=False).tolist(),
+                engine.tokenizer.eos_id,
+            ]
+        return state["tokens"][len(previous)]
+
+    monkeypatch.setattr(generate_module, "sample", fake_sample)
+    yield texts
+
+
+def test_same_seed_same_reply(engine: ReplyEngine) -> None:
+    first = engine.generate(PROMPT, SETTINGS)
+    assert first.tokens > 0 and first.prompt_tokens > 10
+    assert engine.generate(PROMPT, SETTINGS).text == first.text
+    other = engine.generate(PROMPT, SETTINGS.model_copy(update={"seed": 12}))
+    assert other.text != first.text
+
+
+def test_stops_at_the_template_or_a_speaker_tag(engine: ReplyEngine, scripted: list[str]) -> None:
+    scripted.append("ну норм\nR: а ты?\nI: тоже")
+    assert engine.generate(PROMPT, SETTINGS).messages == ["ну норм"]
+    scripted[0] = "окей\n### His new message:\nmore"
+    assert engine.generate(PROMPT, SETTINGS).messages == ["окей"]
+
+
+def test_a_reply_splits_into_messages(engine: ReplyEngine, scripted: list[str]) -> None:
+    scripted.append("короче\nГриша опять умер\n[sticker 🙃]\n[photo]")
+    reply = engine.generate(PROMPT, SETTINGS)
+    assert reply.messages == ["короче", "Гриша опять умер", "🙃"]
+
+
+def test_degenerate_output_is_retried_then_reported(
+    engine: ReplyEngine, scripted: list[str]
+) -> None:
+    scripted.extend(["   ", "ха " * 30, "норм"])
+    reply = engine.generate(PROMPT, SETTINGS.model_copy(update={"max_new_tokens": 60}))
+    assert reply.messages == ["норм"] and reply.attempts == 3
+    assert len(reply.discarded) == 2
+    scripted[:] = ["", "\n\n"]
+    with pytest.raises(DegenerateReply, match="no usable reply after 3 attempts"):
+        engine.generate(PROMPT, SETTINGS)
+
+
+def test_long_messages_fit_telegram() -> None:
+    text = ("слово " * 2000).strip()
+    pieces = split_long(text)
+    assert all(len(p) <= 4096 for p in pieces) and " ".join(pieces) == text
+    assert to_messages(["x" * 5000]) == ["x" * 4096, "x" * 904]
+
+
+def test_adapter_hot_swap_changes_the_reply_and_back(
+    engine: ReplyEngine, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    base = engine.generate(PROMPT, SETTINGS).text
+    state = adapter_state(engine.model)
+    generator = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(v.shape, generator=generator) * 0.5 for k, v in state.items()}
+    meta = {
+        "base_model": "Gemma-3-tiny",
+        "dataset_fingerprint": "x",
+        "lora": engine.lora.model_dump(),
+    }
+    path = registry.save(tmp_path, state, meta)
+    weights_before = engine.model.transformer.h[0].attn.qkv.linear.weight.clone()
+    engine.use_adapter(path)
+    tuned = engine.generate(PROMPT, SETTINGS).text
+    assert tuned != base
+    assert torch.equal(engine.model.transformer.h[0].attn.qkv.linear.weight, weights_before)
+    engine.use_adapter(None)
+    assert engine.generate(PROMPT, SETTINGS).text == base
+
+
+async def test_replies_are_served_in_order_without_blocking_the_loop(
+    tiny_checkpoint: Path,
+) -> None:
+    service = ReplyService(
+        lambda: ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=512),
+        Prompt(),
+        session_gap=86400,
+        context_tokens=128,
+    )
+    now = int(time.time())
+    finished: list[int] = []
+
+    async def ask(n: int) -> None:
+        rows = [(7, 0, now, f"вопрос {n}", None, None)]
+        await service.reply(rows, GenerationSettings(max_new_tokens=8, seed=n))
+        finished.append(n)
+
+    ticks = 0
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while len(finished) < 5:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(ask(n) for n in range(5)), heartbeat())
+    assert finished == [0, 1, 2, 3, 4]
+    assert ticks > 5  # the event loop kept running while the model worked
+    assert service.pending == 0
+    await service.close()
+
+
+async def test_generation_prompt_equals_the_training_prompt(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, sample_export())
+    out = tmp_path / "samples.jsonl"
+    settings = DatasetSettings(val_fraction=0.1, context_tokens=64)
+    build_dataset(db_path, out, settings, PromptSettings(), tiny_checkpoint)
+    samples = read_samples(out)
+    engine_counter = ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", 512).count_tokens
+    chat_id = samples[0]["chat_id"]
+    async with open_database(db_path) as db:
+        rows = await messages.recent(db, chat_id, limit=10**6)
+    prompt = Prompt()
+    checked = 0
+    for sample in [s for s in samples if s["chat_id"] == chat_id][:40]:
+        if not sample["instruction"]:
+            continue  # the owner opened the conversation: there was nothing to reply to
+        # Everything stored before the reply: the history generation would see.
+        before = [r for r in rows if r[2] < sample["date"]]
+        turns = list(conversation_turns(before, settings.session_gap, prompt, ScrubStats()))[-1]
+        expected = prompt.render(sample["input"], sample["instruction"])
+        assert reply_prompt(turns, prompt, settings.context_tokens, engine_counter) == expected
+        checked += 1
+    assert checked >= 20
+
+
+def test_a_prompt_longer_than_the_sliding_window_is_prefilled_exactly(
+    engine: ReplyEngine,
+) -> None:
+    """The KV-cached prefill of a prompt three windows long predicts what the plain
+    forward over the whole prompt predicts."""
+    window = engine.model.config.sliding_window_size
+    ids = torch.randint(5, 500, (1, window * 3 + 7))
+    with torch.inference_mode():
+        cached = engine.prefill(ids)
+        engine.model.set_kv_cache(batch_size=1)  # leave a clean cache for the other tests
+        plain = engine.model(ids)[:, -1:]
+    torch.testing.assert_close(cached, plain, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,327 @@
+"""Replies in the owner's voice: the reply engine the bot, the drafts and `twin chat` share.
+
+The base model is loaded once; an adapter is only its LoRA weights, so switching to a
+newly activated one copies a few megabytes and nothing else. Decoding keeps a KV cache
+and runs the 262k-token output layer only at the last position (the prompt's other
+positions never need it). The reply ends at <eos>, at <end_of_turn>, or where the
+template would start a new section or speaker; it is split into messages on the burst
+separator, each within Telegram's 4096 characters. Empty or degenerate output (only
+whitespace, one token looping) is retried with different sampling, then reported:
+never sent as is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from litgpt import Tokenizer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trainer import registry
+from trainer.checkpoints import counter_of
+from trainer.lora import LoRASettings, TwinGPT, build_model, load_adapter
+from trainer.prompt import Prompt
+
+TELEGRAM_LIMIT = 4096
+_LENGTHS = {"short": 0.4, "normal": 1.0, "long": 2.5}
+_PLACEHOLDER = re.compile(
+    r"^\[(photo|voice message|video message|video|GIF|audio|file|location|contact)\]\s*"
+)
+_STICKER = re.compile(r"^\[sticker ?([^\]]*)\]$")
+
+
+class GenerationSettings(BaseModel):
+    """Sampling knobs; `/style` overrides them per owner, persisted in the database."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.8, ge=0, le=2)
+    top_k: int = Field(40, ge=1)
+    top_p: float = Field(0.9, gt=0, le=1)
+    # Tokens already in the reply become less likely: 1.0 is off.
+    repetition_penalty: float = Field(1.15, ge=1, le=2)
+    max_new_tokens: int = Field(120, ge=1, le=2000)
+    # short / normal / long scale max_new_tokens (0.4x, 1x, 2.5x).
+    length: Literal["short", "normal", "long"] = "normal"
+    # Fixed seed for reproducible replies; none: a fresh one each time.
+    seed: int | None = None
+    # Degenerate output is retried this many times with other sampling, then reported.
+    attempts: int = 3
+    # Longest prompt plus reply the engine holds in its KV cache.
+    max_seq_length: int = 2048
+
+
+class DegenerateReply(Exception):
+    """Every attempt produced nothing usable; nothing must be sent."""
+
+
+@dataclass
+class Reply:
+    messages: list[str]
+    text: str
+    tokens: int
+    seconds: float
+    first_token_seconds: float
+    prompt_tokens: int
+    attempts: int
+    seed: int
+    adapter: str | None = None
+    discarded: list[str] = field(default_factory=list)  # degenerate attempts, for logs
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode = self.seconds - self.first_token_seconds
+        return (self.tokens - 1) / decode if self.tokens > 1 and decode > 0 else 0.0
+
+
+class ReplyEngine:
+    """One model in memory, one reply at a time (callers serialize: see bot/replies)."""
+
+    def __init__(
+        self,
+        checkpoint_dir: Path,
+        prompt: Prompt,
+        precision: str,
+        device: str,
+        max_seq_length: int = 2048,
+        lora: LoRASettings | None = None,
+    ) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self.prompt = prompt
+        self.fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
+        self.tokenizer = Tokenizer(checkpoint_dir)
+        self.count_tokens = counter_of(self.tokenizer)
+        self.lora = lora or LoRASettings()
+        self.max_seq_length = max_seq_length
+        self.model = self._build()
+        self.adapter: str | None = None  # path of the adapter in use; None: the base model
+        self.stop_ids = self._stop_ids()
+
+    def _build(self) -> TwinGPT:
+        model = build_model(self.fabric, self.checkpoint_dir, self.lora, self.max_seq_length)
+        load_adapter(model, None)
+        model.eval()
+        model.requires_grad_(False)
+        with self.fabric.init_tensor():
+            model.set_kv_cache(batch_size=1)
+        return model
+
+    def _stop_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_id} if self.tokenizer.eos_id is not None else set()
+        for special in ("<end_of_turn>", "<eos>"):
+            with contextlib.suppress(ValueError):
+                ids.add(self.tokenizer.token_to_id(special))
+        return ids
+
+    def use_adapter(self, path: Path | None) -> None:
+        """Serve an adapter (None: the base model). Only LoRA weights change, unless the
+        adapter has another LoRA shape (rank, targets), which rebuilds the LoRA layers."""
+        if path is None:
+            load_adapter(self.model, None)
+            self.adapter = None
+            return
+        lora = LoRASettings(**registry.read_meta(path)["lora"])
+        if (lora.r, lora.alpha, sorted(lora.targets)) != (
+            self.lora.r,
+            self.lora.alpha,
+            sorted(self.lora.targets),
+        ):
+            self.lora = lora
+            self.model = self._build()
+        load_adapter(self.model, registry.load(path))
+        self.adapter = str(path)
+
+    def generate(self, prompt_text: str, settings: GenerationSettings) -> Reply:
+        """A reply to a rendered prompt (trainer.samples.reply_prompt makes one)."""
+        seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        max_new = max(8, int(settings.max_new_tokens * _LENGTHS[settings.length]))
+        ids = self.tokenizer.encode(prompt_text, bos=True)
+        room = self.max_seq_length - max_new
+        if len(ids) > room:  # keep <bos> and the newest part of the prompt
+            ids = torch.cat([ids[:1], ids[-(room - 1) :]])
+        discarded: list[str] = []
+        for attempt in range(settings.attempts):
+            # Each retry samples hotter and penalizes repeats harder.
+            temperature = settings.temperature + 0.15 * attempt
+            penalty = settings.repetition_penalty + 0.1 * attempt
+            started = time.perf_counter()
+            tokens, first = self.decode(
+                ids, max_new, temperature, settings, penalty, seed + attempt
+            )
+            text = self._finish(tokens)
+            messages = to_messages(self.prompt.split_burst(text))
+            if messages and not _degenerate(tokens):
+                return Reply(
+                    messages=messages,
+                    text=text,
+                    tokens=len(tokens),
+                    seconds=time.perf_counter() - started,
+                    first_token_seconds=first,
+                    prompt_tokens=len(ids),
+                    attempts=attempt + 1,
+                    seed=seed + attempt,
+                    adapter=self.adapter,
+                    discarded=discarded,
+                )
+            discarded.append(text)
+        raise DegenerateReply(
+            f"no usable reply after {settings.attempts} attempts (last: {discarded[-1][:60]!r})"
+        )
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        prompt_ids: torch.Tensor,
+        max_new: int,
+        temperature: float,
+        settings: GenerationSettings,
+        penalty: float,
+        seed: int,
+        stop: bool = True,
+    ) -> tuple[list[int], float]:
+        """Generated token ids, and the seconds to the first one. `stop=False` decodes
+        exactly `max_new` tokens (benchmarks)."""
+        device = self.fabric.device
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        started = time.perf_counter()
+        size = prompt_ids.size(0)
+        last = (slice(None), slice(-1, None))  # the output layer only at the last position
+        logits = self.prefill(prompt_ids.to(device).view(1, -1))
+        tokens: list[int] = []
+        first = 0.0
+        for step in range(max_new):
+            token = sample(
+                logits.reshape(-1),
+                tokens,
+                temperature,
+                settings.top_k,
+                settings.top_p,
+                penalty,
+                generator,
+            )
+            if step == 0:
+                first = time.perf_counter() - started
+            if stop and token in self.stop_ids:
+                break
+            tokens.append(token)
+            if stop and self._stops(self.tokenizer.decode(torch.tensor(tokens))):
+                break
+            position = size + step
+            logits = self.model(
+                torch.tensor([[token]], device=device),
+                torch.tensor([position], device=device),
+                position + 1,
+                head_positions=last,
+            )
+        return tokens, first
+
+    def prefill(self, idx: torch.Tensor) -> torch.Tensor:
+        """Fill the KV cache with the whole prompt in one pass; the logits of its last
+        position (the only place the output layer runs)."""
+        size = idx.size(1)
+        positions = torch.arange(size, device=idx.device)
+        return self.model(idx, positions, size, head_positions=(slice(None), slice(-1, None)))
+
+    def _stops(self, text: str) -> bool:
+        return any(marker in text for marker in self.prompt.stop_markers)
+
+    def _finish(self, tokens: list[int]) -> str:
+        text = self.tokenizer.decode(torch.tensor(tokens)) if tokens else ""
+        for marker in self.prompt.stop_markers:
+            text = text.split(marker, 1)[0]
+        return text.strip()
+
+
+def sample(
+    logits: torch.Tensor,
+    previous: list[int],
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    repetition_penalty: float,
+    generator: torch.Generator,
+) -> int:
+    """One token: repetition penalty, then top-k, temperature and top-p on the k
+    candidates only (sorting 262k logits per token would cost more than the rest)."""
+    logits = logits.float()
+    if repetition_penalty != 1.0 and previous:
+        seen = torch.tensor(sorted(set(previous[-64:])), dtype=torch.long)
+        values = logits[seen]
+        logits[seen] = torch.where(
+            values > 0, values / repetition_penalty, values * repetition_penalty
+        )
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    values, indexes = torch.topk(logits, min(max(top_k, 1), logits.numel()))
+    probs = torch.softmax(values / temperature, dim=-1)
+    if top_p < 1.0:
+        cumulative = torch.cumsum(probs, dim=-1)
+        keep = cumulative - probs < top_p  # the smallest prefix reaching top_p, at least one
+        probs = torch.where(keep, probs, torch.zeros_like(probs))
+        probs = probs / probs.sum()
+    choice = torch.multinomial(probs, 1, generator=generator)
+    return int(indexes[choice])
+
+
+def _degenerate(tokens: list[int]) -> bool:
+    """One token (or a two-token pair) looping through most of the reply."""
+    if len(tokens) < 12:
+        return False
+    tail = tokens[-12:]
+    return len(set(tail)) <= 2
+
+
+def to_messages(parts: list[str]) -> list[str]:
+    """Telegram messages from the reply's parts: media placeholders the twin cannot send
+    go (a sticker becomes its emoji), and every message fits 4096 characters."""
+    messages: list[str] = []
+    for part in parts:
+        sticker = _STICKER.match(part)
+        part = sticker.group(1).strip() if sticker else _PLACEHOLDER.sub("", part).strip()
+        if part:
+            messages.extend(split_long(part))
+    return messages
+
+
+def split_long(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Pieces of at most `limit` characters, cut at a line break or a space if possible."""
+    pieces = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
+        if cut <= limit // 2:
+            cut = limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+KNOBS = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "length")
+
+
+def with_knobs(settings: GenerationSettings, knobs: dict[str, object]) -> GenerationSettings:
+    """The configured settings with the owner's /style knobs on top (validated)."""
+    return GenerationSettings.model_validate(
+        {**settings.model_dump(), **{k: v for k, v in knobs.items() if k in KNOBS}}
+    )
+
+
+def parse_knob(name: str, value: str) -> tuple[str, object]:
+    """A knob from `/style NAME VALUE`; ValueError with a readable message if invalid."""
+    name = name.lower().replace("-", "_")
+    if name not in KNOBS:
+        raise ValueError(f"unknown knob {name!r}; knobs: {', '.join(KNOBS)}")
+    try:
+        checked = GenerationSettings.model_validate({name: value})
+    except ValidationError as err:
+        raise ValueError(f"{name}: {err.errors()[0]['msg']}") from None
+    return name, getattr(checked, name)

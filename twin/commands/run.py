@@ -1,0 +1,82 @@
+"""`twin run`: the bot, scheduled retraining (and the userbot) in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.app import run_bot
+from bot.config import BotConfig
+from storage import Database, open_database
+from storage import settings as settings_table
+from twin.commands.common import config_options, db_options, db_path
+from twin.commands.talk import make_service
+from twin.settings import Settings, SettingsError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "run",
+        parents=[config_options(), db_options()],
+        help="run the Telegram bot (and retrain on schedule) until stopped",
+        description="Serve the twin on Telegram: chat with the clone, /retrain, /style, "
+        "/status; retrain nightly. Stops cleanly on Ctrl-C or SIGTERM.",
+    )
+    parser.set_defaults(run=run)
+
+
+def bot_config(args: argparse.Namespace, settings: Settings, owner_id: int) -> BotConfig:
+    token = settings.telegram.token()
+    if not token:
+        raise SettingsError(
+            "telegram.bot_token is not set: create a bot with @BotFather, then set "
+            "TWIN_TELEGRAM__BOT_TOKEN (or telegram.bot_token_file)"
+        )
+    train = [sys.executable, "-m", "twin", "train", "--json", "--db", str(db_path(args, settings))]
+    if args.config is not None:
+        train += ["--config", str(args.config)]
+    return BotConfig(
+        token=token,
+        api_url=settings.telegram.bot_api_url,
+        owner_id=owner_id,
+        allow=settings.bot.allow,
+        train_command=train,
+        generation=settings.generate,
+        schedule=settings.train.schedule or None,
+        min_new_messages=settings.train.min_new_messages,
+        history_limit=settings.bot.history_limit,
+    )
+
+
+async def _owner(db: Database, configured: int | None) -> int:
+    owner = (
+        configured
+        if configured is not None
+        else await settings_table.get(db, settings_table.OWNER_ID)
+    )
+    if owner is None:
+        raise SettingsError(
+            "who is the owner? import your chats first (twin import) or set telegram.owner_id"
+        )
+    return int(owner)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_serve(args, settings, db_path(args, settings)))
+    return 0
+
+
+async def _serve(args: argparse.Namespace, settings: Settings, database: Path) -> None:
+    async with open_database(database) as db:
+        config = bot_config(args, settings, await _owner(db, settings.telegram.owner_id))
+        replies = make_service(settings)
+        try:
+            await run_bot(config, db, replies)
+        finally:
+            await replies.close()
