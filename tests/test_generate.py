@@ -37,7 +37,10 @@ PROMPT = Prompt().render("R: привет\nI: ку", "как дела?")
 
 @pytest.fixture(scope="module")
 def engine(tiny_checkpoint: Path) -> ReplyEngine:
-    return ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=1024)
+    # Exact arithmetic for the tests that compare logits; int8 decoding has its own test.
+    return ReplyEngine(
+        tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=1024, int8_decoding=False
+    )
 
 
 @pytest.fixture
@@ -117,9 +120,12 @@ def test_adapter_hot_swap_changes_the_reply_and_back(
     engine.use_adapter(path)
     tuned = engine.generate(PROMPT, SETTINGS).text
     assert tuned != base
-    assert torch.equal(engine.model.transformer.h[0].attn.qkv.linear.weight, weights_before)
     engine.use_adapter(None)
     assert engine.generate(PROMPT, SETTINGS).text == base
+    assert torch.equal(engine.model.transformer.h[0].attn.qkv.linear.weight, weights_before)
+    engine.use_adapter(path)  # and again: the same adapter gives the same reply
+    assert engine.generate(PROMPT, SETTINGS).text == tuned
+    engine.use_adapter(None)
 
 
 async def test_replies_are_served_in_order_without_blocking_the_loop(
@@ -193,3 +199,17 @@ def test_a_prompt_longer_than_the_sliding_window_is_prefilled_exactly(
         engine.model.set_kv_cache(batch_size=1)  # leave a clean cache for the other tests
         plain = engine.model(ids)[:, -1:]
     torch.testing.assert_close(cached, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_int8_decoding_stays_close_to_the_full_precision_model(tiny_checkpoint: Path) -> None:
+    exact = ReplyEngine(tiny_checkpoint, Prompt(), "bf16-true", "cpu", 512, int8_decoding=False)
+    fast = ReplyEngine(tiny_checkpoint, Prompt(), "bf16-true", "cpu", 512, int8_decoding=True)
+    ids = exact.tokenizer.encode(PROMPT, bos=True).view(1, -1)
+    with torch.inference_mode():
+        a, b = exact.prefill(ids).float(), fast.prefill(ids).float()
+    assert (a - b).norm() / a.norm() < 0.05
+    assert (
+        torch.topk(a.reshape(-1), 5).indices.tolist()[:1]
+        == torch.topk(b.reshape(-1), 5).indices.tolist()[:1]
+    )
+    assert fast.generate(PROMPT, SETTINGS).tokens > 0

@@ -23,12 +23,14 @@ from typing import Literal
 import lightning as L
 import torch
 from litgpt import Tokenizer
+from litgpt.lora import LoRALinear
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainer import registry
 from trainer.checkpoints import counter_of
 from trainer.lora import LoRASettings, TwinGPT, build_model, load_adapter
 from trainer.prompt import Prompt
+from trainer.quantize import DecodeLinear, use_int8_for_decoding
 
 TELEGRAM_LIMIT = 4096
 _LENGTHS = {"short": 0.4, "normal": 1.0, "long": 2.5}
@@ -93,8 +95,12 @@ class ReplyEngine:
         device: str,
         max_seq_length: int = 2048,
         lora: LoRASettings | None = None,
+        int8_decoding: bool | None = None,
     ) -> None:
         self.checkpoint_dir = checkpoint_dir
+        # int8 weight copies for one-token steps: by default wherever the model runs on
+        # the CPU (see trainer.quantize).
+        self.int8_decoding = device == "cpu" if int8_decoding is None else int8_decoding
         self.prompt = prompt
         self.fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
         self.tokenizer = Tokenizer(checkpoint_dir)
@@ -106,12 +112,21 @@ class ReplyEngine:
         self.stop_ids = self._stop_ids()
 
     def _build(self) -> TwinGPT:
+        """The model for serving: adapters are merged into the weights (no LoRA branch
+        to compute per token), so the base weights they touch are kept aside to merge
+        the next adapter into."""
         model = build_model(self.fabric, self.checkpoint_dir, self.lora, self.max_seq_length)
         load_adapter(model, None)
         model.eval()
         model.requires_grad_(False)
         with self.fabric.init_tensor():
             model.set_kv_cache(batch_size=1)
+        self._lora_layers = [m for m in model.modules() if isinstance(m, LoRALinear) and m.r > 0]
+        self._base_weights = [m.linear.weight.detach().clone() for m in self._lora_layers]
+        for layer in self._lora_layers:
+            layer.merged = True  # B = 0: the base model; nothing to add
+        if self.int8_decoding:
+            use_int8_for_decoding(model)
         return model
 
     def _stop_ids(self) -> set[int]:
@@ -122,22 +137,30 @@ class ReplyEngine:
         return ids
 
     def use_adapter(self, path: Path | None) -> None:
-        """Serve an adapter (None: the base model). Only LoRA weights change, unless the
-        adapter has another LoRA shape (rank, targets), which rebuilds the LoRA layers."""
-        if path is None:
-            load_adapter(self.model, None)
-            self.adapter = None
-            return
-        lora = LoRASettings(**registry.read_meta(path)["lora"])
-        if (lora.r, lora.alpha, sorted(lora.targets)) != (
-            self.lora.r,
-            self.lora.alpha,
-            sorted(self.lora.targets),
-        ):
-            self.lora = lora
-            self.model = self._build()
-        load_adapter(self.model, registry.load(path))
-        self.adapter = str(path)
+        """Serve an adapter (None: the base model) without reloading the base: the
+        weights its LoRA layers touch are reset from the copy kept aside and the new
+        adapter is merged into them (a LoRA of another shape rebuilds those layers)."""
+        state = None
+        if path is not None:
+            lora = LoRASettings(**registry.read_meta(path)["lora"])
+            if (lora.r, lora.alpha, sorted(lora.targets)) != (
+                self.lora.r,
+                self.lora.alpha,
+                sorted(self.lora.targets),
+            ):
+                self.lora = lora
+                self.model = self._build()
+            state = registry.load(path)
+        with torch.no_grad():
+            for layer, base in zip(self._lora_layers, self._base_weights, strict=True):
+                layer.linear.weight.copy_(base)
+                layer.merged = False
+            load_adapter(self.model, state)
+            for layer in self._lora_layers:
+                layer.merge()  # W + B A, once; for the base model B is zero
+                if isinstance(layer.linear, DecodeLinear):
+                    layer.linear.refresh()
+        self.adapter = None if path is None else str(path)
 
     def generate(self, prompt_text: str, settings: GenerationSettings) -> Reply:
         """A reply to a rendered prompt (trainer.samples.reply_prompt makes one)."""

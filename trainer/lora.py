@@ -129,9 +129,13 @@ class TwinGPT(lora.GPT):
         layers, causal within the window for sliding-window layers."""
         keys = input_pos_maxp1 if input_pos_maxp1 is not None else self.max_seq_length
         key_pos = torch.arange(keys, device=idx.device)
-        causal = key_pos[None, :] <= input_pos[:, None]  # (T, keys)
+        causal = (key_pos[None, :] <= input_pos[:, None])[None, None]  # (1, 1, T, keys)
         window = self.config.sliding_window_size
         windowed = causal & (key_pos[None, :] > input_pos[:, None] - window) if window else causal
+        if keys == idx.size(1):  # a whole prompt from position 0: plain causal attention,
+            # which SDPA computes without materializing a mask (is_causal)
+            windowed = None if not window or keys <= window else windowed
+            causal = None
         cos = self.cos.index_select(0, input_pos).unsqueeze(0)
         sin = self.sin.index_select(0, input_pos).unsqueeze(0)
         x = self.transformer.wte(idx)
@@ -140,17 +144,13 @@ class TwinGPT(lora.GPT):
         for index, block in enumerate(self.transformer.h):
             mask = windowed if block.attn.apply_sliding_window_attention else causal
             if self.config.rope_indices is not None:  # Gemma 3: local and global rope
-                which = self.config.rope_indices[index]
-                x = block(
-                    x,
-                    cos[..., which],
-                    sin[..., which],
-                    mask[None, None],
-                    input_pos,
-                    input_pos_maxp1,
+                cos_i, sin_i = (
+                    cos[..., self.config.rope_indices[index]],
+                    sin[..., self.config.rope_indices[index]],
                 )
             else:
-                x = block(x, cos, sin, mask[None, None], input_pos, input_pos_maxp1)
+                cos_i, sin_i = cos, sin
+            x = block(x, cos_i, sin_i, mask, input_pos, input_pos_maxp1)
         x = self.transformer.ln_f(x)
         if head_positions is not None:
             x = x[head_positions]
