@@ -21,11 +21,15 @@ from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault, ErrorEven
 from bot.access import AccessMiddleware
 from bot.config import BotConfig
 from bot.delivery import RetryMiddleware
+from bot.drafts import DraftWorkflow
 from bot.reports import TrainingReporter
-from bot.routers import chat, fallback, help, retrain, status, style
+from bot.routers import chat, drafts, fallback, help, retrain, status, style
 from bot.scheduler import RetrainSchedule
 from bot.training import TrainingLauncher
+from exporter.live import LiveUserbot
 from storage import Database
+from storage import settings as settings_table
+from trainer.generate import GenerationSettings, with_knobs
 from trainer.serving import ReplyService
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,7 @@ def make_dispatcher(
     replies: ReplyService,
     launcher: TrainingLauncher,
     schedule: RetrainSchedule | None,
+    workflow: DraftWorkflow,
 ) -> Dispatcher:
     """Routers in order of precedence; the services reach handlers as arguments."""
     in_flight = InFlight()
@@ -83,6 +88,7 @@ def make_dispatcher(
         replies=replies,
         launcher=launcher,
         schedule=schedule,
+        drafts=workflow,
         in_flight=in_flight,
     )
     dispatcher.update.outer_middleware(in_flight)
@@ -94,6 +100,7 @@ def make_dispatcher(
         retrain.router(),
         style.router(),
         status.router(),
+        drafts.router(),  # before chat: an owner editing a draft is not chatting
         chat.router(),
         fallback.router(),
     )
@@ -119,9 +126,25 @@ async def register_commands(bot: Bot, owner_id: int) -> None:
     await bot.set_my_commands(help.OWNER_COMMANDS, scope=BotCommandScopeChat(chat_id=owner_id))
 
 
-async def run_bot(config: BotConfig, db: Database, replies: ReplyService) -> None:
-    """Serve until SIGINT/SIGTERM."""
+def make_workflow(
+    bot: Bot, config: BotConfig, db: Database, replies: ReplyService
+) -> DraftWorkflow:
+    async def generation() -> GenerationSettings:
+        return with_knobs(config.generation, await settings_table.get(db, settings_table.STYLE, {}))
+
+    return DraftWorkflow(bot, db, replies, config.owner_id, config.drafts, generation)
+
+
+async def run_bot(
+    config: BotConfig,
+    db: Database,
+    replies: ReplyService,
+    userbot: Callable[[DraftWorkflow], Awaitable[LiveUserbot | None]] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM. `userbot`, when given, connects the owner's account
+    and wires its messages to the draft workflow."""
     bot = make_bot(config)
+    workflow = make_workflow(bot, config, db, replies)
     launcher = TrainingLauncher(db, config.train_command)
     schedule = None
     if config.schedule:
@@ -132,9 +155,14 @@ async def run_bot(config: BotConfig, db: Database, replies: ReplyService) -> Non
             launcher,
             lambda: TrainingReporter(bot, config.owner_id, db, replies),
         )
-    dispatcher = make_dispatcher(config, db, replies, launcher, schedule)
+    dispatcher = make_dispatcher(config, db, replies, launcher, schedule, workflow)
+    live = None
     try:
         await replies.start(db)
+        if userbot is not None:
+            live = await userbot(workflow)
+            workflow.userbot = live
+            await workflow.reconcile()
         await register_commands(bot, config.owner_id)
         if schedule is not None:
             await schedule.start()
@@ -145,5 +173,8 @@ async def run_bot(config: BotConfig, db: Database, replies: ReplyService) -> Non
     finally:
         if schedule is not None:
             schedule.shutdown()
+        await workflow.stop()
         await launcher.stop()
+        if live is not None:
+            await live.client.disconnect()
         await bot.session.close()

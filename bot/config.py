@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.drafts import DraftSettings
 from trainer.generate import GenerationSettings
 
 
@@ -22,6 +23,7 @@ class BotConfig:
     schedule: str | None = "0 3 * * *"
     min_new_messages: int = 50
     history_limit: int = 60  # bot-chat messages read as the context of a reply
+    drafts: DraftSettings = field(default_factory=DraftSettings)
 
     def allows(self, user_id: int) -> bool:
         if user_id == self.owner_id or self.allow == "everyone":

@@ -105,6 +105,31 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX bot_messages_chat ON bot_messages (chat_id, id);
     """,
+    # 4: drafted replies to the owner's real chats, a persisted state machine:
+    # pending -> sending -> sent | edited_sent; pending -> discarded | expired.
+    # 'sending' is written before the userbot sends, so a crash between the send and
+    # its record is found at start-up and reconciled, never sent twice.
+    """
+    ALTER TABLE chats ADD COLUMN mode TEXT;  -- draft, auto, off; NULL: the default
+    CREATE TABLE drafts (
+        id                  INTEGER PRIMARY KEY,
+        chat_id             INTEGER NOT NULL,
+        status              TEXT NOT NULL,
+        incoming_message_id INTEGER,
+        incoming_text       TEXT NOT NULL,
+        prompt              TEXT NOT NULL,      -- what the model was asked
+        draft_text          TEXT NOT NULL,      -- what it answered
+        final_text          TEXT,               -- what was sent (the owner's edit, if any)
+        card_message_id     INTEGER,            -- the draft's message in the owner's bot chat
+        sent_message_id     INTEGER,
+        via                 TEXT,               -- button, edit, auto
+        created             INTEGER NOT NULL,
+        updated             INTEGER NOT NULL,
+        decided             INTEGER
+    );
+    CREATE UNIQUE INDEX drafts_one_open_per_chat ON drafts (chat_id)
+        WHERE status IN ('pending', 'sending');
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -50,3 +50,14 @@ class Reader:
             "WHERE chat_id = ? AND message_id BETWEEN ? AND ? ORDER BY message_id",
             (chat_id, first_id, last_id),
         ).fetchall()
+
+    def corrected_drafts(self) -> list[tuple[int, int, str, str, str]]:
+        """(chat_id, decided, prompt, draft, final) of drafts the owner edited before
+        sending: what the twin said and what the owner wanted instead."""
+        try:
+            return self._conn.execute(
+                "SELECT chat_id, decided, prompt, draft_text, final_text FROM drafts "
+                "WHERE status = 'edited_sent' ORDER BY id"
+            ).fetchall()
+        except sqlite3.OperationalError:  # a database from before drafts existed
+            return []

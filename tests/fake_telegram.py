@@ -202,7 +202,9 @@ class FakeTelegram:
                 if text
                 else "Bad Request: message text is empty",
             )
-        return _ok(self._message(int(params["chat_id"]), text, params.get("reply_markup")))
+        message = self._message(int(params["chat_id"]), text, params.get("reply_markup"))
+        params["_message_id"] = message["message_id"]  # for tests that press its buttons
+        return _ok(message)
 
     async def _sendPhoto(self, params: dict[str, Any]) -> web.Response:
         message = self._message(int(params["chat_id"]), params.get("caption", ""), None)

@@ -8,37 +8,22 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bot.app import make_bot, make_dispatcher
 from bot.config import BotConfig
-from bot.training import TrainingLauncher
-from storage import Database, bot_messages, open_database
+from storage import bot_messages, open_database
 from storage import settings as settings_table
+from tests.bot_harness import Harness, Recording
 from tests.exports import import_into
 from tests.fake_telegram import FakeTelegram
 from trainer.generate import GenerationSettings, ReplyEngine
 from trainer.prompt import Prompt
-from trainer.serving import ReplyService
 from twin.commands.demo import sample_export
 
 OWNER = 700100200  # the sample persona's id: the import makes them the owner
 FRIEND = 5005
 STRANGER = 6006
-
-
-class Recording(ReplyService):
-    """The real service, remembering what each reply was asked with."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.requests: list[tuple[list[tuple], GenerationSettings]] = []
-
-    async def reply(self, rows, settings):  # type: ignore[no-untyped-def]
-        self.requests.append((list(rows), settings))
-        return await super().reply(rows, settings)
 
 
 @pytest.fixture(scope="module")
@@ -51,30 +36,6 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine(tiny_checkpoint: Path) -> ReplyEngine:
     return ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=512)
-
-
-class Harness:
-    def __init__(
-        self, fake: FakeTelegram, db: Database, replies: Recording, config: BotConfig
-    ) -> None:
-        self.fake, self.db, self.replies, self.config = fake, db, replies, config
-        self.bot = make_bot(config)
-        self.launcher = TrainingLauncher(db, config.train_command)
-        self.dispatcher = make_dispatcher(config, db, replies, self.launcher, None)
-        self.task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(
-            self.dispatcher.start_polling(self.bot, handle_signals=False, polling_timeout=1)
-        )
-
-    async def stop(self) -> None:
-        if self.task is None:
-            return
-        await self.dispatcher.stop_polling()
-        await self.task
-        self.task = None
-        await self.bot.session.close()
 
 
 @pytest.fixture

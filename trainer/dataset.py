@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from storage.chats import Chat
 from storage.reader import Reader
 from trainer.conversations import conversation_starts, conversation_turns
-from trainer.pii import ScrubStats
+from trainer.pii import ScrubStats, scrub
 from trainer.prompt import Prompt, PromptSettings
 from trainer.samples import SampleRules, conversation_samples
 
@@ -98,6 +98,8 @@ class DatasetStats:
     pii: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""  # sha256 of the file: the dataset's identity for adapters
     path: str = ""
+    # (draft, final) pairs from drafts the owner corrected, in <name>.preferences.jsonl
+    preferences: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -279,6 +281,7 @@ def build_dataset(
     with Reader(db_path) as reader:
         chat_ids = [chat.id for chat in select_chats(reader.chats(), settings)]
         jobs, starts = _plan(reader, chat_ids, settings.session_gap)
+        corrections = reader.corrected_drafts()
     if tokenizer is None:
         budget = int(settings.context_tokens * settings.chars_per_token)
     else:
@@ -328,7 +331,31 @@ def build_dataset(
     stats.dropped = dict(sorted(dropped.items()))
     stats.pii = dict(sorted(pii.items()))
     stats.fingerprint = digest.hexdigest()
+    stats.preferences = write_preferences(preferences_path(out), corrections)
     return stats
+
+
+def preferences_path(samples: Path) -> Path:
+    return samples.with_name(samples.stem + ".preferences.jsonl")
+
+
+def write_preferences(path: Path, corrections: list[tuple[int, int, str, str, str]]) -> int:
+    """Preference pairs for preference tuning (DPO and the like): the prompt, the owner's
+    final words as `chosen`, the twin's draft as `rejected`. Scrubbed like samples."""
+    lines = []
+    for chat_id, decided, prompt, draft, final in corrections:
+        row = {
+            "prompt": scrub(prompt),
+            "chosen": scrub(final),
+            "rejected": scrub(draft),
+            "chat_id": chat_id,
+            "date": decided,
+        }
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(lines), encoding="utf-8")
+    os.replace(partial, path)
+    return len(lines)
 
 
 def _drop_seen(result: _JobResult, seen: set[bytes], dropped: Counter[str]) -> bytes:

@@ -76,6 +76,7 @@ class Reply:
     attempts: int
     seed: int
     adapter: str | None = None
+    prompt: str = ""  # the rendered prompt the reply answers
     discarded: list[str] = field(default_factory=list)  # degenerate attempts, for logs
 
     @property
@@ -192,6 +193,7 @@ class ReplyEngine:
                     attempts=attempt + 1,
                     seed=seed + attempt,
                     adapter=self.adapter,
+                    prompt=prompt_text,
                     discarded=discarded,
                 )
             discarded.append(text)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from exporter.desktop_export import ExportFormatError
 from exporter.desktop_import import OwnerError
+from exporter.sync import SyncError
+from exporter.userbot import UserbotError
 from storage import StorageError
 from storage.runs import RunLockedError
 from trainer.checkpoints import CheckpointError
@@ -29,6 +31,7 @@ from twin.commands import (
     run,
     talk,
     train,
+    userbot,
 )
 from twin.settings import SettingsError, load_settings
 
@@ -43,6 +46,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     TrainingError,
     RegistryError,
     DegenerateReply,
+    UserbotError,
+    SyncError,
 )
 
 
@@ -53,7 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"twin {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (import_export, dataset, model, train, evaluate, adapters, talk, run, demo):
+    for module in (
+        import_export,
+        userbot,
+        dataset,
+        model,
+        train,
+        evaluate,
+        adapters,
+        talk,
+        run,
+        demo,
+    ):
         module.register(commands)
     return parser
 

@@ -70,6 +70,17 @@ class TelegramSettings(Section):
         return None
 
 
+class UserbotSettings(Section):
+    # Run the userbot (your own account) inside `twin run`: "auto" when logged in.
+    enabled: Literal["auto"] | bool = "auto"
+    # What happens when someone writes to you: draft (ask you first), auto (send after
+    # auto_delay seconds unless you answer), off. Set per chat with /mode in the bot.
+    default_mode: Literal["draft", "auto", "off"] = "draft"
+    auto_delay: float = 30.0
+    # How many earlier messages of the chat a draft is written against.
+    history_limit: int = 60
+
+
 class BotSettings(Section):
     # Who may chat with the twin through the bot: "owner", "everyone", or a list of ids.
     allow: Literal["owner", "everyone"] | list[int] = "owner"
@@ -86,6 +97,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     telegram: TelegramSettings = TelegramSettings()
     bot: BotSettings = BotSettings()
+    userbot: UserbotSettings = UserbotSettings()
     dataset: DatasetSettings = DatasetSettings()
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()
@@ -108,6 +120,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.storage.path or self.data_dir / "twin.db"
+
+    @property
+    def session_file(self) -> Path:
+        return self.data_dir / "userbot.session"
 
     @property
     def models_dir(self) -> Path:

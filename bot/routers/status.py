@@ -9,6 +9,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.access import IsOwner
+from bot.drafts import feedback
 from bot.scheduler import RetrainSchedule
 from storage import Database
 from storage import adapters as adapters_table
@@ -79,4 +80,13 @@ async def status_lines(
         f"Next scheduled training: {_when(next_run.timestamp()) if next_run else 'not scheduled'}"
     )
     lines.append(f"Replies waiting: {replies.pending}")
+    stats = await feedback(db)
+    if stats["decided"]:
+        lines.append(
+            f"Drafts, last 30 days: {stats['decided']} decided; sent as drafted "
+            f"{stats['approval_rate']:.0%}, edited {stats['edit_rate']:.0%} (mean edit "
+            f"{stats['mean_edit_distance']:.0f} characters), discarded {stats['discard_rate']:.0%}"
+        )
+    else:
+        lines.append("Drafts, last 30 days: none decided yet")
     return lines

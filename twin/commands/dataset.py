@@ -70,6 +70,7 @@ def format_stats(stats: DatasetStats) -> str:
             f"  size           {stats.characters:,} characters (context budget in {unit})",
             f"  dropped        {listed(stats.dropped)}",
             f"  scrubbed       {listed(stats.pii)}",
+            f"  corrections    {stats.preferences:,} (draft, final) pairs",
             f"  fingerprint    {stats.fingerprint[:12]}",
         ]
     )

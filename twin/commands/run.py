@@ -6,14 +6,19 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.app import run_bot
 from bot.config import BotConfig
+from bot.drafts import DraftSettings, DraftWorkflow
+from exporter.live import LiveUserbot
+from exporter.userbot import connect, make_client
 from storage import Database, open_database
 from storage import settings as settings_table
 from twin.commands.common import config_options, db_options, db_path
 from twin.commands.talk import make_service
+from twin.commands.userbot import userbot_config
 from twin.settings import Settings, SettingsError
 
 
@@ -48,7 +53,36 @@ def bot_config(args: argparse.Namespace, settings: Settings, owner_id: int) -> B
         schedule=settings.train.schedule or None,
         min_new_messages=settings.train.min_new_messages,
         history_limit=settings.bot.history_limit,
+        drafts=DraftSettings(
+            default_mode=settings.userbot.default_mode,
+            auto_delay=settings.userbot.auto_delay,
+            history_limit=settings.userbot.history_limit,
+        ),
     )
+
+
+def userbot_starter(
+    settings: Settings, db: Database
+) -> Callable[[DraftWorkflow], Awaitable[LiveUserbot]] | None:
+    """How `twin run` connects the userbot, or None when it is off or not set up."""
+    config = userbot_config(settings)
+    logged_in = bool(config.session) or config.session_file.exists()
+    enabled = settings.userbot.enabled
+    if enabled is False or (
+        enabled == "auto" and not (config.api_id and config.api_hash and logged_in)
+    ):
+        logging.getLogger(__name__).info("userbot off (twin login to draft replies to your chats)")
+        return None
+
+    async def start(workflow: DraftWorkflow) -> LiveUserbot:
+        client = make_client(config)
+        me = await connect(client)
+        live = LiveUserbot(client, db, me.id, workflow.on_incoming, workflow.on_outgoing)
+        live.attach()
+        logging.getLogger(__name__).info("userbot listening as %s", me.id)
+        return live
+
+    return start
 
 
 async def _owner(db: Database, configured: int | None) -> int:
@@ -77,6 +111,6 @@ async def _serve(args: argparse.Namespace, settings: Settings, database: Path) -
         config = bot_config(args, settings, await _owner(db, settings.telegram.owner_id))
         replies = make_service(settings)
         try:
-            await run_bot(config, db, replies)
+            await run_bot(config, db, replies, userbot_starter(settings, db))
         finally:
             await replies.close()

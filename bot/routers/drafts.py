@@ -1,0 +1,143 @@
+"""The owner's side of drafts: the card's buttons, editing a draft, /drafts and /mode."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+
+from bot.access import IsOwner
+from bot.drafts import DraftWorkflow
+from bot.keyboards import MODES, DraftAction, ModePick, chat_picker, mode_picker
+from storage import Database
+from storage import chats as chats_table
+from storage import drafts as drafts_table
+
+
+class Editing(StatesGroup):
+    draft = State()  # the owner's next message is the corrected reply
+
+
+def router() -> Router:
+    routes = Router(name="drafts")
+    routes.message.filter(IsOwner())
+    routes.callback_query.filter(IsOwner())
+    routes.callback_query.register(on_draft_button, DraftAction.filter())
+    routes.callback_query.register(on_mode_pick, ModePick.filter())
+    routes.message.register(cancel_edit, StateFilter(Editing.draft), Command("cancel"))
+    routes.message.register(send_edited, StateFilter(Editing.draft), F.text)
+    routes.message.register(list_drafts, Command("drafts"))
+    routes.message.register(set_mode, Command("mode"))
+    return routes
+
+
+async def on_draft_button(
+    query: CallbackQuery,
+    callback_data: DraftAction,
+    drafts: DraftWorkflow,
+    db: Database,
+    state: FSMContext,
+) -> None:
+    draft = await drafts_table.get(db, callback_data.id)
+    if draft is None or draft.status != "pending":
+        await query.answer("This draft is already settled.", show_alert=False)
+        return
+    if callback_data.action == "send":
+        done = await drafts.send(draft.id)
+        await query.answer("Sent." if done else "Already settled.")
+    elif callback_data.action == "edit":
+        await state.set_state(Editing.draft)
+        await state.update_data(draft_id=draft.id)
+        await query.answer()
+        await query.message.answer("Send me the reply as it should go out (or /cancel).")
+    elif callback_data.action == "again":
+        await query.answer("Drafting again…")
+        if not await drafts.regenerate(draft.id):
+            await query.message.answer("I could not draft anything better.")
+    elif callback_data.action == "discard":
+        await drafts.discard(draft.id)
+        await query.answer("Discarded.")
+    else:
+        await query.answer()
+
+
+async def send_edited(message: Message, state: FSMContext, drafts: DraftWorkflow) -> None:
+    data = await state.get_data()
+    await state.clear()
+    if await drafts.send(data["draft_id"], final_text=message.text, via="edit"):
+        await message.answer("Sent as you wrote it.")
+    else:
+        await message.answer("That draft was settled meanwhile; nothing was sent.")
+
+
+async def cancel_edit(message: Message, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer("Editing cancelled; the draft is still waiting.")
+
+
+async def list_drafts(message: Message, db: Database, drafts: DraftWorkflow) -> None:
+    pending = await drafts_table.with_status(db, "pending")
+    if not pending:
+        await message.answer("No drafts waiting.")
+        return
+    for draft in pending:  # fresh cards at the bottom of the chat, easy to reach
+        await drafts.show_card(draft, await drafts.chat_name(draft.chat_id))
+
+
+async def set_mode(
+    message: Message, command: CommandObject, db: Database, drafts: DraftWorkflow
+) -> None:
+    """/mode: a picker of recent chats; /mode CHAT MODE sets it directly (id or title)."""
+    words = (command.args or "").rsplit(maxsplit=1)
+    if len(words) == 2 and words[1] in MODES:
+        chosen = await _find_chat(db, words[0])
+        if chosen is None:
+            await message.answer(f"No personal chat {words[0]!r}.")
+            return
+        await chats_table.set_mode(db, chosen, words[1])
+        await message.answer(f"{await drafts.chat_name(chosen)}: {words[1]}.")
+        return
+    recent = await chats_table.recent_personal(db)
+    if not recent:
+        await message.answer("No personal chats yet.")
+        return
+    await message.answer(
+        "Draft mode per chat: draft (ask me), auto (send after a delay), off. Pick a chat:",
+        reply_markup=chat_picker(
+            [
+                (c.id, c.title or str(c.id), mode or drafts.settings.default_mode)
+                for c, mode in recent
+            ]
+        ),
+    )
+
+
+async def on_mode_pick(
+    query: CallbackQuery, callback_data: ModePick, db: Database, drafts: DraftWorkflow
+) -> None:
+    chat = await chats_table.get(db, callback_data.chat)
+    if chat is None:
+        await query.answer("Unknown chat.")
+        return
+    if not callback_data.mode:
+        await query.answer()
+        current = await drafts.mode(chat.id)
+        await query.message.answer(
+            f"{chat.title}: now {current}.", reply_markup=mode_picker(chat.id, current)
+        )
+        return
+    if callback_data.mode not in MODES:
+        await query.answer("Unknown mode.")
+        return
+    await chats_table.set_mode(db, chat.id, callback_data.mode)
+    await query.answer(f"{chat.title}: {callback_data.mode}")
+    await query.message.edit_reply_markup(reply_markup=mode_picker(chat.id, callback_data.mode))
+
+
+async def _find_chat(db: Database, name: str) -> int | None:
+    for chat, _ in await chats_table.recent_personal(db, limit=1000):
+        if str(chat.id) == name or (chat.title or "").lower() == name.lower():
+            return chat.id
+    return None

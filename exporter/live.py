@@ -1,0 +1,141 @@
+"""The userbot while `twin run` runs: every private message stored as it arrives, the
+draft workflow told about it, and replies sent as the owner."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from telethon import TelegramClient, events, functions, utils
+from telethon.tl import types
+
+from exporter.sync import is_person
+from exporter.telethon_messages import message_row
+from storage import Database
+from storage import chats as chats_table
+from storage import messages as messages_table
+from storage import people as people_table
+
+log = logging.getLogger(__name__)
+MUTE_CACHE_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A person wrote to the owner."""
+
+    chat_id: int
+    message_id: int
+    text: str
+    media: str | None  # photo, sticker, ... (storage's media kinds)
+    media_detail: str | None
+    name: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """The owner (or twin as the owner) wrote in a chat."""
+
+    chat_id: int
+    message_id: int
+    text: str
+
+
+class LiveUserbot:
+    def __init__(
+        self,
+        client: TelegramClient,
+        db: Database,
+        owner_id: int,
+        on_incoming: Callable[[Incoming], Awaitable[None]],
+        on_outgoing: Callable[[Outgoing], Awaitable[None]],
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.owner_id = owner_id
+        self.on_incoming = on_incoming
+        self.on_outgoing = on_outgoing
+        self._muted: dict[int, tuple[float, bool]] = {}
+
+    def attach(self) -> None:
+        self.client.add_event_handler(self._new_message, events.NewMessage())
+        self.client.add_event_handler(self._edited, events.MessageEdited())
+
+    async def _store(self, message: types.Message, name: str | None) -> bool:
+        row = message_row(message, self.owner_id)
+        if row is None:
+            return False
+        chat_id = row[0]
+        async with self.db.transaction():
+            await chats_table.upsert(self.db, chats_table.Chat(chat_id, "personal_chat", name))
+            if name and not message.out:
+                await people_table.upsert_names(self.db, {row[2]: name})
+            await messages_table.insert_new(self.db, [row])
+        return True
+
+    async def _new_message(self, event: events.NewMessage.Event) -> None:
+        if not event.is_private:
+            return
+        message = event.message
+        if message.out:
+            if await self._store(message, None):
+                await self.on_outgoing(Outgoing(event.chat_id, message.id, message.message or ""))
+            return
+        sender = await event.get_sender()
+        if not is_person(sender):
+            return
+        name = utils.get_display_name(sender)
+        if not await self._store(message, name):
+            return
+        if await self.is_muted(event.chat_id):
+            log.info("message in muted chat %s: stored, no draft", event.chat_id)
+            return
+        row = message_row(message, self.owner_id)
+        if row is not None:
+            await self.on_incoming(
+                Incoming(event.chat_id, message.id, row[5], row[8], row[9], name)
+            )
+
+    async def _edited(self, event: events.MessageEdited.Event) -> None:
+        if event.is_private:
+            row = message_row(event.message, self.owner_id)
+            if row is not None:
+                async with self.db.transaction():
+                    await messages_table.apply_edits(self.db, [row])
+
+    async def is_muted(self, chat_id: int) -> bool:
+        """Muted chats get no drafts (cached for a while: one request per chat)."""
+        cached = self._muted.get(chat_id)
+        if cached is not None and time.monotonic() - cached[0] < MUTE_CACHE_SECONDS:
+            return cached[1]
+        peer = await self.client.get_input_entity(chat_id)
+        settings = await self.client(
+            functions.account.GetNotifySettingsRequest(types.InputNotifyPeer(peer))
+        )
+        until = settings.mute_until
+        muted = until is not None and until.timestamp() > time.time()
+        self._muted[chat_id] = (time.monotonic(), muted)
+        return muted
+
+    async def send(self, chat_id: int, texts: list[str]) -> int:
+        """Send messages as the owner; the id of the last one. They are stored as the
+        owner's own (Telegram does not echo a client's sends back to it as updates)."""
+        last = 0
+        for text in texts:
+            message = await self.client.send_message(chat_id, text)
+            await self._store(message, None)
+            last = message.id
+        return last
+
+    async def sent_since(self, chat_id: int, since: int, limit: int = 30) -> list[Outgoing]:
+        """The owner's recent messages in a chat (to reconcile a send interrupted by a
+        crash: did it go out?)."""
+        found = []
+        async for message in self.client.iter_messages(chat_id, limit=limit):
+            if message.date.timestamp() < since:
+                break
+            if message.out:
+                found.append(Outgoing(chat_id, message.id, message.message or ""))
+        return found

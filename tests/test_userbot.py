@@ -1,0 +1,419 @@
+"""The userbot and the draft loop, offline: Telethon's real client answering from a
+script, the real bot against the fake Bot API, the tiny model drafting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from rapidfuzz.distance import Levenshtein
+
+from bot.config import BotConfig
+from bot.drafts import DraftSettings, feedback
+from bot.keyboards import DraftAction
+from exporter.live import LiveUserbot
+from exporter.sync import sync
+from storage import Database, open_database
+from storage import chats as chats_table
+from storage import drafts as drafts_table
+from storage import settings as settings_table
+from tests.bot_harness import Harness, Recording
+from tests.fake_telegram import FakeTelegram
+from tests.fake_telethon import OWNER, ScriptedTelegram, user
+from trainer.dataset import DatasetSettings, build_dataset, preferences_path, read_samples
+from trainer.generate import GenerationSettings, ReplyEngine
+from trainer.prompt import Prompt, PromptSettings
+
+ANNA, BORIS = 201, 202
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_checkpoint: Path) -> ReplyEngine:
+    return ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=512)
+
+
+class Loop:
+    """Bot, userbot and workflow wired as `twin run` wires them."""
+
+    def __init__(self, harness: Harness, telegram: ScriptedTelegram) -> None:
+        self.harness, self.telegram, self.fake, self.db = (
+            harness,
+            telegram,
+            harness.fake,
+            harness.db,
+        )
+        self.live = LiveUserbot(
+            telegram, harness.db, OWNER, harness.workflow.on_incoming, harness.workflow.on_outgoing
+        )
+        harness.workflow.userbot = self.live
+
+    async def start(self) -> None:
+        self.live.attach()
+        await self.harness.start()
+        await self.harness.workflow.reconcile()
+
+    async def stop(self) -> None:
+        self.telegram.remove_event_handler(self.live._new_message)
+        self.telegram.remove_event_handler(self.live._edited)
+        await self.harness.workflow.stop()
+        await self.harness.stop()
+
+    def cards(self) -> list[dict]:
+        return [p for p in self.fake.sent(OWNER) if "reply_markup" in p]
+
+    async def card(self, count: int = 1) -> dict:
+        return (await self.fake.wait_for(lambda: len(self.cards()) >= count and self.cards()))[-1]
+
+    def press(self, card: dict, action: str, draft_id: int | None = None) -> None:
+        markup = json.loads(card["reply_markup"])
+        data = markup["inline_keyboard"][0][0]["callback_data"]
+        draft = draft_id if draft_id is not None else DraftAction.unpack(data).id
+        self.fake.press(OWNER, card["_message_id"], DraftAction(id=draft, action=action).pack())
+
+    async def draft(self, chat_id: int) -> drafts_table.Draft:
+        rows = await self.db.fetchall(
+            "SELECT id FROM drafts WHERE chat_id = ? ORDER BY id DESC", (chat_id,)
+        )
+        return await drafts_table.get(self.db, rows[0][0])
+
+
+def make_loop(
+    fake: FakeTelegram,
+    db: Database,
+    engine: ReplyEngine,
+    telegram: ScriptedTelegram,
+    **drafts: object,
+) -> Loop:
+    config = BotConfig(
+        token="123456:TEST-token",
+        api_url=fake.base_url,
+        owner_id=OWNER,
+        allow="owner",
+        train_command=["true"],
+        generation=GenerationSettings(max_new_tokens=10, seed=5),
+        schedule=None,
+        drafts=DraftSettings(**{"auto_delay": 0.3, **drafts}),
+    )
+    replies = Recording(lambda: engine, Prompt(), session_gap=86400, context_tokens=128)
+    return Loop(Harness(fake, db, replies, config), telegram)
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, engine: ReplyEngine
+) -> AsyncIterator[tuple[FakeTelegram, Database, ScriptedTelegram]]:
+    fake = FakeTelegram()
+    await fake.start()
+    telegram = ScriptedTelegram(
+        user(OWNER, "Kostya", is_self=True), [user(ANNA, "Anna"), user(BORIS, "Boris")]
+    )
+    telegram.message(ANNA, "привет! давно не виделись", at=time.time() - 3600)
+    telegram.message(ANNA, "привет)))", out=True, at=time.time() - 3500)
+    engine.use_adapter(None)
+    async with open_database(tmp_path / "twin.db") as db:
+        await settings_table.put(db, settings_table.OWNER_ID, OWNER)
+        await sync(telegram, db, wait_time=0)
+        yield fake, db, telegram
+    await fake.stop()
+
+
+@pytest.fixture
+async def loop(world, engine: ReplyEngine) -> AsyncIterator[Loop]:
+    fake, db, telegram = world
+    running = make_loop(fake, db, engine, telegram)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def test_send_sends_exactly_the_draft_to_exactly_that_peer(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "как дела?"))
+    card = await loop.card()
+    assert card["text"].startswith("✉️ Anna wrote:\nкак дела?")
+    draft = await loop.draft(ANNA)
+    assert draft.status == "pending"
+    loop.press(card, "send")
+    await loop.fake.wait_for(lambda: loop.telegram.sent)
+    expected = Prompt().split_burst(draft.draft_text)
+    assert loop.telegram.sent == [(ANNA, text) for text in expected]
+    draft = await loop.draft(ANNA)
+    assert draft.status == "sent" and draft.final_text == draft.draft_text and draft.via == "button"
+    # What was sent is the owner's now: stored as their message, training data.
+    stored = await loop.db.fetchall(
+        "SELECT text FROM messages WHERE chat_id = ? AND is_owner = 1 "
+        "ORDER BY message_id DESC LIMIT 1",
+        (ANNA,),
+    )
+    assert stored[0][0] == expected[-1]
+    # The card lost its buttons and says what happened.
+    await loop.fake.wait_for(lambda: any("✅ Sent." in t for t in loop.fake._texts.values()))
+    # A second tap on the old button sends nothing.
+    loop.press(card, "send", draft.id)
+    await asyncio.sleep(0.5)
+    assert len(loop.telegram.sent) == len(expected)
+
+
+async def test_edit_sends_the_owners_words(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "придёшь завтра?"))
+    card = await loop.card()
+    loop.press(card, "edit")
+    await loop.fake.wait_for(
+        lambda: any(t.startswith("Send me the reply") for t in loop.fake.texts(OWNER))
+    )
+    loop.fake.send(OWNER, "да, после смены 🤙")
+    await loop.fake.wait_for(lambda: loop.telegram.sent)
+    assert loop.telegram.sent == [(ANNA, "да, после смены 🤙")]
+    draft = await loop.draft(ANNA)
+    assert draft.status == "edited_sent" and draft.final_text == "да, после смены 🤙"
+    assert draft.draft_text != draft.final_text and draft.via == "edit"
+
+
+async def test_regenerate_redrafts_in_place(loop: Loop, engine: ReplyEngine) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "что нового?"))
+    card = await loop.card()
+    first = await loop.draft(ANNA)
+    loop.harness.config.generation.seed = 99  # another draft this time
+    loop.press(card, "again")
+    await loop.fake.wait_for(lambda: any(c.method == "editMessageText" for c in loop.fake.calls))
+    again = await loop.draft(ANNA)
+    assert again.id == first.id and again.draft_text != first.draft_text
+    assert len(loop.cards()) == 1  # edited, not a second card
+    assert loop.telegram.sent == []
+
+
+async def test_discard_sends_nothing(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "ну что"))
+    loop.press(await loop.card(), "discard")
+    await loop.fake.wait_for(lambda: any("🗑 Discarded." in t for t in loop.fake._texts.values()))
+    assert (await loop.draft(ANNA)).status == "discarded" and loop.telegram.sent == []
+
+
+async def test_owner_answering_first_expires_the_draft(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "ты тут?"))
+    card = await loop.card()
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "тут, щас", out=True))
+    await loop.fake.wait_for(
+        lambda: any("answered yourself" in t for t in loop.fake._texts.values())
+    )
+    assert (await loop.draft(ANNA)).status == "expired"
+    edit = [c for c in loop.fake.calls if c.method == "editMessageText"][-1]
+    assert "reply_markup" not in edit.params  # the buttons are gone
+    loop.press(card, "send")
+    await asyncio.sleep(0.5)
+    assert loop.telegram.sent == []
+
+
+async def test_new_messages_update_the_pending_draft(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "слушай"))
+    await loop.card()
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "а где ключи?"))
+    await loop.fake.wait_for(lambda: any(c.method == "editMessageText" for c in loop.fake.calls))
+    rows = await loop.db.fetchall(
+        "SELECT status, incoming_text FROM drafts WHERE chat_id = ?", (ANNA,)
+    )
+    assert rows == [("pending", "а где ключи?")]
+    assert len(loop.cards()) == 1
+
+
+async def test_a_pending_draft_survives_a_restart(world, engine: ReplyEngine) -> None:
+    fake, db, telegram = world
+    first = make_loop(fake, db, engine, telegram)
+    await first.start()
+    await telegram.arrive(telegram.message(ANNA, "вечером созвон?"))
+    card = await first.card()
+    await first.stop()
+    second = make_loop(fake, db, engine, telegram)
+    await second.start()
+    try:
+        second.press(card, "send")
+        await fake.wait_for(lambda: telegram.sent)
+        assert (await second.draft(ANNA)).status == "sent"
+    finally:
+        await second.stop()
+
+
+async def test_a_crash_between_send_and_record_never_sends_twice(
+    world, engine: ReplyEngine
+) -> None:
+    fake, db, telegram = world
+    loop = make_loop(fake, db, engine, telegram)
+    await loop.start()
+    await telegram.arrive(telegram.message(ANNA, "ну что, идёшь?"))
+    await loop.card()
+    await loop.stop()
+    draft = await loop.draft(ANNA)
+    # The process died right after the userbot sent: intent recorded, the send happened,
+    # its record never written.
+    assert await drafts_table.claim_for_sending(db, draft.id, draft.draft_text, "button")
+    await loop.live.send(ANNA, Prompt().split_burst(draft.draft_text))
+    sent_before = list(telegram.sent)
+    restarted = make_loop(fake, db, engine, telegram)
+    await restarted.start()  # reconciles
+    try:
+        assert (await restarted.draft(ANNA)).status == "sent"
+        assert telegram.sent == sent_before  # nothing sent again
+    finally:
+        await restarted.stop()
+
+
+async def test_a_crash_before_the_send_makes_the_draft_pending_again(
+    world, engine: ReplyEngine
+) -> None:
+    fake, db, telegram = world
+    loop = make_loop(fake, db, engine, telegram)
+    await loop.start()
+    await telegram.arrive(telegram.message(ANNA, "алло"))
+    await loop.card()
+    await loop.stop()
+    draft = await loop.draft(ANNA)
+    assert await drafts_table.claim_for_sending(db, draft.id, draft.draft_text, "button")
+    restarted = make_loop(fake, db, engine, telegram)
+    await restarted.start()
+    try:
+        assert (await restarted.draft(ANNA)).status == "pending"
+        assert telegram.sent == []
+    finally:
+        await restarted.stop()
+
+
+async def test_modes_off_auto_and_muted_chats(world, engine: ReplyEngine) -> None:
+    fake, db, telegram = world
+    loop = make_loop(fake, db, engine, telegram)
+    await loop.start()
+    try:
+        await chats_table.set_mode(db, ANNA, "off")
+        await telegram.arrive(telegram.message(ANNA, "эй"))
+        telegram.muted.add(BORIS)
+        await telegram.arrive(telegram.message(BORIS, "привет"))
+        await asyncio.sleep(1.0)
+        assert loop.cards() == [] and await db.fetchall("SELECT * FROM drafts") == []
+        # Stored all the same: the history stays complete.
+        assert await db.fetchone("SELECT COUNT(*) FROM messages WHERE chat_id = ?", (BORIS,)) == (
+            1,
+        )
+        telegram.muted.clear()
+        loop.live._muted.clear()
+        await chats_table.set_mode(db, ANNA, "auto")
+        await telegram.arrive(telegram.message(ANNA, "ты где?"))
+        await fake.wait_for(lambda: telegram.sent)
+        assert (await loop.draft(ANNA)).via == "auto"
+    finally:
+        await loop.stop()
+
+
+async def test_buttons_are_for_the_owner_and_real_drafts_only(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "ок"))
+    card = await loop.card()
+    draft = await loop.draft(ANNA)
+    message_id = card["_message_id"]
+    loop.fake.press(
+        5555, message_id, DraftAction(id=draft.id, action="send").pack()
+    )  # not the owner
+    loop.fake.press(
+        OWNER, message_id, DraftAction(id=draft.id + 100, action="send").pack()
+    )  # no such
+    await asyncio.sleep(1.0)
+    assert loop.telegram.sent == [] and (await loop.draft(ANNA)).status == "pending"
+    assert len(DraftAction(id=2**62, action="discard").pack().encode()) <= 64
+
+
+async def test_mode_command_and_picker(loop: Loop) -> None:
+    loop.fake.send(OWNER, "/mode Anna auto")
+    await loop.fake.wait_for(lambda: "Anna: auto." in loop.fake.texts(OWNER))
+    assert await chats_table.mode(loop.db, ANNA) == "auto"
+    loop.fake.send(OWNER, "/mode")
+    picker = await loop.fake.wait_for(
+        lambda: [p for p in loop.fake.sent(OWNER) if p["text"].startswith("Draft mode per chat")]
+    )
+    buttons = json.loads(picker[0]["reply_markup"])["inline_keyboard"]
+    assert buttons == [[{"text": "Anna · auto", "callback_data": "m:201:"}]]
+    loop.fake.press(OWNER, picker[0]["_message_id"], "m:201:")
+    modes = await loop.fake.wait_for(
+        lambda: [p for p in loop.fake.sent(OWNER) if p["text"] == "Anna: now auto."]
+    )
+    loop.fake.press(OWNER, modes[0]["_message_id"], "m:201:off")
+    await loop.fake.wait_for(
+        lambda: any(c.method == "editMessageReplyMarkup" for c in loop.fake.calls)
+    )
+    assert await chats_table.mode(loop.db, ANNA) == "off"
+
+
+# -- sync ------------------------------------------------------------------------------
+
+
+async def test_sync_resumes_after_a_flood_wait_and_adds_nothing_twice(tmp_path: Path) -> None:
+    telegram = ScriptedTelegram(
+        user(OWNER, "Kostya", is_self=True), [user(ANNA, "Anna"), user(BORIS, "Boris")]
+    )
+    for i in range(230):
+        telegram.message(ANNA, f"a{i}", out=i % 2 == 0, at=1_700_000_000 + i * 60)
+    for i in range(40):
+        telegram.message(BORIS, f"b{i}", at=1_700_000_000 + i * 60)
+    async with open_database(tmp_path / "twin.db") as db:
+        telegram.flood_on_page[2] = 3600  # the second page: come back in an hour
+        report = await sync(telegram, db, wait_time=0)
+        assert report.blocked_until is not None and report.chats == 0
+        with pytest.raises(Exception, match="Telegram asked to wait"):
+            await sync(telegram, db, wait_time=0)
+        await settings_table.put(db, "sync_blocked_until", int(time.time()) - 1)  # the hour passed
+        telegram.flood_on_page[telegram._history_calls + 1] = 1  # a short one: slept through
+        report = await sync(telegram, db, wait_time=0, flood_sleep=5)
+        assert report.chats == 2
+        counts = dict(await db.fetchall("SELECT chat_id, COUNT(*) FROM messages GROUP BY chat_id"))
+        assert counts == {ANNA: 230, BORIS: 40}
+        again = await sync(telegram, db, wait_time=0)
+        assert again.new == 0
+        telegram.message(BORIS, "новое", at=1_700_100_000)
+        assert (await sync(telegram, db, wait_time=0)).new == 1
+
+
+async def test_an_interrupted_sync_loses_nothing(tmp_path: Path) -> None:
+    telegram = ScriptedTelegram(user(OWNER, "Kostya", is_self=True), [user(ANNA, "Anna")])
+    for i in range(600):
+        telegram.message(ANNA, f"m{i}", at=1_700_000_000 + i)
+    async with open_database(tmp_path / "twin.db") as db:
+        telegram.flood_on_page[4] = 10**6  # dies after three pages (300 messages)
+        await sync(telegram, db, wait_time=0)
+        assert (await db.fetchone("SELECT COUNT(*) FROM messages"))[0] == 300
+        assert await db.fetchone("SELECT max_message_id FROM sync_state") is None  # not done
+        await settings_table.delete(db, "sync_blocked_until")
+        await sync(telegram, db, wait_time=0)
+        assert (await db.fetchone("SELECT COUNT(*) FROM messages"))[0] == 600
+
+
+async def test_corrections_become_training_data(loop: Loop, tmp_path: Path) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "во сколько встречаемся?"))
+    loop.press(await loop.card(), "edit")
+    await loop.fake.wait_for(
+        lambda: any(t.startswith("Send me the reply") for t in loop.fake.texts(OWNER))
+    )
+    loop.fake.send(OWNER, "в семь у метро, пиши +7 921 555-13-07")
+    await loop.fake.wait_for(lambda: loop.telegram.sent)
+    out = tmp_path / "samples.jsonl"
+    build_dataset(loop.db.path, out, DatasetSettings(val_fraction=0), PromptSettings())
+    samples = read_samples(out)
+    # The owner's own words are an owner turn answering the message (scrubbed).
+    assert any(s["output"] == "в семь у метро, пиши [PHONE]" for s in samples)
+    pairs = [json.loads(line) for line in preferences_path(out).read_text().splitlines()]
+    draft = await loop.draft(ANNA)
+    assert pairs == [
+        {
+            "prompt": pairs[0]["prompt"],
+            "chosen": "в семь у метро, пиши [PHONE]",
+            "rejected": draft.draft_text,
+            "chat_id": ANNA,
+            "date": draft.decided,
+        }
+    ]
+    assert "во сколько встречаемся?" in pairs[0]["prompt"]
+    assert await feedback(loop.db) == {
+        "decided": 1,
+        "approval_rate": 0.0,
+        "edit_rate": 1.0,
+        "discard_rate": 0.0,
+        "mean_edit_distance": Levenshtein.distance(draft.draft_text, draft.final_text),
+    }

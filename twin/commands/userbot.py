@@ -1,0 +1,97 @@
+"""`twin login` and `twin sync`: the userbot, logged in as you."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+
+from exporter.sync import SyncReport, sync
+from exporter.userbot import UserbotConfig, connect, login, make_client
+from storage import open_database
+from twin.commands.common import (
+    config_options,
+    db_options,
+    db_path,
+    is_terminal,
+    json_options,
+    print_json,
+)
+from twin.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    login_parser = commands.add_parser(
+        "login",
+        parents=[config_options()],
+        help="log the userbot in to your Telegram account (once)",
+        description="Interactive login (phone, code, 2FA password) with telegram.api_id and "
+        "telegram.api_hash. The session is saved 0600 in the data directory.",
+    )
+    login_parser.set_defaults(run=run_login)
+    sync_parser = commands.add_parser(
+        "sync",
+        parents=[config_options(), db_options(), json_options()],
+        help="fetch new messages of your private chats through the userbot",
+        description="Incremental: each chat from where the last sync or import stopped. "
+        "Safe to interrupt; the next sync goes on from there.",
+    )
+    sync_parser.set_defaults(run=run_sync)
+
+
+def userbot_config(settings: Settings) -> UserbotConfig:
+    telegram = settings.telegram
+    return UserbotConfig(
+        api_id=telegram.api_id or 0,
+        api_hash=telegram.api_hash.get_secret_value() if telegram.api_hash else "",
+        session=telegram.session.get_secret_value() if telegram.session else None,
+        session_file=settings.session_file,
+    )
+
+
+def run_login(args: argparse.Namespace, settings: Settings) -> int:
+    config = userbot_config(settings)
+
+    async def go() -> str:
+        client = make_client(config)
+        try:
+            me = await login(
+                client,
+                phone=lambda: input("Phone number (international format): "),
+                code=lambda: input("The code Telegram sent you: "),
+                password=lambda: getpass.getpass("Two-step verification password: "),
+            )
+        finally:
+            await client.disconnect()
+        return f"{me.first_name or ''} {me.last_name or ''}".strip() + f" (id {me.id})"
+
+    who = asyncio.run(go())
+    where = (
+        "the string session in TWIN_TELEGRAM__SESSION" if config.session else config.session_file
+    )
+    print(f"Logged in as {who}. The session is in {where}: keep it private.")
+    return 0
+
+
+def run_sync(args: argparse.Namespace, settings: Settings) -> int:
+    config = userbot_config(settings)
+
+    async def go() -> SyncReport:
+        client = make_client(config)
+        await connect(client)
+        try:
+            async with open_database(db_path(args, settings)) as db:
+                return await sync(client, db, progress=is_terminal())
+        finally:
+            await client.disconnect()
+
+    report = asyncio.run(go())
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print(
+            f"Synced {report.chats} chats: {report.new:,} new messages, {report.updated:,} updated"
+        )
+        if report.blocked_until:
+            print("Telegram asked to slow down: run twin sync again later to go on.")
+    return 0
