@@ -22,6 +22,7 @@ from tqdm import tqdm
 from exporter.telethon_messages import message_row
 from storage import Database, sync_state
 from storage import chats as chats_table
+from storage import imports as imports_table
 from storage import messages as messages_table
 from storage import people as people_table
 from storage import settings as settings_table
@@ -82,6 +83,7 @@ async def sync(
     if stored_owner is None:
         await settings_table.put(db, settings_table.OWNER_ID, me.id)
     report = SyncReport(owner_id=me.id)
+    started = int(time.time())
     people = [d.entity async for d in client.iter_dialogs() if is_person(d.entity)]
     bar = tqdm(total=len(people), desc="sync", unit="chat", disable=not progress)
     try:
@@ -107,6 +109,21 @@ async def sync(
     finally:
         bar.close()
     await settings_table.delete(db, BLOCKED_UNTIL)
+    async with db.transaction():  # for /status: the last import or sync
+        await imports_table.record(
+            db,
+            imports_table.ImportRecord(
+                source="sync",
+                path=None,
+                started=started,
+                finished=int(time.time()),
+                chats=report.chats,
+                new=report.new,
+                updated=report.updated,
+                duplicates=0,
+                skipped={},
+            ),
+        )
     return report
 
 

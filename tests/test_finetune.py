@@ -57,6 +57,7 @@ def config_for(tmp_path: Path, persona_db: Path, tiny: Path, **train: object) ->
     return RunConfig(
         data_dir=tmp_path / "data",
         db_path=db,
+        models_dir=tmp_path / "data" / "models",
         model=ModelSettings(checkpoint=str(tiny), precision="32-true"),
         lora=LoRASettings(),
         train=FAST.model_copy(update=train),

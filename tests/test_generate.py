@@ -78,6 +78,12 @@ def test_stops_at_the_template_or_a_speaker_tag(engine: ReplyEngine, scripted: l
     assert engine.generate(PROMPT, SETTINGS).messages == ["окей"]
 
 
+def test_an_echo_of_the_template_is_no_reply(engine: ReplyEngine, scripted: list[str]) -> None:
+    scripted.extend(["### Your response:\nэхо шаблона", "норм"])
+    reply = engine.generate(PROMPT, SETTINGS)
+    assert (reply.messages, reply.attempts, reply.discarded) == (["норм"], 2, [""])
+
+
 def test_a_reply_splits_into_messages(engine: ReplyEngine, scripted: list[str]) -> None:
     scripted.append("короче\nГриша опять умер\n[sticker 🙃]\n[photo]")
     reply = engine.generate(PROMPT, SETTINGS)

@@ -256,10 +256,11 @@ class ReplyEngine:
         return self.model(idx, positions, size, head_positions=(slice(None), slice(-1, None)))
 
     def _stops(self, text: str) -> bool:
+        text = "\n" + text  # a marker at the very start counts too
         return any(marker in text for marker in self.prompt.stop_markers)
 
     def _finish(self, tokens: list[int]) -> str:
-        text = self.tokenizer.decode(torch.tensor(tokens)) if tokens else ""
+        text = "\n" + (self.tokenizer.decode(torch.tensor(tokens)) if tokens else "")
         for marker in self.prompt.stop_markers:
             text = text.split(marker, 1)[0]
         return text.strip()

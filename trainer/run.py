@@ -47,8 +47,9 @@ class TrainingError(Exception):
 class RunConfig:
     """What a training run needs, and nothing else of twin's configuration."""
 
-    data_dir: Path
+    data_dir: Path  # runs and adapters go here
     db_path: Path
+    models_dir: Path  # base models (shared by every data directory that uses them)
     model: ModelSettings
     lora: LoRASettings
     train: TrainSettings
@@ -62,10 +63,6 @@ class RunConfig:
     @property
     def adapters_dir(self) -> Path:
         return self.data_dir / "adapters"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.data_dir / "models"
 
 
 @dataclass

@@ -11,8 +11,7 @@ from typing import Any
 from storage import Database, with_database
 from storage import messages as messages_table
 from storage import settings as settings_table
-from trainer import registry
-from trainer.checkpoints import prepare, read_config
+from trainer.checkpoints import prepare
 from trainer.device import choose_device, choose_precision
 from trainer.generate import (
     DegenerateReply,
@@ -71,9 +70,9 @@ def make_service(settings: Settings, engine: ReplyEngine | None = None) -> Reply
     )
 
 
-async def _serve_active(db: Database, engine: ReplyEngine) -> dict[str, Any]:
-    active = await registry.active_for(db, read_config(engine.checkpoint_dir).name)
-    engine.use_adapter(None if active is None else Path(active.path))
+async def _ready(db: Database, service: ReplyService) -> dict[str, Any]:
+    """Serve the active adapter; the owner's /style knobs."""
+    await service.refresh(db)
     return await settings_table.get(db, settings_table.STYLE, {})
 
 
@@ -83,7 +82,7 @@ def run_reply(args: argparse.Namespace, settings: Settings) -> int:
     service = make_service(settings, engine)
 
     async def go(db: Database) -> Reply:
-        knobs = await _serve_active(db, engine)
+        knobs = await _ready(db, service)
         rows = await messages_table.recent(db, args.chat) if args.chat is not None else []
         incoming = (YOU, 0, int(time.time()), args.text, None, None)
         generation = with_knobs(settings.generate, knobs)
@@ -112,7 +111,7 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     database = db_path(args, settings)
     engine = make_engine(settings)
     service = make_service(settings, engine)
-    knobs = with_database(database, lambda db: _serve_active(db, engine), create=True)
+    knobs = with_database(database, lambda db: _ready(db, service), create=True)
     generation = with_knobs(settings.generate, knobs)
     who = "the base model" if engine.adapter is None else "your twin"
     print(f"Talking to {who}. /style to see or set knobs (/style temperature 0.9), /quit to leave.")

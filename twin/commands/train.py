@@ -39,6 +39,7 @@ def run_config(settings: Settings, database: Path) -> RunConfig:
     return RunConfig(
         data_dir=settings.data_dir,
         db_path=database,
+        models_dir=settings.models_dir,
         model=settings.model,
         lora=settings.lora,
         train=settings.train,
@@ -49,7 +50,7 @@ def run_config(settings: Settings, database: Path) -> RunConfig:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     config = run_config(settings, db_path(args, settings))
-    bar = _Bar() if is_terminal() else None
+    bar = ProgressBar() if is_terminal() else None
     try:
         report = run_training(
             config, trigger=args.trigger, resume=args.resume, on_progress=bar, on_stage=_stage(bar)
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _stage(bar: _Bar | None) -> Callable[[str], None]:
+def _stage(bar: ProgressBar | None) -> Callable[[str], None]:
     def show(name: str) -> None:
         if bar is not None:
             tqdm.write(f"twin: {name}")
@@ -72,7 +73,7 @@ def _stage(bar: _Bar | None) -> Callable[[str], None]:
     return show
 
 
-class _Bar:
+class ProgressBar:
     """A progress bar of optimizer steps with the loss and tokens/s."""
 
     def __init__(self) -> None:
