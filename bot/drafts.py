@@ -119,21 +119,32 @@ class DraftWorkflow:
 
     # -- the owner's decisions -----------------------------------------------------------
 
-    async def send(self, draft_id: int, final_text: str | None = None, via: str = "button") -> bool:
-        """Send a pending draft as the owner (their edit, if given). False if it was not
-        pending (already sent, discarded, expired): nothing is sent twice."""
+    async def send(self, draft_id: int, final_text: str | None = None, via: str = "button") -> str:
+        """Send a pending draft as the owner (their edit, if given).
+
+        Returns "sent"; "settled" if it was no longer pending (already sent, discarded,
+        expired), because nothing may go out twice; or "failed" when Telegram refused,
+        so the owner hears that the draft waits again instead of a silent success."""
         draft = await drafts_table.get(self.db, draft_id)
         if draft is None or self.userbot is None:
-            return False
+            return "settled"
         async with self._lock(draft.chat_id):
             text = final_text if final_text is not None else draft.draft_text
             if not await drafts_table.claim_for_sending(self.db, draft_id, text, via):
-                return False
-            sent_id = await self.userbot.send(draft.chat_id, self.replies.prompt.split_burst(text))
+                return "settled"
+            try:
+                sent_id = await self.userbot.send(
+                    draft.chat_id, self.replies.prompt.split_burst(text)
+                )
+            except Exception:
+                log.exception("sending draft %s failed", draft_id)
+                # What went out, if anything, decides: the chat is the truth.
+                went_out = await self._settle(await drafts_table.get(self.db, draft_id))
+                return "sent" if went_out else "failed"
             await drafts_table.mark_sent(self.db, draft_id, sent_id)
             draft = await drafts_table.get(self.db, draft_id)
         await self._close_card(draft, draft.status)
-        return True
+        return "sent"
 
     async def regenerate(self, draft_id: int) -> bool:
         draft = await drafts_table.get(self.db, draft_id)
@@ -170,21 +181,28 @@ class DraftWorkflow:
         if self.userbot is None:
             return
         for draft in await drafts_table.with_status(self.db, "sending"):
-            parts = self.replies.prompt.split_burst(draft.final_text or draft.draft_text)
-            sent = await self.userbot.sent_since(draft.chat_id, draft.updated - 60)
-            match = [o for o in sent if o.text.strip() == parts[-1]]
-            if match:
-                await drafts_table.mark_sent(self.db, draft.id, match[0].message_id)
-                log.info("draft %s had been sent before the restart", draft.id)
-                await self._close_card(await drafts_table.get(self.db, draft.id), "sent")
-            else:
-                await drafts_table.unclaim(self.db, draft.id)
-                log.info("draft %s was not sent before the restart: pending again", draft.id)
-                await self.show_card(
-                    await drafts_table.get(self.db, draft.id),
-                    await self.chat_name(draft.chat_id),
-                    edit=True,
-                )
+            await self._settle(draft)
+
+    async def _settle(self, draft: Draft | None) -> bool:
+        """A draft whose send may or may not have happened: sent if any of its messages
+        is in the chat (never risk sending twice), else pending again, buttons back.
+        True if it turned out sent."""
+        if draft is None or self.userbot is None:
+            return False
+        parts = set(self.replies.prompt.split_burst(draft.final_text or draft.draft_text))
+        sent = await self.userbot.sent_since(draft.chat_id, draft.updated - 60)
+        match = [o for o in sent if o.text.strip() in parts]
+        if match:
+            await drafts_table.mark_sent(self.db, draft.id, match[0].message_id)
+            log.info("draft %s had been sent", draft.id)
+            settled = await drafts_table.get(self.db, draft.id)
+            await self._close_card(settled, settled.status)
+            return True
+        await drafts_table.unclaim(self.db, draft.id)
+        log.info("draft %s was not sent: pending again", draft.id)
+        name = await self.chat_name(draft.chat_id)
+        await self.show_card(await drafts_table.get(self.db, draft.id), name, edit=True)
+        return False
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -245,7 +263,8 @@ class DraftWorkflow:
         await asyncio.sleep(self.settings.auto_delay)
         draft = await drafts_table.open_for_chat(self.db, chat_id)
         if draft is not None and draft.status == "pending":
-            await self.send(draft.id, via="auto")
+            outcome = await self.send(draft.id, via="auto")
+            log.info("auto-send of draft %s: %s", draft.id, outcome)
 
     async def stop(self) -> None:
         for task in self._auto.values():

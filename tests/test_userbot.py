@@ -417,3 +417,24 @@ async def test_corrections_become_training_data(loop: Loop, tmp_path: Path) -> N
         "discard_rate": 0.0,
         "mean_edit_distance": Levenshtein.distance(draft.draft_text, draft.final_text),
     }
+
+
+async def test_a_failed_send_leaves_the_draft_pending(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "ну что там?"))
+    card = await loop.card()
+
+    async def refused(*args: object) -> int:
+        raise ConnectionError("Telegram is unreachable")
+
+    monkeypatch.setattr(loop.live, "send", refused)
+    loop.press(card, "send")
+    await loop.fake.wait_for(
+        lambda: any(
+            c.method == "answerCallbackQuery" and "did not take it" in c.params.get("text", "")
+            for c in loop.fake.calls
+        )
+    )
+    draft = await loop.draft(ANNA)
+    assert draft.status == "pending" and loop.telegram.sent == []

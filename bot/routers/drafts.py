@@ -15,6 +15,17 @@ from storage import Database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
 
+ANSWERS = {
+    "sent": "Sent.",
+    "settled": "Already settled.",
+    "failed": "Telegram did not take it; the draft is waiting again.",
+}
+EDIT_ANSWERS = {
+    "sent": "Sent as you wrote it.",
+    "settled": "That draft was settled meanwhile; nothing was sent.",
+    "failed": ANSWERS["failed"],
+}
+
 
 class Editing(StatesGroup):
     draft = State()  # the owner's next message is the corrected reply
@@ -45,8 +56,7 @@ async def on_draft_button(
         await query.answer("This draft is already settled.", show_alert=False)
         return
     if callback_data.action == "send":
-        done = await drafts.send(draft.id)
-        await query.answer("Sent." if done else "Already settled.")
+        await query.answer(ANSWERS[await drafts.send(draft.id)])
     elif callback_data.action == "edit":
         await state.set_state(Editing.draft)
         await state.update_data(draft_id=draft.id)
@@ -66,10 +76,8 @@ async def on_draft_button(
 async def send_edited(message: Message, state: FSMContext, drafts: DraftWorkflow) -> None:
     data = await state.get_data()
     await state.clear()
-    if await drafts.send(data["draft_id"], final_text=message.text, via="edit"):
-        await message.answer("Sent as you wrote it.")
-    else:
-        await message.answer("That draft was settled meanwhile; nothing was sent.")
+    outcome = await drafts.send(data["draft_id"], final_text=message.text, via="edit")
+    await message.answer(EDIT_ANSWERS[outcome])
 
 
 async def cancel_edit(message: Message, state: FSMContext) -> None:
