@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -27,6 +28,7 @@ from trainer.finetune import Progress, TrainSettings, plan_steps, train
 from trainer.lora import LoRASettings, build_model, load_adapter
 from trainer.prompt import Prompt, PromptSettings
 from trainer.run import RunConfig, TrainingError, run_training
+from twin.cli import main
 from twin.commands.demo import sample_export
 
 FAST = TrainSettings(
@@ -296,3 +298,24 @@ def test_adapter_weights_reload_exactly(
     again.eval()
     load_adapter(again, state)
     torch.testing.assert_close(again(idx), tuned)
+
+
+def test_twin_eval_reports_the_loss_the_run_measured(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = config_for(tmp_path, persona_db, tiny_checkpoint)
+    report = run_training(config)
+    toml = tmp_path / "twin.toml"
+    toml.write_text(
+        f'data_dir = "{config.data_dir}"\n'
+        f'[storage]\npath = "{config.db_path}"\n'
+        f'[model]\ncheckpoint = "{tiny_checkpoint}"\nprecision = "32-true"\n'
+    )
+    assert main(["eval", "--config", str(toml), "--json", "--generate", "2"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["adapter"] == report.adapter_id
+    assert measured["adapter_loss"] == pytest.approx(report.adapter_loss, rel=1e-4)
+    assert measured["base_loss"] == pytest.approx(report.base_loss, rel=1e-4)
+    assert measured["style"]["samples"] == 2
+    assert main(["eval", "--config", str(toml), "--adapter", "99"]) == 1
+    assert "adapter 99" in capsys.readouterr().err

@@ -22,12 +22,10 @@ from exporter.desktop_import import import_desktop_export
 from storage import Database, open_database, with_database
 from storage import adapters as adapters_table
 from trainer.checkpoints import prepare, read_config
-from trainer.device import choose_device, choose_precision
-from trainer.evaluate import evaluate_adapter
 from trainer.finetune import TrainSettings
 from trainer.run import RunConfig, run_training
 from twin.commands.common import config_options, is_terminal
-from twin.commands.evaluate import format_style
+from twin.commands.evaluate import evaluate_with, format_style
 from twin.commands.import_export import format_report
 from twin.commands.talk import run_chat
 from twin.commands.train import ProgressBar
@@ -143,14 +141,10 @@ def _cached(report_path: Path, database: Path) -> dict[str, Any] | None:
 def _evaluate(
     settings: Settings, checkpoint: Path, adapter: Path, adapter_id: int
 ) -> dict[str, Any]:
-    device = choose_device(settings.model.device)
-    losses, style = evaluate_adapter(
-        adapter,
+    losses, style = evaluate_with(
+        settings,
         checkpoint,
-        choose_precision(device, settings.model.precision),
-        device,
-        settings.train.max_seq_length,
-        settings.train.micro_batch_tokens,
+        adapter,
         generate=EXAMPLES,
         generation=settings.generate.model_copy(update={"max_new_tokens": 60}),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from storage import Database, with_database
 from storage import adapters as adapters_table
@@ -13,6 +14,9 @@ from trainer.evaluate import LossReport, evaluate_adapter
 from trainer.registry import RegistryError, read_meta
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
+
+if TYPE_CHECKING:
+    from trainer.generate import GenerationSettings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -43,17 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"adapter {adapter_id} was trained on {meta['base_model']}, but model.checkpoint "
             f"is {read_config(checkpoint).name}"
         )
-    device = choose_device(settings.model.device)
-    report, style = evaluate_adapter(
-        adapter_path,
-        checkpoint,
-        choose_precision(device, settings.model.precision),
-        device,
-        settings.train.max_seq_length,
-        settings.train.micro_batch_tokens,
-        generate=args.generate,
-        generation=settings.generate,
-    )
+    report, style = evaluate_with(settings, checkpoint, adapter_path, args.generate)
     if args.json:
         print_json(
             {"adapter": adapter_id, **report.as_dict(), **({"style": style} if style else {})}
@@ -63,6 +57,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if style:
             print(format_style(style))
     return 0
+
+
+def evaluate_with(
+    settings: Settings,
+    checkpoint: Path,
+    adapter_path: Path,
+    generate: int = 0,
+    generation: GenerationSettings | None = None,
+) -> tuple[LossReport, dict[str, Any] | None]:
+    """evaluate_adapter on the device, precision and batch sizes the settings name."""
+    device = choose_device(settings.model.device)
+    return evaluate_adapter(
+        adapter_path,
+        checkpoint,
+        choose_precision(device, settings.model.precision),
+        device,
+        settings.train.max_seq_length,
+        settings.train.micro_batch_tokens,
+        generate=generate,
+        generation=generation or settings.generate,
+    )
 
 
 async def _choose(db: Database, adapter_id: int | None) -> tuple[int, Path]:
