@@ -26,6 +26,10 @@ def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
+def _counted(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
 def router() -> Router:
     routes = Router(name="status")
     routes.message.filter(IsOwner())
@@ -48,7 +52,7 @@ async def status_lines(
     running = await runs_table.running(db)
     messages, chats = await messages_table.count(db), await chats_table.count(db)
     lines = [
-        f"Stored: {messages:,} messages in {chats:,} chats",
+        f"Stored: {_counted(messages, 'message')} in {_counted(chats, 'chat')}",
         "Last import: "
         + (
             f"{_when(last_import.finished)} ({last_import.source}, {last_import.new:,} new)"
