@@ -4,7 +4,7 @@ It speaks the methods twin's bot uses (getMe, long-polling getUpdates, sendMessa
 editMessageText, deleteMessage, answerCallbackQuery, setMyCommands, deleteWebhook,
 sendChatAction, sendPhoto, editMessageReplyMarkup), enforces the limits the real one
 enforces (4096 characters, "message is not modified"), can answer 429 with
-retry_after, and records every call for the test to assert on.
+retry_after or a 502 as a proxy in trouble does, and records every call for the test to assert on.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class FakeTelegram:
         self._texts: dict[tuple[int, int], str] = {}  # (chat, message) -> current text
         self.too_many_requests: dict[str, int] = {}  # method -> how many 429s to answer
         self.retry_after = 1
+        self.bad_gateways: dict[str, int] = {}  # method -> how many 502s to answer
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -156,6 +157,10 @@ class FakeTelegram:
                 f"Too Many Requests: retry after {self.retry_after}",
                 {"retry_after": self.retry_after},
             )
+        if self.bad_gateways.get(method):
+            self.bad_gateways[method] -= 1
+            call.ok = False
+            return _error(502, "Bad Gateway")
         handler = getattr(self, f"_{method}", None)
         if handler is None:
             call.ok = False

@@ -4,6 +4,7 @@ model: replies, access, owner commands, /style, /retrain, rate limits, restarts.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import APOLOGY
 from bot.config import BotConfig
 from storage import bot_messages, open_database
 from storage import settings as settings_table
@@ -143,6 +145,37 @@ async def test_rate_limit_is_waited_out(harness: Harness) -> None:
     await fake.wait_for(lambda: fake.texts(FRIEND))
     attempts = [c for c in fake.calls if c.method == "sendMessage"]
     assert len(attempts) >= 2 and attempts[1].at - attempts[0].at >= 0.9
+
+
+async def test_server_errors_are_retried_with_backoff(harness: Harness) -> None:
+    fake = harness.fake
+    fake.bad_gateways["sendMessage"] = 2
+    fake.send(FRIEND, "ты тут?")
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    attempts = [c for c in fake.calls if c.method == "sendMessage"]
+    assert [c.ok for c in attempts[:3]] == [False, False, True]
+    first_wait, second_wait = (b.at - a.at for a, b in itertools.pairwise(attempts[:3]))
+    assert first_wait >= 0.4 and second_wait >= 0.9  # 0.5 s, then 1 s
+
+
+async def test_a_failing_handler_apologizes_and_the_bot_goes_on(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = harness.fake
+    working = harness.replies.reply
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("the model fell over")
+
+    harness.replies.reply = broken  # type: ignore[method-assign]
+    fake.send(FRIEND, "ну что там?")
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    assert fake.texts(FRIEND) == [APOLOGY]
+    assert "Traceback" in caplog.text and "RuntimeError: the model fell over" in caplog.text
+    harness.replies.reply = working  # type: ignore[method-assign]
+    fake.send(FRIEND, "а сейчас?")
+    await fake.wait_for(lambda: len(fake.texts(FRIEND)) >= 2)
+    assert APOLOGY not in fake.texts(FRIEND)[1:]
 
 
 async def test_restart_keeps_the_chat_history(harness: Harness) -> None:
