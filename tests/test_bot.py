@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +19,7 @@ from bot.config import BotConfig
 from storage import bot_messages, open_database
 from storage import settings as settings_table
 from tests.bot_harness import Harness, Recording
+from tests.conftest import ROOT
 from tests.exports import import_into
 from tests.fake_telegram import FakeTelegram
 from trainer.generate import GenerationSettings, ReplyEngine
@@ -176,6 +179,52 @@ async def test_a_failing_handler_apologizes_and_the_bot_goes_on(
     fake.send(FRIEND, "а сейчас?")
     await fake.wait_for(lambda: len(fake.texts(FRIEND)) >= 2)
     assert APOLOGY not in fake.texts(FRIEND)[1:]
+
+
+async def test_sigterm_finishes_the_reply_in_flight(
+    tmp_path: Path, seeded_db: Path, tiny_checkpoint: Path
+) -> None:
+    """`twin run` as a user starts it; SIGTERM arrives while a reply waits out a rate
+    limit, and the reply still goes out before the process exits cleanly."""
+    db_path = tmp_path / "twin.db"
+    db_path.write_bytes(seeded_db.read_bytes())
+    fake = FakeTelegram()
+    await fake.start()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TWIN_DATA_DIR": str(tmp_path / "data"),
+        "TWIN_TELEGRAM__BOT_TOKEN": "123456:TEST-token",
+        "TWIN_TELEGRAM__BOT_API_URL": fake.base_url,
+        "TWIN_BOT__ALLOW": f"[{FRIEND}]",
+        "TWIN_TRAIN__SCHEDULE": "",
+        "TWIN_MODEL__CHECKPOINT": str(tiny_checkpoint),
+        "TWIN_MODEL__PRECISION": "32-true",
+        "TWIN_GENERATE__MAX_NEW_TOKENS": "12",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "twin", "run", "--db", str(db_path),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await fake.wait_for(lambda: fake.sent(method="getUpdates") or None, timeout=120)
+        fake.too_many_requests["sendMessage"] = 1
+        fake.retry_after = 2
+        fake.send(FRIEND, "ты ещё тут?")
+        await fake.wait_for(
+            lambda: [c for c in fake.calls if c.method == "sendMessage" and not c.ok], timeout=60
+        )
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await fake.stop()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert fake.texts(FRIEND), "the reply in flight was dropped"
+    assert "finishing 1 reply(ies) in flight" in stderr.decode()
+    async with open_database(db_path) as db:
+        assert [row[3] for row in await bot_messages.recent(db, FRIEND)][:1] == ["ты ещё тут?"]
 
 
 async def test_restart_keeps_the_chat_history(harness: Harness) -> None:
