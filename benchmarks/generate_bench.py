@@ -32,10 +32,11 @@ import torch  # noqa: E402
 from litgpt import lora  # noqa: E402
 from litgpt.generate.base import generate_fn  # noqa: E402
 
-from trainer.checkpoints import ModelSettings, prepare, read_config  # noqa: E402
-from trainer.generate import GenerationSettings, ReplyEngine  # noqa: E402
-from trainer.lora import LoRASettings, adapter_state, load_adapter, lora_config  # noqa: E402
+from trainer.checkpoints import prepare, read_config  # noqa: E402
+from trainer.generate import ReplyEngine  # noqa: E402
+from trainer.lora import adapter_state, load_adapter, lora_config  # noqa: E402
 from trainer.prompt import Prompt  # noqa: E402
+from trainer.settings import GenerationSettings, LoRASettings, ModelSettings  # noqa: E402
 
 SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9}
 

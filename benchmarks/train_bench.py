@@ -33,9 +33,10 @@ def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Pat
     """The converted model, and a folder with train.json/val.json for litgpt."""
     from exporter.desktop_import import import_desktop_export
     from storage import open_database
-    from trainer.checkpoints import ModelSettings, prepare
+    from trainer.checkpoints import prepare
     from trainer.dataset import DatasetSettings, build_dataset, read_samples
     from trainer.prompt import Prompt, PromptSettings
+    from trainer.settings import ModelSettings
     from twin.commands.demo import sample_export
 
     checkpoint = prepare(ModelSettings(), data_dir / "models")
@@ -69,9 +70,10 @@ def child_ours(checkpoint: str, samples: str, steps: int, batch: int, max_seq_le
 
     from trainer.batches import encode
     from trainer.dataset import read_samples
-    from trainer.finetune import TrainSettings, train
-    from trainer.lora import LoRASettings, build_model
+    from trainer.finetune import train
+    from trainer.lora import build_model
     from trainer.prompt import Prompt
+    from trainer.settings import LoRASettings, TrainSettings
 
     fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
     settings = TrainSettings(

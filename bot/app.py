@@ -29,8 +29,8 @@ from bot.training import TrainingLauncher
 from exporter.live import LiveUserbot
 from storage import Database
 from storage import settings as settings_table
-from trainer.generate import GenerationSettings, with_knobs
 from trainer.serving import ReplyService
+from trainer.settings import GenerationSettings, with_knobs
 
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong on my side. Try again in a moment."

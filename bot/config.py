@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.drafts import DraftSettings
-from trainer.generate import GenerationSettings
+from trainer.dataset import DatasetSettings
+from trainer.prompt import PromptSettings
+from trainer.settings import GenerationSettings
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,9 @@ class BotConfig:
     min_new_messages: int = 50
     history_limit: int = 60  # bot-chat messages read as the context of a reply
     drafts: DraftSettings = field(default_factory=DraftSettings)
+    # How samples are built: /style describes the owner from the same samples.
+    dataset: DatasetSettings = field(default_factory=DatasetSettings)
+    prompt: PromptSettings = field(default_factory=PromptSettings)
 
     def allows(self, user_id: int) -> bool:
         if user_id == self.owner_id or self.allow == "everyone":

@@ -29,8 +29,9 @@ from storage import drafts as drafts_table
 from storage import messages as messages_table
 from storage.drafts import Draft
 from trainer.conversations import message_text
-from trainer.generate import DegenerateReply, GenerationSettings
+from trainer.generate import DegenerateReply
 from trainer.serving import ReplyService
+from trainer.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 OUTCOMES = {

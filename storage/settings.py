@@ -30,3 +30,10 @@ async def put(db: Database, key: str, value: Any) -> None:
 
 async def delete(db: Database, key: str) -> None:
     await db.execute("DELETE FROM settings WHERE key = ?", (key,))
+
+
+async def set_knob(db: Database, name: str, value: Any) -> dict[str, Any]:
+    """Set one /style knob (validated by the caller), keeping the others; all of them."""
+    knobs = {**await get(db, STYLE, {}), name: value}
+    await put(db, STYLE, knobs)
+    return knobs

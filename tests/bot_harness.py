@@ -10,8 +10,9 @@ from bot.config import BotConfig
 from bot.training import TrainingLauncher
 from storage import Database
 from tests.fake_telegram import FakeTelegram
-from trainer.generate import GenerationSettings, Reply
+from trainer.generate import Reply
 from trainer.serving import ReplyService
+from trainer.settings import GenerationSettings
 
 
 class Recording(ReplyService):

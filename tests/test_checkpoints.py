@@ -18,7 +18,7 @@ from litgpt import GPT, Tokenizer
 
 from tests.conftest import ROOT
 from trainer import checkpoints
-from trainer.checkpoints import CheckpointError, ModelSettings, hub_repo_id, load_weights, locate
+from trainer.checkpoints import CheckpointError, hub_repo_id, load_weights, locate
 from trainer.device import choose_precision, cpu_runs_bf16
 from trainer.gguf_convert import (
     BYTE,
@@ -30,6 +30,7 @@ from trainer.gguf_convert import (
     gemma3_tokenizer,
     write_checkpoint,
 )
+from trainer.settings import ModelSettings
 
 # -- a small GGUF, written with gguf-py's own writer --------------------------------------
 

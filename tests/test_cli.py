@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,81 @@ def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:
         in twin("import", str(FULL), "--config", str(config)).stderr
     )
     assert "config file not found" in twin("import", str(FULL), "--config", "nope.toml").stderr
+
+
+def tiny_model_env(tiny_checkpoint: Path) -> dict[str, str]:
+    return {
+        "TWIN_MODEL__CHECKPOINT": str(tiny_checkpoint),
+        "TWIN_MODEL__PRECISION": "32-true",
+        "TWIN_GENERATE__MAX_NEW_TOKENS": "12",
+    }
+
+
+def test_twin_reply_answers_with_the_stored_chat_as_context(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    db = tmp_path / "x.db"
+    assert main(["import", str(FULL), "--db", str(db)]) == 0
+    chat = (
+        sqlite3.connect(db)
+        .execute("SELECT chat_id FROM messages GROUP BY chat_id ORDER BY COUNT(*) DESC LIMIT 1")
+        .fetchone()[0]
+    )
+    env = tiny_model_env(tiny_checkpoint)
+
+    def reply(*extra: str) -> dict:
+        done = twin("reply", "привет", "--db", str(db), "--seed", "7", "--json", *extra, env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    alone, in_chat = reply(), reply("--chat", str(chat))
+    assert alone["seed"] == 7 and alone["adapter"] is None and alone["messages"]
+    assert in_chat["messages"] != alone["messages"]  # the chat's history is in the prompt
+    unknown = twin("reply", "привет", "--db", str(db), "--chat", "424242", env=env)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == f"twin: error: no chat 424242 is stored in {db}"
+
+
+def test_twin_chat_keeps_its_history_and_the_style_knobs(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    db = tmp_path / "x.db"
+    session = "привет\n/style temperature 0.5\n/style\nкак дела?\n/style length loud\n/quit\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "twin", "chat", "--db", str(db)],
+        input=session,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **tiny_model_env(tiny_checkpoint)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("Talking to the base model.")
+    assert out.count("twin> ") >= 2  # both messages answered, the second with history
+    assert "temperature = 0.5" in out and "temperature=0.5, top_k=40" in out
+    assert "length: Input should be 'short', 'normal' or 'long'" in out
+    stored = sqlite3.connect(db).execute("SELECT value FROM settings WHERE key = 'style'")
+    assert json.loads(stored.fetchone()[0]) == {"temperature": 0.5}
+
+
+def test_twin_style_describes_the_owner_and_sets_the_knobs(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    assert twin("import", str(FULL), "--db", str(db)).returncode == 0
+    shown = twin("style", "--db", str(db), "--json")
+    assert shown.returncode == 0, shown.stderr
+    described = json.loads(shown.stdout)
+    assert (
+        described["profile"]["replies"] == 4 and "yesss" in described["profile"]["frequent_words"]
+    )
+    assert described["knobs"]["temperature"] == 0.8
+    assert twin("style", "temperature", "0.4", "--db", str(db)).returncode == 0
+    refused = twin("style", "length", "loud", "--db", str(db))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "length: Input should be 'short', 'normal' or 'long'" in refused.stderr
+    knobs = json.loads(twin("style", "--db", str(db), "--json").stdout)["knobs"]
+    assert (knobs["temperature"], knobs["length"]) == (0.4, "normal")
+    assert twin("style", "reset", "--db", str(db)).returncode == 0
+    assert (
+        json.loads(twin("style", "--db", str(db), "--json").stdout)["knobs"]["temperature"] == 0.8
+    )

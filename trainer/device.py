@@ -14,8 +14,6 @@ from functools import cache
 
 import torch
 
-PRECISIONS = ("auto", "bf16-true", "bf16-mixed", "16-true", "16-mixed", "32-true")
-
 
 def choose_device(preference: str = "auto") -> str:
     if preference != "auto":

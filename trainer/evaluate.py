@@ -98,8 +98,9 @@ def evaluate_adapter(
     from trainer import registry
     from trainer.batches import encode
     from trainer.dataset import read_samples
-    from trainer.lora import LoRASettings, build_model
+    from trainer.lora import build_model
     from trainer.prompt import Prompt, PromptSettings
+    from trainer.settings import LoRASettings
 
     meta = registry.read_meta(adapter_path)
     samples_path = Path(meta["dataset"])
@@ -131,7 +132,8 @@ def generated_style(
     seeds), measured beside the owner's real replies."""
     from trainer import style
     from trainer.dataset import read_samples
-    from trainer.generate import DegenerateReply, GenerationSettings, ReplyEngine
+    from trainer.generate import DegenerateReply, ReplyEngine
+    from trainer.settings import GenerationSettings
 
     settings = generation or GenerationSettings()
     train = read_samples(samples_path, "train")

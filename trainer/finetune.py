@@ -24,43 +24,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from pydantic import BaseModel, ConfigDict
 
 from trainer.batches import Encoded, collate, micro_batches
 from trainer.device import release_memory
 from trainer.evaluate import batch_loss, mean_loss
 from trainer.lora import adapter_state, load_adapter
+from trainer.settings import TrainSettings
 
 STATE_FILE = "state.pt"
-
-
-class TrainSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # Samples per optimizer step, reached by gradient accumulation (the seed's 128).
-    batch_size: int = 128
-    # Tokens per forward pass (samples of similar length, padded to the longest).
-    micro_batch_tokens: int = 1024
-    # Longer samples lose the oldest part of their prompt, never their reply.
-    max_seq_length: int = 1024
-    learning_rate: float = 3e-4
-    min_lr_ratio: float = 0.1  # the cosine decay ends at learning_rate * min_lr_ratio
-    warmup_steps: int = 5
-    weight_decay: float = 0.0
-    epochs: int = 3
-    max_steps: int | None = None
-    # Stop (and keep what was learned) after this many minutes of training.
-    max_minutes: float | None = None
-    eval_interval: int = 25
-    save_interval: int = 25
-    seed: int = 42
-    # Fabric: devices per node and strategy ("auto", "ddp", "fsdp"); same loop for all.
-    devices: int = 1
-    strategy: str = "auto"
-    # When `twin run` retrains by itself (cron syntax; empty: never), and how many new
-    # messages of yours it waits for.
-    schedule: str = "0 3 * * *"
-    min_new_messages: int = 50
 
 
 @dataclass

@@ -18,47 +18,24 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import lightning as L
 import torch
 from litgpt import Tokenizer
 from litgpt.lora import LoRALinear
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainer import registry
 from trainer.checkpoints import counter_of
-from trainer.lora import LoRASettings, TwinGPT, build_model, load_adapter
+from trainer.lora import TwinGPT, build_model, load_adapter
 from trainer.prompt import Prompt
 from trainer.quantize import DecodeLinear, use_int8_for_decoding
+from trainer.settings import LENGTHS, GenerationSettings, LoRASettings
 
 TELEGRAM_LIMIT = 4096
-_LENGTHS = {"short": 0.4, "normal": 1.0, "long": 2.5}
 _PLACEHOLDER = re.compile(
     r"^\[(photo|voice message|video message|video|GIF|audio|file|location|contact)\]\s*"
 )
 _STICKER = re.compile(r"^\[sticker ?([^\]]*)\]$")
-
-
-class GenerationSettings(BaseModel):
-    """Sampling knobs; `/style` overrides them per owner, persisted in the database."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    temperature: float = Field(0.8, ge=0, le=2)
-    top_k: int = Field(40, ge=1)
-    top_p: float = Field(0.9, gt=0, le=1)
-    # Tokens already in the reply become less likely: 1.0 is off.
-    repetition_penalty: float = Field(1.15, ge=1, le=2)
-    max_new_tokens: int = Field(120, ge=1, le=2000)
-    # short / normal / long scale max_new_tokens (0.4x, 1x, 2.5x).
-    length: Literal["short", "normal", "long"] = "normal"
-    # Fixed seed for reproducible replies; none: a fresh one each time.
-    seed: int | None = None
-    # Degenerate output is retried this many times with other sampling, then reported.
-    attempts: int = 3
-    # Longest prompt plus reply the engine holds in its KV cache.
-    max_seq_length: int = 2048
 
 
 class DegenerateReply(Exception):
@@ -166,7 +143,7 @@ class ReplyEngine:
     def generate(self, prompt_text: str, settings: GenerationSettings) -> Reply:
         """A reply to a rendered prompt (trainer.samples.reply_prompt makes one)."""
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
-        max_new = max(8, int(settings.max_new_tokens * _LENGTHS[settings.length]))
+        max_new = max(8, int(settings.max_new_tokens * LENGTHS[settings.length]))
         ids = self.tokenizer.encode(prompt_text, bos=True)
         room = self.max_seq_length - max_new
         if len(ids) > room:  # keep <bos> and the newest part of the prompt
@@ -329,25 +306,3 @@ def split_long(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     if text:
         pieces.append(text)
     return pieces
-
-
-KNOBS = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "length")
-
-
-def with_knobs(settings: GenerationSettings, knobs: dict[str, object]) -> GenerationSettings:
-    """The configured settings with the owner's /style knobs on top (validated)."""
-    return GenerationSettings.model_validate(
-        {**settings.model_dump(), **{k: v for k, v in knobs.items() if k in KNOBS}}
-    )
-
-
-def parse_knob(name: str, value: str) -> tuple[str, object]:
-    """A knob from `/style NAME VALUE`; ValueError with a readable message if invalid."""
-    name = name.lower().replace("-", "_")
-    if name not in KNOBS:
-        raise ValueError(f"unknown knob {name!r}; knobs: {', '.join(KNOBS)}")
-    try:
-        checked = GenerationSettings.model_validate({name: value})
-    except ValidationError as err:
-        raise ValueError(f"{name}: {err.errors()[0]['msg']}") from None
-    return name, getattr(checked, name)

@@ -11,30 +11,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
 
 import lightning as L
 import torch
 from litgpt import lora
 from litgpt.config import Config
 from litgpt.model import do_softcapping
-from pydantic import BaseModel, ConfigDict
 
 from trainer.checkpoints import load_weights, read_config
-
-Target = Literal["query", "key", "value", "projection", "mlp", "head"]
-
-
-class LoRASettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # The seed project's rank and alpha; the update is scaled by alpha / r.
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    # Which weights get an adapter: attention (query, key, value, projection), the MLP,
-    # and the output head.
-    targets: list[Target] = ["query", "key", "value", "projection", "mlp"]
+from trainer.settings import LoRASettings
 
 
 def lora_config(base: Config, settings: LoRASettings) -> lora.Config:

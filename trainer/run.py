@@ -27,13 +27,14 @@ from storage import runs as runs_table
 from storage.runs import TrainingRun
 from trainer import registry
 from trainer.batches import encode
-from trainer.checkpoints import ModelSettings, prepare, read_config
+from trainer.checkpoints import prepare, read_config
 from trainer.dataset import DatasetSettings, DatasetStats, build_dataset, read_samples
 from trainer.device import choose_device, choose_precision
 from trainer.evaluate import compare, mean_loss
-from trainer.finetune import STATE_FILE, Progress, TrainSettings, train
-from trainer.lora import LoRASettings, build_model, load_adapter
+from trainer.finetune import STATE_FILE, Progress, train
+from trainer.lora import build_model, load_adapter
 from trainer.prompt import Prompt, PromptSettings
+from trainer.settings import LoRASettings, ModelSettings, TrainSettings
 
 HEARTBEAT_SECONDS = 5.0
 SAMPLES_FILE = "samples.jsonl"

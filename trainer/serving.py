@@ -20,10 +20,11 @@ from storage import Database
 from trainer import registry
 from trainer.checkpoints import read_config
 from trainer.conversations import conversation_turns
-from trainer.generate import GenerationSettings, Reply, ReplyEngine
+from trainer.generate import Reply, ReplyEngine
 from trainer.pii import ScrubStats
 from trainer.prompt import Prompt
 from trainer.samples import reply_prompt
+from trainer.settings import GenerationSettings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

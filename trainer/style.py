@@ -11,16 +11,23 @@ a text is the owner's.
 from __future__ import annotations
 
 import bisect
+import json
 import re
 import statistics
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import emoji
 
+from trainer.dataset import DatasetSettings, build_dataset
+from trainer.prompt import PromptSettings
+
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_PLACEHOLDER = re.compile(r"\[[^\]\n]*\]")  # [photo], [sticker 😂], [EMAIL]
 _CYRILLIC = re.compile(r"[а-яА-ЯёЁ]")
 _LATIN = re.compile(r"[a-zA-Z]")
 _ENDINGS = {"period": ".", "exclamation": "!", "question": "?", "bracket smile": ")"}
@@ -31,7 +38,8 @@ def messages_of(replies: Sequence[str], separator: str = "\n") -> list[str]:
 
 
 def words_of(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
+    """The words someone typed: not the placeholders of media or scrubbed data."""
+    return [w.lower() for w in _WORD.findall(_PLACEHOLDER.sub(" ", text))]
 
 
 @dataclass
@@ -73,6 +81,44 @@ def profile(
     )
 
 
+def owner_style(
+    db_path: Path, dataset: DatasetSettings, prompt: PromptSettings
+) -> StyleProfile | None:
+    """The owner's style as their data shows it now: the replies of the samples a
+    training run would build (the same chats, scrubbed), against what others wrote to
+    them. None when there is no reply of theirs yet."""
+    replies, others = [], []
+    with tempfile.TemporaryDirectory(prefix="twin-style-") as folder:
+        samples = Path(folder) / "samples.jsonl"
+        build_dataset(db_path, samples, dataset, prompt)
+        with samples.open(encoding="utf-8") as file:
+            for line in file:
+                sample = json.loads(line)
+                replies.append(sample["output"])
+                if sample["instruction"]:
+                    others.append(sample["instruction"])
+    if not replies:
+        return None
+    return profile(replies, others, prompt.burst_separator)
+
+
+def describe(style: StyleProfile) -> list[str]:
+    """The profile as the owner reads it, in `/style` and `twin style`."""
+    languages = ", ".join(f"{k} {v:.0%}" for k, v in style.languages.items()) or "-"
+    endings = ", ".join(f"{k} {v:.0%}" for k, v in style.punctuation.items())
+    return [
+        f"Your style, from {style.replies:,} of your replies:",
+        f"• typical length: {style.median_chars:.0f} characters, "
+        f"{style.messages_per_reply:.1f} messages per burst",
+        f"• emoji in {style.emoji_rate:.0%} of messages; favourites: "
+        f"{' '.join(style.favourite_emoji) or '-'}",
+        f"• frequent words: {', '.join(style.frequent_words) or '-'}",
+        f"• your filler words: {', '.join(style.filler_words) or '-'}",
+        f"• messages ending with: {endings}",
+        f"• languages: {languages}",
+    ]
+
+
 def filler_words(mine: Counter[str], theirs: Counter[str], top: int = 10) -> list[str]:
     """Words the owner uses at least 3 times as often (per word written) as the others,
     the most used first: "короче", "ngl", the owner's own tics."""
@@ -102,6 +148,7 @@ def punctuation(messages: Sequence[str]) -> dict[str, float]:
 def languages(messages: Sequence[str]) -> dict[str, float]:
     counts: Counter[str] = Counter()
     for message in messages:
+        message = _PLACEHOLDER.sub(" ", message)
         cyrillic, latin = len(_CYRILLIC.findall(message)), len(_LATIN.findall(message))
         if cyrillic or latin:
             counts["cyrillic" if cyrillic >= latin else "latin"] += 1

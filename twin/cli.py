@@ -7,81 +7,97 @@ code, never a traceback; each command leaves the database unchanged when it fail
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from exporter.desktop_export import ExportFormatError
-from exporter.desktop_import import OwnerError
-from exporter.sync import SyncError
-from exporter.userbot import UserbotError
-from storage import StorageError
-from storage.runs import RunLockedError
-from trainer.checkpoints import CheckpointError
-from trainer.generate import DegenerateReply
-from trainer.registry import RegistryError
-from trainer.run import TrainingError
 from twin import __version__
-from twin.commands import (
-    adapters,
-    dataset,
-    demo,
-    evaluate,
-    import_export,
-    model,
-    run,
-    talk,
-    train,
-    userbot,
+from twin.settings import load_settings
+
+# Each command, the module that implements it (its arguments and its run), and the line
+# `twin --help` shows. Only the module of the command being run is imported: torch,
+# Lightning and aiogram take seconds to load, and `twin --help` or `twin import` need
+# none of them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "import": (
+        "twin.commands.import_export",
+        "import a Telegram Desktop export (result.json or its folder)",
+    ),
+    "login": ("twin.commands.userbot", "log the userbot in to your Telegram account (once)"),
+    "sync": ("twin.commands.userbot", "fetch new messages of your private chats (userbot)"),
+    "dataset": ("twin.commands.dataset", "turn the stored chats into training samples (JSONL)"),
+    "model": ("twin.commands.model", "prepare or describe the base model (model.checkpoint)"),
+    "train": (
+        "twin.commands.train",
+        "fine-tune a LoRA adapter on your chats (promoted only if it is better)",
+    ),
+    "eval": (
+        "twin.commands.evaluate",
+        "loss and perplexity of base model and adapter on held-out replies",
+    ),
+    "adapters": ("twin.commands.adapters", "list trained adapters; activate one or roll back"),
+    "reply": ("twin.commands.talk", "one reply from the twin to TEXT"),
+    "chat": ("twin.commands.talk", "talk to the twin in the terminal (/style knobs, /quit)"),
+    "style": ("twin.commands.style", "your style in numbers, and the knobs of the replies"),
+    "run": ("twin.commands.run", "run the Telegram bot (and retrain on schedule) until stopped"),
+    "demo": ("twin.commands.demo", "run the twin end to end on a shipped sample persona"),
+}
+
+# Errors that are the user's to fix, shown as one line with exit code 1. Looked up only
+# in modules already loaded: an error can only come from a module the command imported.
+USER_ERRORS = (
+    ("twin.settings", "SettingsError"),
+    ("storage.errors", "StorageError"),
+    ("exporter.desktop_export", "ExportFormatError"),
+    ("exporter.desktop_import", "OwnerError"),
+    ("trainer.checkpoints", "CheckpointError"),
+    ("storage.runs", "RunLockedError"),
+    ("trainer.run", "TrainingError"),
+    ("trainer.registry", "RegistryError"),
+    ("trainer.generate", "DegenerateReply"),
+    ("exporter.userbot", "UserbotError"),
+    ("exporter.sync", "SyncError"),
 )
-from twin.settings import SettingsError, load_settings
-
-# Errors that are the user's to fix: shown as one line, exit code 1.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    SettingsError,
-    StorageError,
-    ExportFormatError,
-    OwnerError,
-    CheckpointError,
-    RunLockedError,
-    TrainingError,
-    RegistryError,
-    DegenerateReply,
-    UserbotError,
-    SyncError,
-)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser, with the full arguments of the command named in `argv`."""
     parser = argparse.ArgumentParser(
         prog="twin",
         description="A Telegram digital twin: learns to write like you from your chats.",
     )
     parser.add_argument("--version", action="version", version=f"twin {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (
-        import_export,
-        userbot,
-        dataset,
-        model,
-        train,
-        evaluate,
-        adapters,
-        talk,
-        run,
-        demo,
-    ):
-        module.register(commands)
+    named = next((word for word in argv if not word.startswith("-")), None)
+    if named in COMMANDS:
+        importlib.import_module(COMMANDS[named][0]).register(commands)
+    for name, (_, line) in COMMANDS.items():
+        if name in commands.choices:
+            command = commands.choices[name]
+            command.description = command.description or line
+        else:  # listed in `twin --help`, never parsed
+            commands.add_parser(name, help=line, add_help=False)
     return parser
 
 
+def is_user_error(err: BaseException) -> bool:
+    return any(
+        module in sys.modules and isinstance(err, getattr(sys.modules[module], name))
+        for module, name in USER_ERRORS
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         settings = load_settings(args.config)
         return int(args.run(args, settings) or 0)
-    except USER_ERRORS as err:
-        print(f"twin: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not is_user_error(err):
+            raise
+        print(f"twin: error: {err}", file=sys.stderr)
+        return 1

@@ -20,12 +20,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from trainer.checkpoints import ModelSettings
 from trainer.dataset import DatasetSettings
-from trainer.finetune import TrainSettings
-from trainer.generate import GenerationSettings
-from trainer.lora import LoRASettings
 from trainer.prompt import PromptSettings
+from trainer.settings import GenerationSettings, LoRASettings, ModelSettings, TrainSettings
 
 DEFAULT_CONFIG = Path("config.toml")
 

@@ -12,8 +12,9 @@ from bot.config import BotConfig
 from bot.delivery import send_messages
 from storage import Database, bot_messages
 from storage import settings as settings_table
-from trainer.generate import DegenerateReply, with_knobs
+from trainer.generate import DegenerateReply
 from trainer.serving import ReplyService
+from trainer.settings import with_knobs
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,7 @@ from twin.settings import Settings
 
 def register(commands: argparse._SubParsersAction) -> None:
     common = [config_options(), db_options(), json_options()]
-    parser = commands.add_parser(
-        "adapters", parents=common, help="list trained adapters; activate one or roll back"
-    )
+    parser = commands.add_parser("adapters", parents=common)
     parser.set_defaults(run=run_list)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     activate = actions.add_parser("activate", parents=common, help="make adapter ID active")

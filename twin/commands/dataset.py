@@ -17,7 +17,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "dataset",
         parents=[config_options(), db_options(), json_options()],
-        help="turn the stored chats into training samples (JSONL)",
         description="Build instruction samples from your personal chats: conversations "
         "split after a day of silence, bursts merged, personal data scrubbed, the newest "
         "conversations held out for validation.",

@@ -22,8 +22,8 @@ from exporter.desktop_import import import_desktop_export
 from storage import Database, open_database, with_database
 from storage import adapters as adapters_table
 from trainer.checkpoints import prepare, read_config
-from trainer.finetune import TrainSettings
 from trainer.run import RunConfig, run_training
+from trainer.settings import TrainSettings
 from twin.commands.common import config_options, is_terminal
 from twin.commands.evaluate import evaluate_with, format_style
 from twin.commands.import_export import format_report
@@ -49,7 +49,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "demo",
         parents=[config_options()],
-        help="run the twin end to end on a shipped sample persona",
         description="Import a fictional persona's chats, fine-tune the embedded model on "
         "them (CPU, under 15 minutes), and compare base model and twin on held-out replies.",
     )

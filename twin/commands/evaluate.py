@@ -16,14 +16,13 @@ from twin.commands.common import config_options, db_options, db_path, json_optio
 from twin.settings import Settings
 
 if TYPE_CHECKING:
-    from trainer.generate import GenerationSettings
+    from trainer.settings import GenerationSettings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval",
         parents=[config_options(), db_options(), json_options()],
-        help="loss and perplexity of base model and adapter on held-out replies",
     )
     parser.add_argument("--adapter", type=int, metavar="ID", help="default: the active adapter")
     parser.add_argument(

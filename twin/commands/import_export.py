@@ -23,7 +23,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "import",
         parents=[config_options(), db_options(), json_options()],
-        help="import a Telegram Desktop export (result.json or its folder)",
         description="Import a Telegram Desktop JSON export. Importing the same export "
         "again adds nothing; a newer export adds only what is new. A broken file "
         "imports nothing.",

@@ -12,7 +12,6 @@ from twin.settings import Settings
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "model",
-        help="prepare or describe the base model (model.checkpoint)",
         description="The base model: 'embedded' (Gemma 3 270M, offline), a litgpt "
         "checkpoint folder, or a Hugging Face model id fetched where a network exists.",
     )

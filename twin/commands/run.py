@@ -26,7 +26,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "run",
         parents=[config_options(), db_options()],
-        help="run the Telegram bot (and retrain on schedule) until stopped",
         description="Serve the twin on Telegram: chat with the clone, /retrain, /style, "
         "/status; retrain nightly. Stops cleanly on Ctrl-C or SIGTERM.",
     )
@@ -58,6 +57,8 @@ def bot_config(args: argparse.Namespace, settings: Settings, owner_id: int) -> B
             auto_delay=settings.userbot.auto_delay,
             history_limit=settings.userbot.history_limit,
         ),
+        dataset=settings.dataset,
+        prompt=settings.prompt,
     )
 
 

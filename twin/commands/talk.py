@@ -8,21 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from storage import Database, with_database
+from storage import Database, StorageError, with_database
+from storage import chats as chats_table
 from storage import messages as messages_table
 from storage import settings as settings_table
 from trainer.checkpoints import prepare
 from trainer.device import choose_device, choose_precision
-from trainer.generate import (
-    DegenerateReply,
-    GenerationSettings,
-    Reply,
-    ReplyEngine,
-    parse_knob,
-    with_knobs,
-)
+from trainer.generate import DegenerateReply, Reply, ReplyEngine
 from trainer.prompt import Prompt
 from trainer.serving import ReplyService
+from trainer.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 
@@ -33,9 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     reply = commands.add_parser(
         "reply",
         parents=[config_options(), db_options(), json_options()],
-        help="one reply from the twin to TEXT",
-        description="The twin's reply to TEXT, as if someone sent it; with --chat, the "
-        "stored history of that chat is the conversation so far.",
+        description="The twin's reply to TEXT, as if someone sent it; with --chat, TEXT "
+        "continues that stored chat's latest conversation, whose turns are the context.",
     )
     reply.add_argument("text", metavar="TEXT")
     reply.add_argument("--chat", type=int, metavar="ID", help="a stored chat whose history to use")
@@ -44,7 +38,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     chat = commands.add_parser(
         "chat",
         parents=[config_options(), db_options()],
-        help="talk to the twin in the terminal (/style knobs, /quit)",
     )
     chat.set_defaults(run=run_chat)
 
@@ -78,13 +71,24 @@ async def _ready(db: Database, service: ReplyService) -> dict[str, Any]:
 
 def run_reply(args: argparse.Namespace, settings: Settings) -> int:
     database = db_path(args, settings)
+
+    async def stored_history(db: Database) -> list[tuple[Any, ...]]:
+        if args.chat is None:
+            return []
+        if await chats_table.get(db, args.chat) is None:
+            raise StorageError(f"no chat {args.chat} is stored in {database}")
+        return await messages_table.recent(db, args.chat)
+
+    rows = with_database(database, stored_history, create=True)
     engine = make_engine(settings)
     service = make_service(settings, engine)
 
     async def go(db: Database) -> Reply:
         knobs = await _ready(db, service)
-        rows = await messages_table.recent(db, args.chat) if args.chat is not None else []
         incoming = (YOU, 0, int(time.time()), args.text, None, None)
+        if rows:  # TEXT continues the chat's latest conversation, however old it is
+            sender = next((row[0] for row in reversed(rows) if not row[1]), YOU)
+            incoming = (sender, 0, rows[-1][2] + 1, args.text, None, None)
         generation = with_knobs(settings.generate, knobs)
         if args.seed is not None:
             generation = generation.model_copy(update={"seed": args.seed})
@@ -145,11 +149,7 @@ def _style_command(
 ) -> GenerationSettings:
     parts = line.split()
     if len(parts) == 1:
-        print(
-            ", ".join(
-                f"{k}={getattr(current, k)}" for k in ("temperature", "length", "top_p", "top_k")
-            )
-        )
+        print(describe_knobs(current))
         return current
     if parts[1] == "reset":
         with_database(
@@ -165,11 +165,6 @@ def _style_command(
     except ValueError as err:
         print(err)
         return current
-
-    async def save(db: Database) -> None:
-        knobs = await settings_table.get(db, settings_table.STYLE, {})
-        await settings_table.put(db, settings_table.STYLE, {**knobs, name: value})
-
-    with_database(database, save, create=True)
+    with_database(database, lambda db: settings_table.set_knob(db, name, value), create=True)
     print(f"{name} = {value}")
     return current.model_copy(update={name: value})

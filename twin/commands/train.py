@@ -25,7 +25,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train",
         parents=[config_options(), db_options(), json_options()],
-        help="fine-tune a LoRA adapter on your chats (promoted only if it is better)",
         description="Build the dataset, fine-tune a LoRA adapter, evaluate it against the "
         "active one on the same validation samples, and make it active only if it is not "
         "worse. One run at a time.",

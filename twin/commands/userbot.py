@@ -24,7 +24,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     login_parser = commands.add_parser(
         "login",
         parents=[config_options()],
-        help="log the userbot in to your Telegram account (once)",
         description="Interactive login (phone, code, 2FA password) with telegram.api_id and "
         "telegram.api_hash. The session is saved 0600 in the data directory.",
     )
@@ -32,7 +31,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     sync_parser = commands.add_parser(
         "sync",
         parents=[config_options(), db_options(), json_options()],
-        help="fetch new messages of your private chats through the userbot",
         description="Incremental: each chat from where the last sync or import stopped. "
         "Safe to interrupt; the next sync goes on from there.",
     )
