@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _step(3, "Fine-tune: already done (data/demo has the adapter)")
         _step(4, "Evaluate: the report of the first run")
     print(format_evaluation(report))
-    print(f"\nThe demo took {time.monotonic() - started:.0f} s.")
+    print(f"\nThe demo took {time.monotonic() - started:.1f} s.")
 
     _step(5, "Talk to the twin")
     command = f"{sys.argv[0]} chat --db {database}"
