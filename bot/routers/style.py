@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
+from aiogram.utils.chat_action import ChatActionSender
 
 from bot.access import IsOwner
 from bot.config import BotConfig
@@ -25,10 +26,14 @@ def router() -> Router:
     return routes
 
 
-async def style(message: Message, command: CommandObject, db: Database, config: BotConfig) -> None:
+async def style(
+    message: Message, command: CommandObject, bot: Bot, db: Database, config: BotConfig
+) -> None:
     words = (command.args or "").split()
     if not words:
-        await message.answer(await _profile_and_knobs(db, config))
+        async with ChatActionSender.typing(chat_id=message.chat.id, bot=bot):
+            described = await _profile_and_knobs(db, config)
+        await message.answer(described)
     elif words == ["reset"]:
         await settings_table.delete(db, settings_table.STYLE)
         await message.answer("Knobs reset to the configured defaults.")
