@@ -20,6 +20,7 @@ from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault, ErrorEven
 
 from bot.access import AccessMiddleware
 from bot.config import BotConfig
+from bot.conversation_state import DatabaseStorage
 from bot.delivery import RetryMiddleware
 from bot.drafts import DraftWorkflow
 from bot.reports import TrainingReporter
@@ -83,6 +84,7 @@ def make_dispatcher(
     """Routers in order of precedence; the services reach handlers as arguments."""
     in_flight = InFlight()
     dispatcher = Dispatcher(
+        storage=DatabaseStorage(db),
         config=config,
         db=db,
         replies=replies,

@@ -237,6 +237,27 @@ async def test_a_pending_draft_survives_a_restart(world, engine: ReplyEngine) ->
         await second.stop()
 
 
+async def test_an_edit_begun_before_a_restart_is_finished_after_it(
+    world, engine: ReplyEngine
+) -> None:
+    fake, db, telegram = world
+    first = make_loop(fake, db, engine, telegram)
+    await first.start()
+    await telegram.arrive(telegram.message(ANNA, "во сколько завтра?"))
+    first.press(await first.card(), "edit")
+    await fake.wait_for(lambda: any(t.startswith("Send me the reply") for t in fake.texts(OWNER)))
+    await first.stop()
+    second = make_loop(fake, db, engine, telegram)
+    await second.start()
+    try:
+        fake.send(OWNER, "к девяти)")  # the correction, not a chat with the twin
+        await fake.wait_for(lambda: telegram.sent)
+        assert telegram.sent == [(ANNA, "к девяти)")]
+        assert (await second.draft(ANNA)).status == "edited_sent"
+    finally:
+        await second.stop()
+
+
 async def test_a_crash_between_send_and_record_never_sends_twice(
     world, engine: ReplyEngine
 ) -> None:
