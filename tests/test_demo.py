@@ -47,6 +47,7 @@ def test_demo_runs_end_to_end_then_reuses_everything(
     second = capsys.readouterr().out
     assert "0 new" in second and "already done" in second and "training" not in second
     # The same report as the first run printed.
-    assert second.split("Held-out replies")[1].split("The demo took")[0] == (
-        first.split("Held-out replies")[1].split("The demo took")[0]
+    assert (
+        second.split("Held-out replies")[1].split("The demo took")[0]
+        == (first.split("Held-out replies")[1].split("The demo took")[0])
     )
