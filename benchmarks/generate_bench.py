@@ -32,9 +32,9 @@ import torch  # noqa: E402
 from litgpt import lora  # noqa: E402
 from litgpt.generate.base import generate_fn  # noqa: E402
 
-from trainer.checkpoints import prepare, read_config  # noqa: E402
+from model.checkpoints import prepare, read_config  # noqa: E402
 from trainer.generate import ReplyEngine  # noqa: E402
-from trainer.lora import adapter_state, load_adapter, lora_config  # noqa: E402
+from model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
 from trainer.prompt import Prompt  # noqa: E402
 from trainer.settings import GenerationSettings, LoRASettings, ModelSettings  # noqa: E402
 

@@ -33,7 +33,7 @@ def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Pat
     """The converted model, and a folder with train.json/val.json for litgpt."""
     from exporter.desktop_import import import_desktop_export
     from storage import open_database
-    from trainer.checkpoints import prepare
+    from model.checkpoints import prepare
     from trainer.dataset import DatasetSettings, build_dataset, read_samples
     from trainer.prompt import Prompt, PromptSettings
     from trainer.settings import ModelSettings
@@ -71,7 +71,7 @@ def child_ours(checkpoint: str, samples: str, steps: int, batch: int, max_seq_le
     from trainer.batches import encode
     from trainer.dataset import read_samples
     from trainer.finetune import train
-    from trainer.lora import build_model
+    from model.lora import build_model
     from trainer.prompt import Prompt
     from trainer.settings import LoRASettings, TrainSettings
 

@@ -17,10 +17,10 @@ from gguf.quants import dequantize, quantize
 from litgpt import GPT, Tokenizer
 
 from tests.conftest import ROOT
-from trainer import checkpoints
-from trainer.checkpoints import CheckpointError, hub_repo_id, load_weights, locate
-from trainer.device import choose_precision, cpu_runs_bf16
-from trainer.gguf_convert import (
+from model import checkpoints
+from model.checkpoints import CheckpointError, hub_repo_id, load_weights, locate
+from model.device import choose_precision, cpu_runs_bf16
+from model.gguf_convert import (
     BYTE,
     CONTROL,
     NORMAL,

@@ -19,13 +19,13 @@ from storage.adapters import active as active_adapter
 from storage.adapters import all_adapters
 from storage.runs import RunLockedError
 from tests.exports import import_into
-from trainer import registry
+from model import registry
 from trainer.batches import collate, encode, micro_batches
-from trainer.checkpoints import read_config
+from model.checkpoints import read_config
 from trainer.dataset import DatasetSettings, read_samples
 from trainer.evaluate import batch_loss, mean_loss
 from trainer.finetune import Progress, plan_steps, train
-from trainer.lora import build_model, load_adapter
+from model.lora import build_model, load_adapter
 from trainer.prompt import Prompt, PromptSettings
 from trainer.run import RunConfig, TrainingError, run_training
 from trainer.settings import LoRASettings, ModelSettings, TrainSettings

@@ -14,11 +14,11 @@ import torch
 import trainer.generate as generate_module
 from storage import messages, open_database
 from tests.exports import import_into
-from trainer import registry
+from model import registry
 from trainer.conversations import conversation_turns
 from trainer.dataset import DatasetSettings, build_dataset, read_samples
 from trainer.generate import DegenerateReply, ReplyEngine, split_long, to_messages
-from trainer.lora import adapter_state
+from model.lora import adapter_state
 from trainer.pii import ScrubStats
 from trainer.prompt import Prompt, PromptSettings
 from trainer.samples import reply_prompt

@@ -203,7 +203,7 @@ _worker: dict[str, Any] = {}  # this process's context, reader, prompt and measu
 def _start_worker(context: _Context) -> None:
     measure: Callable[[str], int] = len
     if context.tokenizer is not None:
-        from trainer.checkpoints import token_counter  # torch and litgpt: only when needed
+        from model.checkpoints import token_counter  # torch and litgpt: only when needed
 
         measure = token_counter(Path(context.tokenizer))
     _worker.update(

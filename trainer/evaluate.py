@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.batches import Batch, Encoded, collate, micro_batches
-from trainer.lora import load_adapter
+from model.lora import load_adapter
 
 
 def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
@@ -95,10 +95,10 @@ def evaluate_adapter(
     import lightning as L
     from litgpt import Tokenizer
 
-    from trainer import registry
+    from model import registry
     from trainer.batches import encode
     from trainer.dataset import read_samples
-    from trainer.lora import build_model
+    from model.lora import build_model
     from trainer.prompt import Prompt, PromptSettings
     from trainer.settings import LoRASettings
 

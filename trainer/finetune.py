@@ -26,9 +26,9 @@ import lightning as L
 import torch
 
 from trainer.batches import Encoded, collate, micro_batches
-from trainer.device import release_memory
+from model.device import release_memory
 from trainer.evaluate import batch_loss, mean_loss
-from trainer.lora import adapter_state, load_adapter
+from model.lora import adapter_state, load_adapter
 from trainer.settings import TrainSettings
 
 STATE_FILE = "state.pt"
@@ -115,7 +115,7 @@ def train(
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> TrainResult:
-    """Train the LoRA weights of `model` (built by trainer.lora.build_model)."""
+    """Train the LoRA weights of `model` (built by model.lora.build_model)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_steps(train_samples, settings)
     if not plan:

@@ -24,11 +24,11 @@ import torch
 from litgpt import Tokenizer
 from litgpt.lora import LoRALinear
 
-from trainer import registry
-from trainer.checkpoints import counter_of
-from trainer.lora import TwinGPT, build_model, load_adapter
+from model import registry
+from model.checkpoints import counter_of
+from model.lora import TwinGPT, build_model, load_adapter
 from trainer.prompt import Prompt
-from trainer.quantize import DecodeLinear, use_int8_for_decoding
+from model.quantize import DecodeLinear, use_int8_for_decoding
 from trainer.settings import LENGTHS, GenerationSettings, LoRASettings
 
 TELEGRAM_LIMIT = 4096
@@ -77,7 +77,7 @@ class ReplyEngine:
     ) -> None:
         self.checkpoint_dir = checkpoint_dir
         # int8 weight copies for one-token steps: by default wherever the model runs on
-        # the CPU (see trainer.quantize).
+        # the CPU (see model.quantize).
         self.int8_decoding = device == "cpu" if int8_decoding is None else int8_decoding
         self.prompt = prompt
         self.fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]

