@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from exporter.desktop_import import import_desktop_export
 from storage import open_database
 from tests.synthetic_export import write_export
-from trainer.dataset import DatasetSettings, build_dataset
-from trainer.prompt import PromptSettings
+from dataset.build import DatasetSettings, build_dataset
+from dataset.prompt import PromptSettings
 
 
 async def _import(db_path: Path, export: Path) -> None:

@@ -35,7 +35,7 @@ from litgpt.generate.base import generate_fn  # noqa: E402
 from model.checkpoints import prepare, read_config  # noqa: E402
 from trainer.generate import ReplyEngine  # noqa: E402
 from model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
-from trainer.prompt import Prompt  # noqa: E402
+from dataset.prompt import Prompt  # noqa: E402
 from trainer.settings import GenerationSettings, LoRASettings, ModelSettings  # noqa: E402
 
 SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9}

@@ -34,8 +34,8 @@ def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Pat
     from exporter.desktop_import import import_desktop_export
     from storage import open_database
     from model.checkpoints import prepare
-    from trainer.dataset import DatasetSettings, build_dataset, read_samples
-    from trainer.prompt import Prompt, PromptSettings
+    from dataset.build import DatasetSettings, build_dataset, read_samples
+    from dataset.prompt import Prompt, PromptSettings
     from trainer.settings import ModelSettings
     from twin.commands.demo import sample_export
 
@@ -69,10 +69,10 @@ def child_ours(checkpoint: str, samples: str, steps: int, batch: int, max_seq_le
     from litgpt import Tokenizer
 
     from trainer.batches import encode
-    from trainer.dataset import read_samples
+    from dataset.build import read_samples
     from trainer.finetune import train
     from model.lora import build_model
-    from trainer.prompt import Prompt
+    from dataset.prompt import Prompt
     from trainer.settings import LoRASettings, TrainSettings
 
     fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")

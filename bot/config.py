@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.drafts import DraftSettings
-from trainer.dataset import DatasetSettings
-from trainer.prompt import PromptSettings
+from dataset.build import DatasetSettings
+from dataset.prompt import PromptSettings
 from trainer.settings import GenerationSettings
 
 

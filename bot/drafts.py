@@ -28,7 +28,7 @@ from storage import chats as chats_table
 from storage import drafts as drafts_table
 from storage import messages as messages_table
 from storage.drafts import Draft
-from trainer.conversations import message_text
+from dataset.conversations import message_text
 from trainer.generate import DegenerateReply
 from trainer.serving import ReplyService
 from trainer.settings import GenerationSettings

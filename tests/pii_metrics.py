@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from tests.pii_cases import cases
-from trainer.pii import TYPES, scrub
+from dataset.pii import TYPES, scrub
 
 
 def measure(

@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 from tests.exports import import_into
 from tests.fake_telegram import FakeTelegram
 from trainer.generate import ReplyEngine
-from trainer.prompt import Prompt
+from dataset.prompt import Prompt
 from trainer.settings import GenerationSettings
 from twin.commands.demo import sample_export
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from litgpt.data.json_data import load_split
 
-import trainer.dataset as dataset_module
+import dataset.build as dataset_module
 from tests.exports import OWNER, chat, dialogue, full_export, import_into, message
-from trainer.dataset import DatasetSettings, DatasetStats, build_dataset, read_samples
-from trainer.prompt import Prompt, PromptSettings
+from dataset.build import DatasetSettings, DatasetStats, build_dataset, read_samples
+from dataset.prompt import Prompt, PromptSettings
 from twin.commands.demo import sample_export
 
 PEER = 2000

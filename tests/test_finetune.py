@@ -22,11 +22,11 @@ from tests.exports import import_into
 from model import registry
 from trainer.batches import collate, encode, micro_batches
 from model.checkpoints import read_config
-from trainer.dataset import DatasetSettings, read_samples
+from dataset.build import DatasetSettings, read_samples
 from trainer.evaluate import batch_loss, mean_loss
 from trainer.finetune import Progress, plan_steps, train
 from model.lora import build_model, load_adapter
-from trainer.prompt import Prompt, PromptSettings
+from dataset.prompt import Prompt, PromptSettings
 from trainer.run import RunConfig, TrainingError, run_training
 from trainer.settings import LoRASettings, ModelSettings, TrainSettings
 from twin.cli import main
@@ -71,7 +71,7 @@ def config_for(tmp_path: Path, persona_db: Path, tiny: Path, **train: object) ->
 
 @pytest.fixture
 def encoded(tiny_checkpoint: Path, persona_db: Path, tmp_path: Path):
-    from trainer.dataset import build_dataset
+    from dataset.build import build_dataset
 
     out = tmp_path / "samples.jsonl"
     build_dataset(persona_db, out, DatasetSettings(val_fraction=0.1), PromptSettings())

@@ -15,13 +15,13 @@ import trainer.generate as generate_module
 from storage import messages, open_database
 from tests.exports import import_into
 from model import registry
-from trainer.conversations import conversation_turns
-from trainer.dataset import DatasetSettings, build_dataset, read_samples
+from dataset.conversations import conversation_turns
+from dataset.build import DatasetSettings, build_dataset, read_samples
 from trainer.generate import DegenerateReply, ReplyEngine, split_long, to_messages
 from model.lora import adapter_state
-from trainer.pii import ScrubStats
-from trainer.prompt import Prompt, PromptSettings
-from trainer.samples import reply_prompt
+from dataset.pii import ScrubStats
+from dataset.prompt import Prompt, PromptSettings
+from dataset.samples import reply_prompt
 from trainer.serving import ReplyService
 from trainer.settings import GenerationSettings
 from twin.commands.demo import sample_export

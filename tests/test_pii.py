@@ -6,7 +6,7 @@ import pytest
 
 from tests.pii_cases import HELDOUT, NEGATIVES, POSITIVES, cases
 from tests.pii_metrics import measure
-from trainer.pii import ScrubStats, iban_ok, luhn_ok, scrub
+from dataset.pii import ScrubStats, iban_ok, luhn_ok, scrub
 
 
 def test_the_labelled_set_is_big_enough_and_in_both_languages() -> None:

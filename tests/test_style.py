@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.style import Authorship, compare, describe, profile, words_of
+from dataset.style import Authorship, compare, describe, profile, words_of
 
 # Bursts joined by the separator, as in the samples.
 OWNER = [

@@ -24,9 +24,9 @@ from storage import settings as settings_table
 from tests.bot_harness import Harness, Recording
 from tests.fake_telegram import FakeTelegram
 from tests.fake_telethon import OWNER, ScriptedTelegram, user
-from trainer.dataset import DatasetSettings, build_dataset, preferences_path, read_samples
+from dataset.build import DatasetSettings, build_dataset, preferences_path, read_samples
 from trainer.generate import ReplyEngine
-from trainer.prompt import Prompt, PromptSettings
+from dataset.prompt import Prompt, PromptSettings
 from trainer.settings import GenerationSettings
 
 ANNA, BORIS = 201, 202

@@ -97,9 +97,9 @@ def evaluate_adapter(
 
     from model import registry
     from trainer.batches import encode
-    from trainer.dataset import read_samples
+    from dataset.build import read_samples
     from model.lora import build_model
-    from trainer.prompt import Prompt, PromptSettings
+    from dataset.prompt import Prompt, PromptSettings
     from trainer.settings import LoRASettings
 
     meta = registry.read_meta(adapter_path)
@@ -130,8 +130,8 @@ def generated_style(
 ) -> dict[str, Any]:
     """Replies of the base model and of the adapter to `count` held-out messages (same
     seeds), measured beside the owner's real replies."""
-    from trainer import style
-    from trainer.dataset import read_samples
+    from dataset import style
+    from dataset.build import read_samples
     from trainer.generate import DegenerateReply, ReplyEngine
     from trainer.settings import GenerationSettings
 

@@ -27,7 +27,7 @@ from litgpt.lora import LoRALinear
 from model import registry
 from model.checkpoints import counter_of
 from model.lora import TwinGPT, build_model, load_adapter
-from trainer.prompt import Prompt
+from dataset.prompt import Prompt
 from model.quantize import DecodeLinear, use_int8_for_decoding
 from trainer.settings import LENGTHS, GenerationSettings, LoRASettings
 
@@ -141,7 +141,7 @@ class ReplyEngine:
         self.adapter = None if path is None else str(path)
 
     def generate(self, prompt_text: str, settings: GenerationSettings) -> Reply:
-        """A reply to a rendered prompt (trainer.samples.reply_prompt makes one)."""
+        """A reply to a rendered prompt (dataset.samples.reply_prompt makes one)."""
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         max_new = max(8, int(settings.max_new_tokens * LENGTHS[settings.length]))
         ids = self.tokenizer.encode(prompt_text, bos=True)

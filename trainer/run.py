@@ -28,12 +28,12 @@ from storage.runs import TrainingRun
 from model import registry
 from trainer.batches import encode
 from model.checkpoints import prepare, read_config
-from trainer.dataset import DatasetSettings, DatasetStats, build_dataset, read_samples
+from dataset.build import DatasetSettings, DatasetStats, build_dataset, read_samples
 from model.device import choose_device, choose_precision
 from trainer.evaluate import compare, mean_loss
 from trainer.finetune import STATE_FILE, Progress, train
 from model.lora import build_model, load_adapter
-from trainer.prompt import Prompt, PromptSettings
+from dataset.prompt import Prompt, PromptSettings
 from trainer.settings import LoRASettings, ModelSettings, TrainSettings
 
 HEARTBEAT_SECONDS = 5.0

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 from storage import Database
 from model import registry
 from model.checkpoints import read_config
-from trainer.conversations import conversation_turns
+from dataset.conversations import conversation_turns
 from trainer.generate import Reply, ReplyEngine
-from trainer.pii import ScrubStats
-from trainer.prompt import Prompt
-from trainer.samples import reply_prompt
+from dataset.pii import ScrubStats
+from dataset.prompt import Prompt
+from dataset.samples import reply_prompt
 from trainer.settings import GenerationSettings
 
 T = TypeVar("T")

@@ -20,8 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from trainer.dataset import DatasetSettings
-from trainer.prompt import PromptSettings
+from dataset.build import DatasetSettings
+from dataset.prompt import PromptSettings
 from trainer.settings import GenerationSettings, LoRASettings, ModelSettings, TrainSettings
 
 DEFAULT_CONFIG = Path("config.toml")

@@ -14,7 +14,7 @@ from bot.config import BotConfig
 from storage import Database
 from storage import settings as settings_table
 from trainer.settings import describe_knobs, parse_knob, with_knobs
-from trainer.style import describe, owner_style
+from dataset.style import describe, owner_style
 
 USAGE = "Usage: /style, /style NAME VALUE (e.g. /style temperature 0.8), /style reset"
 

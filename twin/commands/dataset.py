@@ -8,7 +8,7 @@ from pathlib import Path
 
 from storage import open_database
 from model.checkpoints import is_complete, locate
-from trainer.dataset import DatasetStats, build_dataset
+from dataset.build import DatasetStats, build_dataset
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 

@@ -7,7 +7,7 @@ import argparse
 from storage import settings as settings_table
 from storage import with_database
 from trainer.settings import describe_knobs, knob_values, parse_knob, with_knobs
-from trainer.style import describe, owner_style
+from dataset.style import describe, owner_style
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings, SettingsError
 

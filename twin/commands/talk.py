@@ -15,7 +15,7 @@ from storage import settings as settings_table
 from model.checkpoints import prepare
 from model.device import choose_device, choose_precision
 from trainer.generate import DegenerateReply, Reply, ReplyEngine
-from trainer.prompt import Prompt
+from dataset.prompt import Prompt
 from trainer.serving import ReplyService
 from trainer.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json

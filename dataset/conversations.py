@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from trainer.pii import PII_SIGNS, ScrubStats, scrub
-from trainer.prompt import Prompt
+from dataset.pii import PII_SIGNS, ScrubStats, scrub
+from dataset.prompt import Prompt
 
 
 @dataclass(slots=True)

@@ -23,8 +23,8 @@ from typing import Any
 
 import emoji
 
-from trainer.dataset import DatasetSettings, build_dataset
-from trainer.prompt import PromptSettings
+from dataset.build import DatasetSettings, build_dataset
+from dataset.prompt import PromptSettings
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _PLACEHOLDER = re.compile(r"\[[^\]\n]*\]")  # [photo], [sticker 😂], [EMAIL]

@@ -1,7 +1,7 @@
 """`twin dataset`: the owner's chats become a JSONL file of instruction samples.
 
-The recipe is DESIGN.md's "Dataset": conversations (trainer.conversations) become
-samples (trainer.samples), personal data scrubbed, exact duplicates dropped. The newest
+The recipe is DESIGN.md's "Dataset": conversations (dataset.conversations) become
+samples (dataset.samples), personal data scrubbed, exact duplicates dropped. The newest
 conversations are the validation split, so a score is on replies the model never saw,
 and no conversation is on both sides. The file is litgpt's instruction format
 (`instruction`, `input`, `output`) plus `split`, `chat_id` and `date`.
@@ -29,10 +29,10 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from storage.chats import Chat
 from storage.reader import Reader
-from trainer.conversations import conversation_starts, conversation_turns
-from trainer.pii import ScrubStats, scrub
-from trainer.prompt import Prompt, PromptSettings
-from trainer.samples import SampleRules, conversation_samples
+from dataset.conversations import conversation_starts, conversation_turns
+from dataset.pii import ScrubStats, scrub
+from dataset.prompt import Prompt, PromptSettings
+from dataset.samples import SampleRules, conversation_samples
 
 # Chat types that are a person talking to the owner; groups only on request; bots,
 # channels, saved messages and Telegram's service chats never.

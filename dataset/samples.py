@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from trainer.conversations import Turn
-from trainer.prompt import Prompt
+from dataset.conversations import Turn
+from dataset.prompt import Prompt
 
 _quote = json.encoder.encode_basestring  # the C escaper json.dumps uses for str
 
