@@ -33,7 +33,7 @@ from litgpt import lora  # noqa: E402
 from litgpt.generate.base import generate_fn  # noqa: E402
 
 from model.checkpoints import prepare, read_config  # noqa: E402
-from trainer.generate import ReplyEngine  # noqa: E402
+from engine.generate import ReplyEngine  # noqa: E402
 from model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
 from dataset.prompt import Prompt  # noqa: E402
 from trainer.settings import GenerationSettings, LoRASettings, ModelSettings  # noqa: E402

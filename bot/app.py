@@ -30,7 +30,7 @@ from bot.training import TrainingLauncher
 from exporter.live import LiveUserbot
 from storage import Database
 from storage import settings as settings_table
-from trainer.serving import ReplyService
+from engine.service import ReplyService
 from trainer.settings import GenerationSettings, with_knobs
 
 log = logging.getLogger(__name__)

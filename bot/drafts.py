@@ -29,8 +29,8 @@ from storage import drafts as drafts_table
 from storage import messages as messages_table
 from storage.drafts import Draft
 from dataset.conversations import message_text
-from trainer.generate import DegenerateReply
-from trainer.serving import ReplyService
+from engine.generate import DegenerateReply
+from engine.service import ReplyService
 from trainer.settings import GenerationSettings
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from bot.plots import loss_curve
 from bot.training import Outcome
 from storage import Database
 from storage.runs import TrainingRun
-from trainer.serving import ReplyService
+from engine.service import ReplyService
 
 log = logging.getLogger(__name__)
 EDIT_EVERY = 5.0  # seconds between progress edits: well within Telegram's edit limits

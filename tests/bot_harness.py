@@ -10,8 +10,8 @@ from bot.config import BotConfig
 from bot.training import TrainingLauncher
 from storage import Database
 from tests.fake_telegram import FakeTelegram
-from trainer.generate import Reply
-from trainer.serving import ReplyService
+from engine.generate import Reply
+from engine.service import ReplyService
 from trainer.settings import GenerationSettings
 
 

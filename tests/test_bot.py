@@ -22,7 +22,7 @@ from tests.bot_harness import Harness, Recording
 from tests.conftest import ROOT
 from tests.exports import import_into
 from tests.fake_telegram import FakeTelegram
-from trainer.generate import ReplyEngine
+from engine.generate import ReplyEngine
 from dataset.prompt import Prompt
 from trainer.settings import GenerationSettings
 from twin.commands.demo import sample_export

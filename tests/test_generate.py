@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
-import trainer.generate as generate_module
+import engine.generate as generate_module
 from storage import messages, open_database
 from tests.exports import import_into
 from model import registry
 from dataset.conversations import conversation_turns
 from dataset.build import DatasetSettings, build_dataset, read_samples
-from trainer.generate import DegenerateReply, ReplyEngine, split_long, to_messages
+from engine.generate import DegenerateReply, ReplyEngine, split_long, to_messages
 from model.lora import adapter_state
 from dataset.pii import ScrubStats
 from dataset.prompt import Prompt, PromptSettings
 from dataset.samples import reply_prompt
-from trainer.serving import ReplyService
+from engine.service import ReplyService
 from trainer.settings import GenerationSettings
 from twin.commands.demo import sample_export
 

@@ -25,7 +25,7 @@ from tests.bot_harness import Harness, Recording
 from tests.fake_telegram import FakeTelegram
 from tests.fake_telethon import OWNER, ScriptedTelegram, user
 from dataset.build import DatasetSettings, build_dataset, preferences_path, read_samples
-from trainer.generate import ReplyEngine
+from engine.generate import ReplyEngine
 from dataset.prompt import Prompt, PromptSettings
 from trainer.settings import GenerationSettings
 

@@ -132,7 +132,7 @@ def generated_style(
     seeds), measured beside the owner's real replies."""
     from dataset import style
     from dataset.build import read_samples
-    from trainer.generate import DegenerateReply, ReplyEngine
+    from engine.generate import DegenerateReply, ReplyEngine
     from trainer.settings import GenerationSettings
 
     settings = generation or GenerationSettings()

@@ -54,7 +54,7 @@ USER_ERRORS = (
     ("storage.runs", "RunLockedError"),
     ("trainer.run", "TrainingError"),
     ("model.registry", "RegistryError"),
-    ("trainer.generate", "DegenerateReply"),
+    ("engine.generate", "DegenerateReply"),
     ("exporter.userbot", "UserbotError"),
     ("exporter.sync", "SyncError"),
 )

@@ -12,8 +12,8 @@ from bot.config import BotConfig
 from bot.delivery import send_messages
 from storage import Database, bot_messages
 from storage import settings as settings_table
-from trainer.generate import DegenerateReply
-from trainer.serving import ReplyService
+from engine.generate import DegenerateReply
+from engine.service import ReplyService
 from trainer.settings import with_knobs
 
 log = logging.getLogger(__name__)

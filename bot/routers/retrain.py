@@ -10,7 +10,7 @@ from bot.access import IsOwner
 from bot.reports import TrainingReporter, progress_text
 from bot.training import TrainingLauncher
 from storage import Database
-from trainer.serving import ReplyService
+from engine.service import ReplyService
 
 
 def router() -> Router:

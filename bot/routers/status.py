@@ -17,7 +17,7 @@ from storage import chats as chats_table
 from storage import imports as imports_table
 from storage import messages as messages_table
 from storage import runs as runs_table
-from trainer.serving import ReplyService
+from engine.service import ReplyService
 
 
 def _when(timestamp: float | None) -> str:

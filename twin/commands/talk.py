@@ -14,9 +14,9 @@ from storage import messages as messages_table
 from storage import settings as settings_table
 from model.checkpoints import prepare
 from model.device import choose_device, choose_precision
-from trainer.generate import DegenerateReply, Reply, ReplyEngine
+from engine.generate import DegenerateReply, Reply, ReplyEngine
 from dataset.prompt import Prompt
-from trainer.serving import ReplyService
+from engine.service import ReplyService
 from trainer.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings

@@ -20,7 +20,7 @@ from storage import Database
 from model import registry
 from model.checkpoints import read_config
 from dataset.conversations import conversation_turns
-from trainer.generate import Reply, ReplyEngine
+from engine.generate import Reply, ReplyEngine
 from dataset.pii import ScrubStats
 from dataset.prompt import Prompt
 from dataset.samples import reply_prompt
