@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dataset.build import build_dataset
+from dataset.settings import DatasetSettings, PromptSettings
 from exporter.desktop_import import import_desktop_export
 from storage import open_database
 from tests.synthetic_export import write_export
-from dataset.build import DatasetSettings, build_dataset
-from dataset.prompt import PromptSettings
 
 
 async def _import(db_path: Path, export: Path) -> None:

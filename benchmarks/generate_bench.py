@@ -32,11 +32,12 @@ import torch  # noqa: E402
 from litgpt import lora  # noqa: E402
 from litgpt.generate.base import generate_fn  # noqa: E402
 
-from model.checkpoints import prepare, read_config  # noqa: E402
-from engine.generate import ReplyEngine  # noqa: E402
-from model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
 from dataset.prompt import Prompt  # noqa: E402
-from trainer.settings import GenerationSettings, LoRASettings, ModelSettings  # noqa: E402
+from engine.generate import ReplyEngine  # noqa: E402
+from engine.settings import GenerationSettings  # noqa: E402
+from model.checkpoints import prepare, read_config  # noqa: E402
+from model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
+from model.settings import LoRASettings, ModelSettings  # noqa: E402
 
 SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9}
 

@@ -31,12 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Path]:
     """The converted model, and a folder with train.json/val.json for litgpt."""
+    from dataset.build import build_dataset, read_samples
+    from dataset.prompt import Prompt
+    from dataset.settings import DatasetSettings, PromptSettings
     from exporter.desktop_import import import_desktop_export
-    from storage import open_database
     from model.checkpoints import prepare
-    from dataset.build import DatasetSettings, build_dataset, read_samples
-    from dataset.prompt import Prompt, PromptSettings
-    from trainer.settings import ModelSettings
+    from model.settings import ModelSettings
+    from storage import open_database
     from twin.commands.demo import sample_export
 
     checkpoint = prepare(ModelSettings(), data_dir / "models")
@@ -68,12 +69,13 @@ def child_ours(checkpoint: str, samples: str, steps: int, batch: int, max_seq_le
     import lightning as L
     from litgpt import Tokenizer
 
-    from trainer.batches import encode
     from dataset.build import read_samples
-    from trainer.finetune import train
-    from model.lora import build_model
     from dataset.prompt import Prompt
-    from trainer.settings import LoRASettings, TrainSettings
+    from model.lora import build_model
+    from model.settings import LoRASettings
+    from trainer.batches import encode
+    from trainer.finetune import train
+    from trainer.settings import TrainSettings
 
     fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
     settings = TrainSettings(

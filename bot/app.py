@@ -27,11 +27,11 @@ from bot.reports import TrainingReporter
 from bot.routers import chat, drafts, fallback, help, retrain, status, style
 from bot.scheduler import RetrainSchedule
 from bot.training import TrainingLauncher
+from engine.service import ReplyService
+from engine.settings import GenerationSettings, with_knobs
 from exporter.live import LiveUserbot
 from storage import Database
 from storage import settings as settings_table
-from engine.service import ReplyService
-from trainer.settings import GenerationSettings, with_knobs
 
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong on my side. Try again in a moment."
@@ -149,10 +149,10 @@ async def run_bot(
     workflow = make_workflow(bot, config, db, replies)
     launcher = TrainingLauncher(db, config.train_command)
     schedule = None
-    if config.schedule:
+    if config.retrain.schedule:
         schedule = RetrainSchedule(
-            config.schedule,
-            config.min_new_messages,
+            config.retrain.schedule,
+            config.retrain.min_new_messages,
             db,
             launcher,
             lambda: TrainingReporter(bot, config.owner_id, db, replies),

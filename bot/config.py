@@ -1,36 +1,35 @@
-"""What the bot needs to run, and nothing else of twin's configuration."""
+"""What the bot needs to run, and nothing else of twin's configuration.
+
+The sections are the configuration's own (bot.settings, engine.settings,
+dataset.settings): their defaults are defined there, once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.drafts import DraftSettings
-from dataset.build import DatasetSettings
-from dataset.prompt import PromptSettings
-from trainer.settings import GenerationSettings
+from bot.settings import BotSettings, RetrainSettings, UserbotSettings
+from dataset.settings import DatasetSettings, PromptSettings
+from engine.settings import GenerationSettings
 
 
 @dataclass(frozen=True)
 class BotConfig:
-    token: str
+    token: str = field(repr=False)  # a secret: never in a repr, a log or a traceback
     api_url: str  # Telegram's, or a local Bot API server
     owner_id: int
-    # Who may chat with the twin: "owner", "everyone", or a list of user ids.
-    allow: str | list[int]
     # The command that runs one training run as a separate process (`twin train ...`).
     train_command: list[str]
+    bot: BotSettings = field(default_factory=BotSettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    # A cron expression for scheduled retraining (None: never), and how many new messages
-    # of the owner it takes for a scheduled run to be worth it.
-    schedule: str | None = "0 3 * * *"
-    min_new_messages: int = 50
-    history_limit: int = 60  # bot-chat messages read as the context of a reply
-    drafts: DraftSettings = field(default_factory=DraftSettings)
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
+    drafts: UserbotSettings = field(default_factory=UserbotSettings)
     # How samples are built: /style describes the owner from the same samples.
     dataset: DatasetSettings = field(default_factory=DatasetSettings)
     prompt: PromptSettings = field(default_factory=PromptSettings)
 
     def allows(self, user_id: int) -> bool:
-        if user_id == self.owner_id or self.allow == "everyone":
+        allow = self.bot.allow
+        if user_id == self.owner_id or allow == "everyone":
             return True
-        return isinstance(self.allow, list) and user_id in self.allow
+        return isinstance(allow, list) and user_id in allow

@@ -15,23 +15,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from rapidfuzz.distance import Levenshtein
 
 from bot.keyboards import draft_card
+from bot.settings import UserbotSettings
+from dataset.conversations import message_text
+from engine.generate import DegenerateReply
+from engine.service import ReplyService
+from engine.settings import GenerationSettings
 from exporter.live import Incoming, LiveUserbot, Outgoing
 from storage import Database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
 from storage import messages as messages_table
 from storage.drafts import Draft
-from dataset.conversations import message_text
-from engine.generate import DegenerateReply
-from engine.service import ReplyService
-from trainer.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 OUTCOMES = {
@@ -42,13 +42,6 @@ OUTCOMES = {
 }
 
 
-@dataclass(frozen=True)
-class DraftSettings:
-    default_mode: str = "draft"
-    auto_delay: float = 30.0  # seconds an `auto` draft waits for the owner to step in
-    history_limit: int = 60
-
-
 class DraftWorkflow:
     def __init__(
         self,
@@ -56,7 +49,7 @@ class DraftWorkflow:
         db: Database,
         replies: ReplyService,
         owner_id: int,
-        settings: DraftSettings,
+        settings: UserbotSettings,
         generation: Callable[[], Awaitable[GenerationSettings]],
     ) -> None:
         self.bot = bot

@@ -1,7 +1,7 @@
 """Scheduled retraining: nightly by default, only when there is something new to learn.
 
-APScheduler fires the check on `train.schedule` (cron syntax). A check starts a run
-only if the owner wrote at least `train.min_new_messages` messages since the newest
+APScheduler fires the check on `retrain.schedule` (cron syntax). A check starts a run
+only if the owner wrote at least `retrain.min_new_messages` messages since the newest
 reply the active adapter learned from. A fire missed while twin was not running is
 made up once at start-up (the last check is remembered in the database), not once per
 missed night.

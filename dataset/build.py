@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -25,14 +24,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
-
-from storage.chats import Chat
-from storage.reader import Reader
 from dataset.conversations import conversation_starts, conversation_turns
 from dataset.pii import ScrubStats, scrub
-from dataset.prompt import Prompt, PromptSettings
+from dataset.prompt import Prompt
 from dataset.samples import SampleRules, conversation_samples
+from dataset.settings import DatasetSettings, PromptSettings
+from storage.chats import Chat
+from storage.reader import Reader
 
 # Chat types that are a person talking to the owner; groups only on request; bots,
 # channels, saved messages and Telegram's service chats never.
@@ -41,50 +39,6 @@ GROUP_TYPES = frozenset({"private_group", "private_supergroup", "public_supergro
 # Below this many messages, starting worker processes costs more than it saves.
 PARALLEL_FROM_MESSAGES = 100_000
 JOB_MESSAGES = 50_000
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class DatasetSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # A silence longer than this starts a new conversation: seconds, or "90m", "24h", "2d".
-    session_gap: int = 86400
-    include_groups: bool = False
-    # Chat ids or titles. A non-empty include list means only those chats.
-    include_chats: list[int | str] = []
-    exclude_chats: list[int | str] = []
-    # The context budget: tokens of the model's tokenizer when one is prepared, else
-    # characters estimated at chars_per_token.
-    context_tokens: int = 384
-    chars_per_token: float = 4.0
-    # Drop owner turns that open a conversation (they have an empty instruction)?
-    drop_openers: bool = False
-    min_response_chars: int = 1
-    max_response_chars: int = 1000
-    # The newest share of conversations that becomes the validation split.
-    val_fraction: float = 0.1
-    # Worker processes for large histories; 0: one per CPU core.
-    workers: int = 0
-
-    @field_validator("session_gap", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            match = _DURATION.match(value)
-            if not match:
-                raise ValueError("a duration such as 86400, '90m', '24h' or '2d'")
-            return int(float(match.group(1)) * _UNITS[match.group(2)])
-        return value
-
-    @field_validator("val_fraction")
-    @classmethod
-    def _fraction(cls, value: float) -> float:
-        if not 0 <= value < 1:
-            raise ValueError("must be at least 0 and below 1")
-        return value
-
 
 @dataclass
 class DatasetStats:

@@ -7,53 +7,7 @@ turns into text (speaker tags, the burst separator, the template) lives here.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, model_validator
-
-# The seed project's template: the context section, the other person's message, then
-# the owner's reply.
-DEFAULT_TEMPLATE = (
-    "You (I) are chatting with a user R. Write a reply to his message.\n\n"
-    "### Your previous communication:\n{context}\n\n"
-    "### His new message:\n{instruction}\n\n"
-    "### Your response:\n"
-)
-# When there is no earlier conversation (its first message) the context section goes.
-DEFAULT_TEMPLATE_NO_CONTEXT = (
-    "You (I) are chatting with a user R. Write a reply to his message.\n\n"
-    "### His new message:\n{instruction}\n\n"
-    "### Your response:\n"
-)
-
-
-class PromptSettings(BaseModel):
-    """How turns become text. Changing any of these invalidates trained adapters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    template: str = DEFAULT_TEMPLATE
-    template_no_context: str = DEFAULT_TEMPLATE_NO_CONTEXT
-    owner_tag: str = "I"
-    other_tag: str = "R"
-    # Joins the messages of one burst into one turn; generation splits a reply on it.
-    burst_separator: str = "\n"
-
-    @model_validator(mode="after")
-    def _check_templates(self) -> PromptSettings:
-        for name, fields in (
-            ("template", ("context", "instruction")),
-            ("template_no_context", ("instruction",)),
-        ):
-            text = getattr(self, name)
-            try:
-                text.format(**{f: "" for f in fields})
-            except (KeyError, IndexError, ValueError) as err:
-                msg = f"{name} may only use {{context}} and {{instruction}}: {err}"
-                raise ValueError(msg) from None
-            if "{instruction}" not in text:
-                raise ValueError(f"{name} must contain {{instruction}}")
-        if not self.burst_separator:
-            raise ValueError("burst_separator must not be empty")
-        return self
+from dataset.settings import PromptSettings
 
 
 class Prompt:

@@ -23,8 +23,8 @@ from typing import Any
 
 import emoji
 
-from dataset.build import DatasetSettings, build_dataset
-from dataset.prompt import PromptSettings
+from dataset.build import build_dataset
+from dataset.settings import DatasetSettings, PromptSettings
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _PLACEHOLDER = re.compile(r"\[[^\]\n]*\]")  # [photo], [sticker 😂], [EMAIL]

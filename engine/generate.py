@@ -24,12 +24,13 @@ import torch
 from litgpt import Tokenizer
 from litgpt.lora import LoRALinear
 
+from dataset.prompt import Prompt
+from engine.settings import LENGTHS, GenerationSettings
 from model import registry
 from model.checkpoints import counter_of
 from model.lora import TwinGPT, build_model, load_adapter
-from dataset.prompt import Prompt
 from model.quantize import DecodeLinear, use_int8_for_decoding
-from trainer.settings import LENGTHS, GenerationSettings, LoRASettings
+from model.settings import LoRASettings
 
 TELEGRAM_LIMIT = 4096
 _PLACEHOLDER = re.compile(

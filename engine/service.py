@@ -16,15 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from storage import Database
-from model import registry
-from model.checkpoints import read_config
 from dataset.conversations import conversation_turns
-from engine.generate import Reply, ReplyEngine
 from dataset.pii import ScrubStats
 from dataset.prompt import Prompt
 from dataset.samples import reply_prompt
-from trainer.settings import GenerationSettings
+from engine.generate import Reply, ReplyEngine
+from engine.settings import GenerationSettings
+from model import registry
+from model.checkpoints import read_config
+from storage import Database
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

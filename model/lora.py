@@ -19,7 +19,7 @@ from litgpt.config import Config
 from litgpt.model import do_softcapping
 
 from model.checkpoints import load_weights, read_config
-from trainer.settings import LoRASettings
+from model.settings import LoRASettings
 
 
 def lora_config(base: Config, settings: LoRASettings) -> lora.Config:

@@ -8,11 +8,11 @@ from typing import Any
 from bot.app import make_bot, make_dispatcher, make_workflow
 from bot.config import BotConfig
 from bot.training import TrainingLauncher
-from storage import Database
-from tests.fake_telegram import FakeTelegram
 from engine.generate import Reply
 from engine.service import ReplyService
-from trainer.settings import GenerationSettings
+from engine.settings import GenerationSettings
+from storage import Database
+from tests.fake_telegram import FakeTelegram
 
 
 class Recording(ReplyService):

@@ -33,7 +33,7 @@ def sample_texts() -> list[str]:
     """Text to train the tiny tokenizer on: the sample persona and the prompt template."""
     import json as _json
 
-    from dataset.prompt import DEFAULT_TEMPLATE
+    from dataset.settings import DEFAULT_TEMPLATE
     from twin.commands.demo import sample_export
 
     export = _json.loads(sample_export().read_text(encoding="utf-8"))

@@ -16,15 +16,16 @@ import pytest
 
 from bot.app import APOLOGY
 from bot.config import BotConfig
+from bot.settings import BotSettings, RetrainSettings
+from dataset.prompt import Prompt
+from engine.generate import ReplyEngine
+from engine.settings import GenerationSettings
 from storage import bot_messages, open_database
 from storage import settings as settings_table
 from tests.bot_harness import Harness, Recording
 from tests.conftest import ROOT
 from tests.exports import import_into
 from tests.fake_telegram import FakeTelegram
-from engine.generate import ReplyEngine
-from dataset.prompt import Prompt
-from trainer.settings import GenerationSettings
 from twin.commands.demo import sample_export
 
 OWNER = 700100200  # the sample persona's id: the import makes them the owner
@@ -65,7 +66,7 @@ async def harness(
         token="123456:TEST-token",
         api_url=fake.base_url,
         owner_id=OWNER,
-        allow=[FRIEND],
+        bot=BotSettings(allow=[FRIEND]),
         train_command=[
             sys.executable,
             "-m",
@@ -78,7 +79,7 @@ async def harness(
             str(config_file),
         ],
         generation=GenerationSettings(max_new_tokens=12, seed=3),
-        schedule=None,
+        retrain=RetrainSettings(schedule=""),
     )
     async with open_database(db_path) as db:
         h = Harness(fake, db, replies, config)
@@ -196,7 +197,7 @@ async def test_sigterm_finishes_the_reply_in_flight(
         "TWIN_TELEGRAM__BOT_TOKEN": "123456:TEST-token",
         "TWIN_TELEGRAM__BOT_API_URL": fake.base_url,
         "TWIN_BOT__ALLOW": f"[{FRIEND}]",
-        "TWIN_TRAIN__SCHEDULE": "",
+        "TWIN_RETRAIN__SCHEDULE": "",
         "TWIN_MODEL__CHECKPOINT": str(tiny_checkpoint),
         "TWIN_MODEL__PRECISION": "32-true",
         "TWIN_GENERATE__MAX_NEW_TOKENS": "12",

@@ -16,7 +16,6 @@ from gguf.constants import GGMLQuantizationType
 from gguf.quants import dequantize, quantize
 from litgpt import GPT, Tokenizer
 
-from tests.conftest import ROOT
 from model import checkpoints
 from model.checkpoints import CheckpointError, hub_repo_id, load_weights, locate
 from model.device import choose_precision, cpu_runs_bf16
@@ -30,7 +29,8 @@ from model.gguf_convert import (
     gemma3_tokenizer,
     write_checkpoint,
 )
-from trainer.settings import ModelSettings
+from model.settings import ModelSettings
+from tests.conftest import ROOT
 
 # -- a small GGUF, written with gguf-py's own writer --------------------------------------
 

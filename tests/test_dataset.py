@@ -9,9 +9,10 @@ import pytest
 from litgpt.data.json_data import load_split
 
 import dataset.build as dataset_module
+from dataset.build import DatasetStats, build_dataset, read_samples
+from dataset.prompt import Prompt
+from dataset.settings import DatasetSettings, PromptSettings
 from tests.exports import OWNER, chat, dialogue, full_export, import_into, message
-from dataset.build import DatasetSettings, DatasetStats, build_dataset, read_samples
-from dataset.prompt import Prompt, PromptSettings
 from twin.commands.demo import sample_export
 
 PEER = 2000

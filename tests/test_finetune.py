@@ -13,22 +13,24 @@ import torch
 import torch.nn.functional as F
 from litgpt import Tokenizer
 
+from dataset.build import read_samples
+from dataset.prompt import Prompt
+from dataset.settings import DatasetSettings, PromptSettings
+from model import registry
+from model.checkpoints import read_config
+from model.lora import build_model, load_adapter
+from model.settings import LoRASettings, ModelSettings
 from storage import runs as runs_table
 from storage import with_database
 from storage.adapters import active as active_adapter
 from storage.adapters import all_adapters
 from storage.runs import RunLockedError
 from tests.exports import import_into
-from model import registry
 from trainer.batches import collate, encode, micro_batches
-from model.checkpoints import read_config
-from dataset.build import DatasetSettings, read_samples
 from trainer.evaluate import batch_loss, mean_loss
 from trainer.finetune import Progress, plan_steps, train
-from model.lora import build_model, load_adapter
-from dataset.prompt import Prompt, PromptSettings
 from trainer.run import RunConfig, TrainingError, run_training
-from trainer.settings import LoRASettings, ModelSettings, TrainSettings
+from trainer.settings import TrainSettings
 from twin.cli import main
 from twin.commands.demo import sample_export
 

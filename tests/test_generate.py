@@ -12,18 +12,19 @@ import pytest
 import torch
 
 import engine.generate as generate_module
+from dataset.build import build_dataset, read_samples
+from dataset.conversations import conversation_turns
+from dataset.pii import ScrubStats
+from dataset.prompt import Prompt
+from dataset.samples import reply_prompt
+from dataset.settings import DatasetSettings, PromptSettings
+from engine.generate import DegenerateReply, ReplyEngine, split_long, to_messages
+from engine.service import ReplyService
+from engine.settings import GenerationSettings
+from model import registry
+from model.lora import adapter_state
 from storage import messages, open_database
 from tests.exports import import_into
-from model import registry
-from dataset.conversations import conversation_turns
-from dataset.build import DatasetSettings, build_dataset, read_samples
-from engine.generate import DegenerateReply, ReplyEngine, split_long, to_messages
-from model.lora import adapter_state
-from dataset.pii import ScrubStats
-from dataset.prompt import Prompt, PromptSettings
-from dataset.samples import reply_prompt
-from engine.service import ReplyService
-from trainer.settings import GenerationSettings
 from twin.commands.demo import sample_export
 
 SETTINGS = GenerationSettings(max_new_tokens=30, seed=11)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dataset.pii import ScrubStats, iban_ok, luhn_ok, scrub
 from tests.pii_cases import HELDOUT, NEGATIVES, POSITIVES, cases
 from tests.pii_metrics import measure
-from dataset.pii import ScrubStats, iban_ok, luhn_ok, scrub
 
 
 def test_the_labelled_set_is_big_enough_and_in_both_languages() -> None:

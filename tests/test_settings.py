@@ -46,3 +46,21 @@ def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message) as caught:
         load_settings(config)
     assert "\n" not in str(caught.value)
+
+
+def test_config_toml_is_generated_from_the_settings_definitions() -> None:
+    """Each setting is defined once, with its default and comment, in its section's
+    model; the shipped file is their rendering and cannot drift from them."""
+    from twin.config_file import render
+
+    assert (ROOT / "config.toml").read_text(encoding="utf-8") == render(), (
+        "config.toml is stale: python -m twin.config_file > config.toml"
+    )
+
+
+def test_secrets_have_no_line_in_the_config_file() -> None:
+    from twin.config_file import render
+
+    text = render()
+    for secret in ("bot_token =", "api_hash =", "session ="):
+        assert secret not in text

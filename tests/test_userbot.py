@@ -13,8 +13,14 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from bot.config import BotConfig
-from bot.drafts import DraftSettings, feedback
+from bot.drafts import feedback
 from bot.keyboards import DraftAction
+from bot.settings import RetrainSettings, UserbotSettings
+from dataset.build import build_dataset, preferences_path, read_samples
+from dataset.prompt import Prompt
+from dataset.settings import DatasetSettings, PromptSettings
+from engine.generate import ReplyEngine
+from engine.settings import GenerationSettings
 from exporter.live import LiveUserbot
 from exporter.sync import sync
 from storage import Database, open_database
@@ -24,10 +30,6 @@ from storage import settings as settings_table
 from tests.bot_harness import Harness, Recording
 from tests.fake_telegram import FakeTelegram
 from tests.fake_telethon import OWNER, ScriptedTelegram, user
-from dataset.build import DatasetSettings, build_dataset, preferences_path, read_samples
-from engine.generate import ReplyEngine
-from dataset.prompt import Prompt, PromptSettings
-from trainer.settings import GenerationSettings
 
 ANNA, BORIS = 201, 202
 
@@ -93,11 +95,10 @@ def make_loop(
         token="123456:TEST-token",
         api_url=fake.base_url,
         owner_id=OWNER,
-        allow="owner",
         train_command=["true"],
         generation=GenerationSettings(max_new_tokens=10, seed=5),
-        schedule=None,
-        drafts=DraftSettings(**{"auto_delay": 0.3, **drafts}),
+        retrain=RetrainSettings(schedule=""),
+        drafts=UserbotSettings.model_validate({"auto_delay": 0.3, **drafts}),
     )
     replies = Recording(lambda: engine, Prompt(), session_gap=86400, context_tokens=128)
     return Loop(Harness(fake, db, replies, config), telegram)

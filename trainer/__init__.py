@@ -1,2 +1,2 @@
-"""Training: dataset, prompt, base-model checkpoints, LoRA finetune, evaluation,
-adapters, reply generation."""
+"""Training: samples become token batches, LoRA fine-tuning under Lightning Fabric, a
+run from lock to registered adapter, and the evaluation that decides promotion."""

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainer.batches import Batch, Encoded, collate, micro_batches
 from model.lora import load_adapter
+from trainer.batches import Batch, Encoded, collate, micro_batches
 
 
 def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
@@ -95,12 +95,13 @@ def evaluate_adapter(
     import lightning as L
     from litgpt import Tokenizer
 
-    from model import registry
-    from trainer.batches import encode
     from dataset.build import read_samples
+    from dataset.prompt import Prompt
+    from dataset.settings import PromptSettings
+    from model import registry
     from model.lora import build_model
-    from dataset.prompt import Prompt, PromptSettings
-    from trainer.settings import LoRASettings
+    from model.settings import LoRASettings
+    from trainer.batches import encode
 
     meta = registry.read_meta(adapter_path)
     samples_path = Path(meta["dataset"])
@@ -133,7 +134,7 @@ def generated_style(
     from dataset import style
     from dataset.build import read_samples
     from engine.generate import DegenerateReply, ReplyEngine
-    from trainer.settings import GenerationSettings
+    from engine.settings import GenerationSettings
 
     settings = generation or GenerationSettings()
     train = read_samples(samples_path, "train")

@@ -25,10 +25,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from trainer.batches import Encoded, collate, micro_batches
 from model.device import release_memory
-from trainer.evaluate import batch_loss, mean_loss
 from model.lora import adapter_state, load_adapter
+from trainer.batches import Encoded, collate, micro_batches
+from trainer.evaluate import batch_loss, mean_loss
 from trainer.settings import TrainSettings
 
 STATE_FILE = "state.pt"

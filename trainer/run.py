@@ -22,19 +22,21 @@ from typing import Any
 import lightning as L
 from litgpt import Tokenizer
 
+from dataset.build import DatasetStats, build_dataset, read_samples
+from dataset.prompt import Prompt
+from dataset.settings import DatasetSettings, PromptSettings
+from model import registry
+from model.checkpoints import prepare, read_config
+from model.device import choose_device, choose_precision
+from model.lora import build_model, load_adapter
+from model.settings import LoRASettings, ModelSettings
 from storage import Database, with_database
 from storage import runs as runs_table
 from storage.runs import TrainingRun
-from model import registry
 from trainer.batches import encode
-from model.checkpoints import prepare, read_config
-from dataset.build import DatasetSettings, DatasetStats, build_dataset, read_samples
-from model.device import choose_device, choose_precision
 from trainer.evaluate import compare, mean_loss
 from trainer.finetune import STATE_FILE, Progress, train
-from model.lora import build_model, load_adapter
-from dataset.prompt import Prompt, PromptSettings
-from trainer.settings import LoRASettings, ModelSettings, TrainSettings
+from trainer.settings import TrainSettings
 
 HEARTBEAT_SECONDS = 5.0
 SAMPLES_FILE = "samples.jsonl"

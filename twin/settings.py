@@ -15,14 +15,16 @@ import os
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from dataset.build import DatasetSettings
-from dataset.prompt import PromptSettings
-from trainer.settings import GenerationSettings, LoRASettings, ModelSettings, TrainSettings
+from bot.settings import BotSettings, RetrainSettings, UserbotSettings
+from dataset.settings import DatasetSettings, PromptSettings
+from engine.settings import GenerationSettings
+from model.settings import LoRASettings, ModelSettings
+from trainer.settings import TrainSettings
 
 DEFAULT_CONFIG = Path("config.toml")
 
@@ -36,27 +38,59 @@ class Section(BaseModel):
 
 
 class StorageSettings(Section):
-    # The SQLite file; empty means <data_dir>/twin.db.
-    path: Path | None = None
+    """Where the database lives."""
+
+    path: Path | None = Field(
+        None,
+        description=(
+            "The SQLite database file. Empty: <data_dir>/twin.db. `--db PATH` overrides it."
+        ),
+        examples=["data/twin.db"],
+    )
 
 
 class TelegramSettings(Section):
-    # Your Telegram user id: who "you" are in imported chats. Usually found by itself
-    # (a full export names its owner); needed for single-chat exports of group chats.
-    owner_id: int | None = None
-    # The bot's token from @BotFather. A secret: set TWIN_TELEGRAM__BOT_TOKEN, or put it
-    # in a file only you can read (chmod 600) and name the file in bot_token_file.
-    bot_token: SecretStr | None = None
-    bot_token_file: Path | None = None
-    # Telegram's Bot API, or a local Bot API server.
-    bot_api_url: str = "https://api.telegram.org"
-    # For the userbot (your own account): from https://my.telegram.org. The hash is a
-    # secret: TWIN_TELEGRAM__API_HASH.
-    api_id: int | None = None
-    api_hash: SecretStr | None = None
-    # The userbot's login: a Telethon string session (a secret: TWIN_TELEGRAM__SESSION);
-    # empty means the session file twin login writes (0600) in the data directory.
-    session: SecretStr | None = None
+    """Your accounts: who you are, the bot's token, the userbot's API keys. Secrets come
+    from the environment or a 0600 file, never from this file."""
+
+    owner_id: int | None = Field(
+        None,
+        description=(
+            'Your Telegram user id: who "you" are in imported chats. A full-account export names\n'
+            "its owner, and a personal-chat export reveals it, so this is rarely needed; `twin\n"
+            "import` tells you when it is (and lists the senders to choose from)."
+        ),
+        examples=[123456789],
+    )
+    bot_token: SecretStr | None = Field(
+        None,
+        description=(
+            "The bot's token from @BotFather. A secret: set TWIN_TELEGRAM__BOT_TOKEN, or put it\n"
+            "in a file only you can read (chmod 600) and name that file in bot_token_file."
+        ),
+        json_schema_extra={"secret": True},
+    )
+    bot_token_file: Path | None = Field(None, examples=["/home/me/.config/twin/bot_token"])
+    bot_api_url: str = Field(
+        "https://api.telegram.org", description="Telegram's Bot API, or a local Bot API server."
+    )
+    api_id: int | None = Field(
+        None,
+        description=(
+            "The userbot (your own account, for drafts and `twin sync`): api_id and api_hash\n"
+            "from https://my.telegram.org. The hash is a secret: TWIN_TELEGRAM__API_HASH."
+        ),
+        examples=[1234567],
+    )
+    api_hash: SecretStr | None = Field(None, json_schema_extra={"secret": True})
+    session: SecretStr | None = Field(
+        None,
+        description=(
+            "`twin login` saves the session in <data_dir>/userbot.session (chmod 600). Instead,\n"
+            "a Telethon string session may come from TWIN_TELEGRAM__SESSION (a secret too)."
+        ),
+        json_schema_extra={"secret": True},
+    )
 
     def token(self) -> str | None:
         """The bot token, from the environment/config or the 0600 file."""
@@ -67,34 +101,22 @@ class TelegramSettings(Section):
         return None
 
 
-class UserbotSettings(Section):
-    # Run the userbot (your own account) inside `twin run`: "auto" when logged in.
-    enabled: Literal["auto"] | bool = "auto"
-    # What happens when someone writes to you: draft (ask you first), auto (send after
-    # auto_delay seconds unless you answer), off. Set per chat with /mode in the bot.
-    default_mode: Literal["draft", "auto", "off"] = "draft"
-    auto_delay: float = 30.0
-    # How many earlier messages of the chat a draft is written against.
-    history_limit: int = 60
-
-
-class BotSettings(Section):
-    # Who may chat with the twin through the bot: "owner", "everyone", or a list of ids.
-    allow: Literal["owner", "everyone"] | list[int] = "owner"
-    # How many earlier messages of a bot chat the twin reads before replying.
-    history_limit: int = 60
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TWIN_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(
+        Path("data"),
+        description=(
+            "Where twin keeps everything it makes: the database, models, datasets, adapters."
+        ),
+    )
     storage: StorageSettings = StorageSettings()
     telegram: TelegramSettings = TelegramSettings()
     bot: BotSettings = BotSettings()
     userbot: UserbotSettings = UserbotSettings()
+    retrain: RetrainSettings = RetrainSettings()
     dataset: DatasetSettings = DatasetSettings()
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()

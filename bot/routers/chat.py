@@ -10,11 +10,11 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bot.config import BotConfig
 from bot.delivery import send_messages
-from storage import Database, bot_messages
-from storage import settings as settings_table
 from engine.generate import DegenerateReply
 from engine.service import ReplyService
-from trainer.settings import with_knobs
+from engine.settings import with_knobs
+from storage import Database, bot_messages
+from storage import settings as settings_table
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ async def talk(
 ) -> None:
     chat_id = message.chat.id
     await bot_messages.add(db, chat_id, message.from_user.id, False, message.text)
-    history = await bot_messages.recent(db, chat_id, config.history_limit)
+    history = await bot_messages.recent(db, chat_id, config.bot.history_limit)
     knobs = await settings_table.get(db, settings_table.STYLE, {})
     await replies.refresh(db)
     async with ChatActionSender.typing(chat_id=chat_id, bot=bot):

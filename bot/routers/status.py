@@ -11,13 +11,13 @@ from aiogram.types import Message
 from bot.access import IsOwner
 from bot.drafts import feedback
 from bot.scheduler import RetrainSchedule
+from engine.service import ReplyService
 from storage import Database
 from storage import adapters as adapters_table
 from storage import chats as chats_table
 from storage import imports as imports_table
 from storage import messages as messages_table
 from storage import runs as runs_table
-from engine.service import ReplyService
 
 
 def _when(timestamp: float | None) -> str:

@@ -11,10 +11,10 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bot.access import IsOwner
 from bot.config import BotConfig
+from dataset.style import describe, owner_style
+from engine.settings import describe_knobs, parse_knob, with_knobs
 from storage import Database
 from storage import settings as settings_table
-from trainer.settings import describe_knobs, parse_knob, with_knobs
-from dataset.style import describe, owner_style
 
 USAGE = "Usage: /style, /style NAME VALUE (e.g. /style temperature 0.8), /style reset"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from model import registry
 from storage import adapters as adapters_table
 from storage import with_database
 from storage.adapters import Adapter
-from model import registry
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 

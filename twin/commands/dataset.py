@@ -6,9 +6,9 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from storage import open_database
-from model.checkpoints import is_complete, locate
 from dataset.build import DatasetStats, build_dataset
+from model.checkpoints import is_complete, locate
+from storage import open_database
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 

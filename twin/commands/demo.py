@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from exporter.desktop_import import import_desktop_export
+from model.checkpoints import prepare, read_config
 from storage import Database, open_database, with_database
 from storage import adapters as adapters_table
-from model.checkpoints import prepare, read_config
 from trainer.run import RunConfig, run_training
 from trainer.settings import TrainSettings
 from twin.commands.common import config_options, is_terminal

@@ -6,17 +6,17 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storage import Database, with_database
-from storage import adapters as adapters_table
 from model.checkpoints import prepare, read_config
 from model.device import choose_device, choose_precision
-from trainer.evaluate import LossReport, evaluate_adapter
 from model.registry import RegistryError, read_meta
+from storage import Database, with_database
+from storage import adapters as adapters_table
+from trainer.evaluate import LossReport, evaluate_adapter
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 
 if TYPE_CHECKING:
-    from trainer.settings import GenerationSettings
+    from engine.settings import GenerationSettings
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.app import run_bot
 from bot.config import BotConfig
-from bot.drafts import DraftSettings, DraftWorkflow
+from bot.drafts import DraftWorkflow
 from exporter.live import LiveUserbot
 from exporter.userbot import connect, make_client
 from storage import Database, open_database
@@ -46,17 +46,11 @@ def bot_config(args: argparse.Namespace, settings: Settings, owner_id: int) -> B
         token=token,
         api_url=settings.telegram.bot_api_url,
         owner_id=owner_id,
-        allow=settings.bot.allow,
         train_command=train,
+        bot=settings.bot,
         generation=settings.generate,
-        schedule=settings.train.schedule or None,
-        min_new_messages=settings.train.min_new_messages,
-        history_limit=settings.bot.history_limit,
-        drafts=DraftSettings(
-            default_mode=settings.userbot.default_mode,
-            auto_delay=settings.userbot.auto_delay,
-            history_limit=settings.userbot.history_limit,
-        ),
+        retrain=settings.retrain,
+        drafts=settings.userbot,
         dataset=settings.dataset,
         prompt=settings.prompt,
     )

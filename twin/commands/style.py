@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from dataset.style import describe, owner_style
+from engine.settings import describe_knobs, knob_values, parse_knob, with_knobs
 from storage import settings as settings_table
 from storage import with_database
-from trainer.settings import describe_knobs, knob_values, parse_knob, with_knobs
-from dataset.style import describe, owner_style
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings, SettingsError
 

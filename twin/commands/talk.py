@@ -8,16 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dataset.prompt import Prompt
+from engine.generate import DegenerateReply, Reply, ReplyEngine
+from engine.service import ReplyService
+from engine.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
+from model.checkpoints import prepare
+from model.device import choose_device, choose_precision
 from storage import Database, StorageError, with_database
 from storage import chats as chats_table
 from storage import messages as messages_table
 from storage import settings as settings_table
-from model.checkpoints import prepare
-from model.device import choose_device, choose_precision
-from engine.generate import DegenerateReply, Reply, ReplyEngine
-from dataset.prompt import Prompt
-from engine.service import ReplyService
-from trainer.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 

@@ -1,0 +1,77 @@
+"""The `[generate]` section: how the twin samples its replies, and the /style knobs
+the owner may change at run time.
+
+A plain pydantic model, apart from the engine, so that reading the configuration (every
+`twin` command, the bot's /style) never loads torch. Each field's description is its
+comment in config.toml.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+LENGTHS = {"short": 0.4, "normal": 1.0, "long": 2.5}  # /style length: x max_new_tokens
+
+
+class GenerationSettings(BaseModel):
+    """How the twin samples its replies. The owner can change these from the bot: /style."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.8, ge=0, le=2)
+    top_k: int = Field(40, ge=1)
+    top_p: float = Field(0.9, gt=0, le=1)
+    repetition_penalty: float = Field(
+        1.15, ge=1, le=2, description="Tokens already in the reply become less likely (1.0: off)."
+    )
+    max_new_tokens: int = Field(120, ge=1, le=2000)
+    length: Literal["short", "normal", "long"] = Field(
+        "normal", description='"short", "normal" or "long": scales max_new_tokens (0.4x, 1x, 2.5x).'
+    )
+    seed: int | None = Field(
+        None,
+        description="A fixed seed gives the same reply every time; leave unset for variety.",
+        examples=[7],
+    )
+    attempts: int = Field(
+        3,
+        ge=1,
+        description="Degenerate output (empty, looping) is retried this many times, then not sent.",
+    )
+    max_seq_length: int = Field(
+        2048, description="The longest prompt plus reply the reply engine holds."
+    )
+
+
+KNOBS = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "length")
+
+
+def with_knobs(settings: GenerationSettings, knobs: dict[str, object]) -> GenerationSettings:
+    """The configured settings with the owner's /style knobs on top (validated)."""
+    return GenerationSettings.model_validate(
+        {**settings.model_dump(), **{k: v for k, v in knobs.items() if k in KNOBS}}
+    )
+
+
+def knob_values(settings: GenerationSettings) -> dict[str, object]:
+    return settings.model_dump(include=set(KNOBS))
+
+
+def describe_knobs(settings: GenerationSettings) -> str:
+    """'temperature=0.8, top_k=40, ...': the knobs as /style, `twin style` and `twin
+    chat` show them."""
+    return ", ".join(f"{name}={value}" for name, value in knob_values(settings).items())
+
+
+def parse_knob(name: str, value: str) -> tuple[str, object]:
+    """A knob from `/style NAME VALUE`; ValueError with a readable message if invalid."""
+    name = name.lower().replace("-", "_")
+    if name not in KNOBS:
+        raise ValueError(f"unknown knob {name!r}; knobs: {', '.join(KNOBS)}")
+    try:
+        checked = GenerationSettings.model_validate({name: value})
+    except ValidationError as err:
+        raise ValueError(f"{name}: {err.errors()[0]['msg']}") from None
+    return name, getattr(checked, name)

