@@ -11,6 +11,8 @@ from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, Telegra
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
+from bot.telegram_text import fit
+
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +52,7 @@ class RetryMiddleware(BaseRequestMiddleware):
 async def send_messages(bot: Bot, chat_id: int, messages: list[str], pause: float = 0.6) -> None:
     """A reply of several messages, sent as a person sends a burst: one after another,
     a moment apart (and within Telegram's one message a second per chat)."""
-    for index, text in enumerate(messages):
+    for index, text in enumerate(fit(messages)):
         if index:
             await asyncio.sleep(pause)
         await bot.send_message(chat_id, text)

@@ -22,6 +22,7 @@ from rapidfuzz.distance import Levenshtein
 
 from bot.keyboards import draft_card
 from bot.settings import UserbotSettings
+from bot.telegram_text import fit
 from dataset.conversations import message_text
 from engine.generate import DegenerateReply
 from engine.service import ReplyService
@@ -128,7 +129,7 @@ class DraftWorkflow:
                 return "settled"
             try:
                 sent_id = await self.userbot.send(
-                    draft.chat_id, self.replies.prompt.split_burst(text)
+                    draft.chat_id, fit(self.replies.prompt.split_burst(text))
                 )
             except Exception:
                 log.exception("sending draft %s failed", draft_id)

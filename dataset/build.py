@@ -40,6 +40,7 @@ GROUP_TYPES = frozenset({"private_group", "private_supergroup", "public_supergro
 PARALLEL_FROM_MESSAGES = 100_000
 JOB_MESSAGES = 50_000
 
+
 @dataclass
 class DatasetStats:
     chats: int = 0

@@ -8,6 +8,7 @@ and personal data is scrubbed before any text leaves this module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -53,6 +54,22 @@ def message_text(text: str, media: str | None, detail: str | None) -> str:
     else:
         placeholder = _MEDIA.get(media, f"[{media}]")
     return f"{placeholder} {text}" if text else placeholder
+
+
+_STICKER = re.compile(r"^\[sticker ?([^\]]*)\]$")
+# A message's leading media placeholder (message_text's own), as a model writes it back.
+_PLACEHOLDER = re.compile(
+    r"^(?:"
+    + "|".join(re.escape(p) for p in sorted(set(_MEDIA.values()), key=len, reverse=True))
+    + r")\s*"
+)
+
+
+def sendable_text(part: str) -> str:
+    """A generated message as text that can be sent: a sticker placeholder becomes its
+    emoji, a media placeholder goes (the twin has no photo to send). Empty: nothing."""
+    sticker = _STICKER.match(part)
+    return sticker.group(1).strip() if sticker else _PLACEHOLDER.sub("", part).strip()
 
 
 def conversation_turns(

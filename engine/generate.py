@@ -5,7 +5,8 @@ newly activated one copies a few megabytes and nothing else. Decoding keeps a KV
 and runs the 262k-token output layer only at the last position (the prompt's other
 positions never need it). The reply ends at <eos>, at <end_of_turn>, or where the
 template would start a new section or speaker; it is split into messages on the burst
-separator, each within Telegram's 4096 characters. Empty or degenerate output (only
+separator, and media placeholders it cannot send are taken out (callers fit the
+messages to their medium). Empty or degenerate output (only
 whitespace, one token looping) is retried with different sampling, then reported:
 never sent as is.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ import torch
 from litgpt import Tokenizer
 from litgpt.lora import LoRALinear
 
+from dataset.conversations import sendable_text
 from dataset.prompt import Prompt
 from engine.settings import LENGTHS, GenerationSettings
 from model import registry
@@ -31,12 +32,6 @@ from model.checkpoints import counter_of
 from model.lora import TwinGPT, build_model, load_adapter
 from model.quantize import DecodeLinear, use_int8_for_decoding
 from model.settings import LoRASettings
-
-TELEGRAM_LIMIT = 4096
-_PLACEHOLDER = re.compile(
-    r"^\[(photo|voice message|video message|video|GIF|audio|file|location|contact)\]\s*"
-)
-_STICKER = re.compile(r"^\[sticker ?([^\]]*)\]$")
 
 
 class DegenerateReply(Exception):
@@ -64,7 +59,7 @@ class Reply:
 
 
 class ReplyEngine:
-    """One model in memory, one reply at a time (callers serialize: see bot/replies)."""
+    """One model in memory, one reply at a time (callers serialize: engine.service does)."""
 
     def __init__(
         self,
@@ -159,7 +154,7 @@ class ReplyEngine:
                 ids, max_new, temperature, settings, penalty, seed + attempt
             )
             text = self._finish(tokens)
-            messages = to_messages(self.prompt.split_burst(text))
+            messages = [m for m in map(sendable_text, self.prompt.split_burst(text)) if m]
             if messages and not _degenerate(tokens):
                 return Reply(
                     messages=messages,
@@ -281,29 +276,3 @@ def _degenerate(tokens: list[int]) -> bool:
         return False
     tail = tokens[-12:]
     return len(set(tail)) <= 2
-
-
-def to_messages(parts: list[str]) -> list[str]:
-    """Telegram messages from the reply's parts: media placeholders the twin cannot send
-    go (a sticker becomes its emoji), and every message fits 4096 characters."""
-    messages: list[str] = []
-    for part in parts:
-        sticker = _STICKER.match(part)
-        part = sticker.group(1).strip() if sticker else _PLACEHOLDER.sub("", part).strip()
-        if part:
-            messages.extend(split_long(part))
-    return messages
-
-
-def split_long(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Pieces of at most `limit` characters, cut at a line break or a space if possible."""
-    pieces = []
-    while len(text) > limit:
-        cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
-        if cut <= limit // 2:
-            cut = limit
-        pieces.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    if text:
-        pieces.append(text)
-    return pieces

@@ -12,13 +12,14 @@ import pytest
 import torch
 
 import engine.generate as generate_module
+from bot.telegram_text import fit, split_long
 from dataset.build import build_dataset, read_samples
-from dataset.conversations import conversation_turns
+from dataset.conversations import conversation_turns, sendable_text
 from dataset.pii import ScrubStats
 from dataset.prompt import Prompt
 from dataset.samples import reply_prompt
 from dataset.settings import DatasetSettings, PromptSettings
-from engine.generate import DegenerateReply, ReplyEngine, split_long, to_messages
+from engine.generate import DegenerateReply, ReplyEngine
 from engine.service import ReplyService
 from engine.settings import GenerationSettings
 from model import registry
@@ -102,7 +103,14 @@ def test_long_messages_fit_telegram() -> None:
     text = ("слово " * 2000).strip()
     pieces = split_long(text)
     assert all(len(p) <= 4096 for p in pieces) and " ".join(pieces) == text
-    assert to_messages(["x" * 5000]) == ["x" * 4096, "x" * 904]
+    assert fit(["x" * 5000, "ok"]) == ["x" * 4096, "x" * 904, "ok"]
+
+
+def test_media_placeholders_are_not_sent() -> None:
+    assert sendable_text("[sticker 🙃]") == "🙃"
+    assert sendable_text("[photo] смотри") == "смотри"
+    assert sendable_text("[voice message]") == ""
+    assert sendable_text("[photographer] нет") == "[photographer] нет"
 
 
 def test_adapter_hot_swap_changes_the_reply_and_back(
