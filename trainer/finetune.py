@@ -28,7 +28,7 @@ import torch
 from model.device import release_memory
 from model.lora import adapter_state, load_adapter
 from trainer.batches import Encoded, collate, micro_batches
-from trainer.evaluate import batch_loss, mean_loss
+from trainer.loss import batch_loss, mean_loss
 from trainer.settings import TrainSettings
 
 STATE_FILE = "state.pt"

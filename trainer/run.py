@@ -34,7 +34,7 @@ from storage import Database, with_database
 from storage import runs as runs_table
 from storage.runs import TrainingRun
 from trainer.batches import encode
-from trainer.evaluate import compare, mean_loss
+from trainer.loss import compare, mean_loss
 from trainer.finetune import STATE_FILE, Progress, train
 from trainer.settings import TrainSettings
 

@@ -11,7 +11,8 @@ from model.device import choose_device, choose_precision
 from model.registry import RegistryError, read_meta
 from storage import Database, with_database
 from storage import adapters as adapters_table
-from trainer.evaluate import LossReport, evaluate_adapter
+from trainer.evaluate import evaluate_adapter
+from trainer.loss import LossReport
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 
