@@ -97,7 +97,12 @@ async def test_a_friend_gets_a_reply_with_the_typing_indicator(harness: Harness)
     texts = await fake.wait_for(lambda: fake.texts(FRIEND))
     assert texts and all(texts)
     assert any(c.method == "sendChatAction" and c.params["action"] == "typing" for c in fake.calls)
-    stored = await bot_messages.recent(harness.db, FRIEND)
+    # The reply is stored once all its messages went out: wait for that, not for the first.
+    for _ in range(200):
+        stored = await bot_messages.recent(harness.db, FRIEND)
+        if stored[-1][1] == 1:
+            break
+        await asyncio.sleep(0.05)
     assert stored[0][3] == "привет, как дела?" and stored[0][1] == 0
     assert stored[-1][1] == 1  # the twin's reply, stored as the twin's
 

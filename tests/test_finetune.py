@@ -27,8 +27,8 @@ from storage.adapters import all_adapters
 from storage.runs import RunLockedError
 from tests.exports import import_into
 from trainer.batches import collate, encode, micro_batches
-from trainer.loss import batch_loss, mean_loss
 from trainer.finetune import Progress, plan_steps, train
+from trainer.loss import batch_loss, mean_loss
 from trainer.run import RunConfig, TrainingError, run_training
 from trainer.settings import TrainSettings
 from twin.cli import main

@@ -34,8 +34,8 @@ from storage import Database, with_database
 from storage import runs as runs_table
 from storage.runs import TrainingRun
 from trainer.batches import encode
-from trainer.loss import compare, mean_loss
 from trainer.finetune import STATE_FILE, Progress, train
+from trainer.loss import compare, mean_loss
 from trainer.settings import TrainSettings
 
 HEARTBEAT_SECONDS = 5.0

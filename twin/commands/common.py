@@ -6,9 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
 
 from twin.settings import Settings
+
+if TYPE_CHECKING:
+    from trainer.finetune import Progress
 
 
 def config_options() -> argparse.ArgumentParser:
@@ -44,3 +49,24 @@ def print_json(value: Any) -> None:
 
 def is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+class ProgressBar:
+    """A progress bar of optimizer steps with the loss and tokens/s."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=progress.total_steps, desc="train", unit="step")
+            self.bar.update(progress.step - 1)
+        self.bar.update(1)
+        postfix = {"loss": f"{progress.loss:.3f}", "tok/s": f"{progress.tokens_per_s:.0f}"}
+        if progress.val_loss is not None:
+            postfix["val"] = f"{progress.val_loss:.3f}"
+        self.bar.set_postfix(postfix)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

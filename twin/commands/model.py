@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from model.checkpoints import ModelInfo, info, prepare
+from model.checkpoints import info, prepare
 from twin.commands.common import config_options, is_terminal, json_options, print_json
+from twin.reports import format_info
 from twin.settings import Settings
 
 
@@ -40,20 +41,3 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(format_info(described))
     return 0
-
-
-def format_info(model: ModelInfo) -> str:
-    size = f"{model.size_bytes / 2**20:,.0f} MiB" if model.size_bytes else "-"
-    parameters = f"{model.parameters / 1e6:,.0f}M" if model.parameters else "-"
-    state = "ready" if model.prepared else "not prepared (run: twin model prepare)"
-    return "\n".join(
-        [
-            f"Model: {model.name}  [{state}]",
-            f"  source      {model.source}",
-            f"  path        {model.path}",
-            f"  parameters  {parameters}",
-            f"  vocabulary  {model.vocab_size or '-'}",
-            f"  runs on     {model.device}, {model.precision}",
-            f"  on disk     {size}",
-        ]
-    )

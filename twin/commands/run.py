@@ -5,21 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.app import run_bot
-from bot.config import BotConfig
 from bot.drafts import DraftWorkflow
 from exporter.live import LiveUserbot
 from exporter.userbot import connect, make_client
 from storage import Database, open_database
 from storage import settings as settings_table
 from twin.commands.common import config_options, db_options, db_path
-from twin.commands.talk import make_service
-from twin.commands.userbot import userbot_config
 from twin.settings import Settings, SettingsError
+from twin.wiring import bot_config, make_service, userbot_config
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -30,30 +27,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         "/status; retrain nightly. Stops cleanly on Ctrl-C or SIGTERM.",
     )
     parser.set_defaults(run=run)
-
-
-def bot_config(args: argparse.Namespace, settings: Settings, owner_id: int) -> BotConfig:
-    token = settings.telegram.token()
-    if not token:
-        raise SettingsError(
-            "telegram.bot_token is not set: create a bot with @BotFather, then set "
-            "TWIN_TELEGRAM__BOT_TOKEN (or telegram.bot_token_file)"
-        )
-    train = [sys.executable, "-m", "twin", "train", "--json", "--db", str(db_path(args, settings))]
-    if args.config is not None:
-        train += ["--config", str(args.config)]
-    return BotConfig(
-        token=token,
-        api_url=settings.telegram.bot_api_url,
-        owner_id=owner_id,
-        train_command=train,
-        bot=settings.bot,
-        generation=settings.generate,
-        retrain=settings.retrain,
-        drafts=settings.userbot,
-        dataset=settings.dataset,
-        prompt=settings.prompt,
-    )
 
 
 def userbot_starter(
@@ -103,7 +76,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _serve(args: argparse.Namespace, settings: Settings, database: Path) -> None:
     async with open_database(database) as db:
-        config = bot_config(args, settings, await _owner(db, settings.telegram.owner_id))
+        config = bot_config(
+            settings, await _owner(db, settings.telegram.owner_id), database, args.config
+        )
         replies = make_service(settings)
         try:
             await run_bot(config, db, replies, userbot_starter(settings, db))

@@ -8,18 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dataset.prompt import Prompt
-from engine.generate import DegenerateReply, Reply, ReplyEngine
+from engine.generate import DegenerateReply, Reply
 from engine.service import ReplyService
 from engine.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
-from model.checkpoints import prepare
-from model.device import choose_device, choose_precision
 from storage import Database, StorageError, with_database
 from storage import chats as chats_table
 from storage import messages as messages_table
 from storage import settings as settings_table
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
+from twin.wiring import make_engine, make_service
 
 YOU = 1  # the sender id of the person talking to the twin in `twin chat`
 
@@ -40,27 +38,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         parents=[config_options(), db_options()],
     )
     chat.set_defaults(run=run_chat)
-
-
-def make_engine(settings: Settings) -> ReplyEngine:
-    checkpoint = prepare(settings.model, settings.models_dir)
-    device = choose_device(settings.model.device)
-    return ReplyEngine(
-        checkpoint,
-        Prompt(settings.prompt),
-        choose_precision(device, settings.model.precision),
-        device,
-        settings.generate.max_seq_length,
-    )
-
-
-def make_service(settings: Settings, engine: ReplyEngine | None = None) -> ReplyService:
-    return ReplyService(
-        (lambda: engine) if engine is not None else (lambda: make_engine(settings)),
-        Prompt(settings.prompt),
-        settings.dataset.session_gap,
-        settings.dataset.context_tokens,
-    )
 
 
 async def _ready(db: Database, service: ReplyService) -> dict[str, Any]:

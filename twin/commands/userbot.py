@@ -7,7 +7,7 @@ import asyncio
 import getpass
 
 from exporter.sync import SyncReport, sync
-from exporter.userbot import UserbotConfig, connect, login, make_client
+from exporter.userbot import connect, login, make_client
 from storage import open_database
 from twin.commands.common import (
     config_options,
@@ -18,6 +18,7 @@ from twin.commands.common import (
     print_json,
 )
 from twin.settings import Settings
+from twin.wiring import userbot_config
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -35,16 +36,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Safe to interrupt; the next sync goes on from there.",
     )
     sync_parser.set_defaults(run=run_sync)
-
-
-def userbot_config(settings: Settings) -> UserbotConfig:
-    telegram = settings.telegram
-    return UserbotConfig(
-        api_id=telegram.api_id or 0,
-        api_hash=telegram.api_hash.get_secret_value() if telegram.api_hash else "",
-        session=telegram.session.get_secret_value() if telegram.session else None,
-        session_file=settings.session_file,
-    )
 
 
 def run_login(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,92 @@
+"""An adapter against its base model on the validation samples it was trained with:
+the loss per reply token, and optionally the style of generated replies.
+
+`twin eval` and `twin demo` report this; training itself needs only trainer.loss.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from litgpt import Tokenizer
+
+from dataset import style
+from dataset.build import read_samples
+from dataset.prompt import Prompt
+from dataset.settings import PromptSettings
+from engine.generate import DegenerateReply, ReplyEngine
+from engine.settings import GenerationSettings
+from model import registry
+from model.lora import build_model
+from model.settings import LoRASettings
+from trainer.batches import encode
+from trainer.loss import LossReport, compare
+
+
+def evaluate_adapter(
+    adapter_path: Path,
+    checkpoint_dir: Path,
+    precision: str,
+    device: str,
+    max_seq_length: int,
+    token_budget: int,
+    generate: int = 0,
+    generation: GenerationSettings | None = None,
+) -> tuple[LossReport, dict[str, Any] | None]:
+    """Base model against an adapter on the validation samples it was trained with: the
+    loss, and with `generate` > 0 the style of that many generated replies from each."""
+    meta = registry.read_meta(adapter_path)
+    samples_path = Path(meta["dataset"])
+    samples = read_samples(samples_path, "val")
+    prompt = Prompt(PromptSettings(**meta["prompt"]))
+    fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
+    model = build_model(fabric, checkpoint_dir, LoRASettings(**meta["lora"]), max_seq_length)
+    encoded = encode(samples, Tokenizer(checkpoint_dir), prompt, max_seq_length)
+    losses = compare(model, registry.load(adapter_path), encoded, token_budget, fabric.device)
+    del model
+    if generate <= 0:
+        return losses, None
+    return losses, generated_style(
+        adapter_path, checkpoint_dir, precision, device, samples_path, prompt, generate, generation
+    )
+
+
+def generated_style(
+    adapter_path: Path,
+    checkpoint_dir: Path,
+    precision: str,
+    device: str,
+    samples_path: Path,
+    prompt: Prompt,
+    count: int,
+    generation: GenerationSettings | None,
+) -> dict[str, Any]:
+    """Replies of the base model and of the adapter to `count` held-out messages (same
+    seeds), measured beside the owner's real replies."""
+    settings = generation or GenerationSettings()
+    train = read_samples(samples_path, "train")
+    val = read_samples(samples_path, "val")[:count]
+    separator = prompt.settings.burst_separator
+    others = [s["instruction"] for s in train if s["instruction"]]
+    owner = style.profile([s["output"] for s in train], others, separator)
+    authorship = style.Authorship([s["output"] for s in train], others)
+    engine = ReplyEngine(checkpoint_dir, prompt, precision, device)
+    replies: dict[str, list[str]] = {"base": [], "adapter": []}
+    for side, path in (("base", None), ("adapter", adapter_path)):
+        engine.use_adapter(path)
+        for index, sample in enumerate(val):
+            text = prompt.render(sample["input"], sample["instruction"])
+            try:
+                reply = engine.generate(text, settings.model_copy(update={"seed": index}))
+                replies[side].append(separator.join(reply.messages))
+            except DegenerateReply:
+                replies[side].append("")
+    result = style.compare([s["output"] for s in val], replies, owner, authorship, separator)
+    result["samples"] = len(val)
+    result["examples"] = [
+        {"message": s["instruction"], "real": s["output"], "base": b, "adapter": a}
+        for s, b, a in zip(val, replies["base"], replies["adapter"], strict=True)
+    ]
+    return result

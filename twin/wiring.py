@@ -1,0 +1,117 @@
+"""The composition root: the engine, the reply service, a training run, the bot and the
+userbot, each built from the settings in one place, so that every command that needs
+one gets the same one.
+
+Imports of the heavy rooms (torch, aiogram, Telethon) stay inside this module's
+callers' reach only: the CLI imports a command, and the command this module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.config import BotConfig
+from dataset.prompt import Prompt
+from engine.generate import ReplyEngine
+from engine.service import ReplyService
+from engine.settings import GenerationSettings
+from exporter.userbot import UserbotConfig
+from model.checkpoints import prepare
+from model.device import choose_device, choose_precision
+from trainer.evaluate import evaluate_adapter
+from trainer.loss import LossReport
+from trainer.run import RunConfig
+from twin.settings import Settings, SettingsError
+
+
+def make_engine(settings: Settings) -> ReplyEngine:
+    checkpoint = prepare(settings.model, settings.models_dir)
+    device = choose_device(settings.model.device)
+    return ReplyEngine(
+        checkpoint,
+        Prompt(settings.prompt),
+        choose_precision(device, settings.model.precision),
+        device,
+        settings.generate.max_seq_length,
+    )
+
+
+def make_service(settings: Settings, engine: ReplyEngine | None = None) -> ReplyService:
+    return ReplyService(
+        (lambda: engine) if engine is not None else (lambda: make_engine(settings)),
+        Prompt(settings.prompt),
+        settings.dataset.session_gap,
+        settings.dataset.context_tokens,
+    )
+
+
+def run_config(settings: Settings, database: Path) -> RunConfig:
+    return RunConfig(
+        data_dir=settings.data_dir,
+        db_path=database,
+        models_dir=settings.models_dir,
+        model=settings.model,
+        lora=settings.lora,
+        train=settings.train,
+        dataset=settings.dataset,
+        prompt=settings.prompt,
+    )
+
+
+def userbot_config(settings: Settings) -> UserbotConfig:
+    telegram = settings.telegram
+    return UserbotConfig(
+        api_id=telegram.api_id or 0,
+        api_hash=telegram.api_hash.get_secret_value() if telegram.api_hash else "",
+        session=telegram.session.get_secret_value() if telegram.session else None,
+        session_file=settings.session_file,
+    )
+
+
+def bot_config(
+    settings: Settings, owner_id: int, database: Path, config_file: Path | None
+) -> BotConfig:
+    token = settings.telegram.token()
+    if not token:
+        raise SettingsError(
+            "telegram.bot_token is not set: create a bot with @BotFather, then set "
+            "TWIN_TELEGRAM__BOT_TOKEN (or telegram.bot_token_file)"
+        )
+    train = [sys.executable, "-m", "twin", "train", "--json", "--db", str(database)]
+    if config_file is not None:
+        train += ["--config", str(config_file)]
+    return BotConfig(
+        token=token,
+        api_url=settings.telegram.bot_api_url,
+        owner_id=owner_id,
+        train_command=train,
+        bot=settings.bot,
+        generation=settings.generate,
+        retrain=settings.retrain,
+        drafts=settings.userbot,
+        dataset=settings.dataset,
+        prompt=settings.prompt,
+    )
+
+
+def evaluate_with(
+    settings: Settings,
+    checkpoint: Path,
+    adapter_path: Path,
+    generate: int = 0,
+    generation: GenerationSettings | None = None,
+) -> tuple[LossReport, dict[str, Any] | None]:
+    """evaluate_adapter on the device, precision and batch sizes the settings name."""
+    device = choose_device(settings.model.device)
+    return evaluate_adapter(
+        adapter_path,
+        checkpoint,
+        choose_precision(device, settings.model.precision),
+        device,
+        settings.train.max_seq_length,
+        settings.train.micro_batch_tokens,
+        generate=generate,
+        generation=generation or settings.generate,
+    )
