@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from dataset.pii import PII_SIGNS, ScrubStats, scrub
 from dataset.prompt import Prompt
+from storage.rows import HistoryRow
 
 
 @dataclass(slots=True)
@@ -73,10 +74,10 @@ def sendable_text(part: str) -> str:
 
 
 def conversation_turns(
-    rows: Iterable[tuple], gap: int, prompt: Prompt, pii: ScrubStats
+    rows: Iterable[HistoryRow], gap: int, prompt: Prompt, pii: ScrubStats
 ) -> Iterator[list[Turn]]:
-    """Split one chat's rows (sender_id, is_owner, date, text, media, media_detail), in
-    message order, into conversations of merged, scrubbed turns."""
+    """Split one chat's rows, in message order, into conversations of merged, scrubbed
+    turns."""
     turns: list[Turn] = []
     burst: list[str] = []
     join = prompt.join_burst

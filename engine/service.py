@@ -25,6 +25,7 @@ from engine.settings import GenerationSettings
 from model import registry
 from model.checkpoints import read_config
 from storage import Database
+from storage.rows import HistoryRow
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -74,15 +75,14 @@ class ReplyService:
             log.info("serving %s", f"adapter {active.id}" if active else "the base model")
         return path
 
-    def prompt_for(self, rows: Sequence[tuple], count_tokens: Callable[[str], int]) -> str:
-        """The prompt for the owner's next turn after `rows` (sender_id, is_owner, date,
-        text, media, media_detail, oldest first): the last conversation, merged,
-        scrubbed and trimmed exactly as the training samples were."""
+    def prompt_for(self, rows: Sequence[HistoryRow], count_tokens: Callable[[str], int]) -> str:
+        """The prompt for the owner's next turn after `rows` (oldest first): the last
+        conversation, merged, scrubbed and trimmed exactly as the training samples were."""
         conversations = list(conversation_turns(rows, self.session_gap, self.prompt, ScrubStats()))
         turns = conversations[-1] if conversations else []
         return reply_prompt(turns, self.prompt, self.context_tokens, count_tokens)
 
-    async def reply(self, rows: Sequence[tuple], settings: GenerationSettings) -> Reply:
+    async def reply(self, rows: Sequence[HistoryRow], settings: GenerationSettings) -> Reply:
         """A reply to the conversation in `rows`, whose last turn is the message to answer."""
 
         def work() -> Reply:

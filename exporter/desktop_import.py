@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from exporter import ingest
 from exporter.desktop_export import (
     BadMessage,
     DesktopExport,
@@ -25,18 +26,14 @@ from exporter.desktop_export import (
     message_row,
     sender_name,
 )
+from exporter.ingest import OwnerError
 from storage import Database
 from storage import chats as chats_table
-from storage import imports as imports_table
 from storage import messages as messages_table
 from storage import people as people_table
-from storage import settings as settings_table
+from storage.rows import MessageRow
 
 BATCH = 10_000
-
-
-class OwnerError(Exception):
-    """Whose account the export is cannot be decided, or contradicts what is known."""
 
 
 @dataclass
@@ -80,19 +77,16 @@ async def import_desktop_export(
             report.seconds = round(time.time() - started, 3)
             if dry_run:
                 raise _DryRun
-            await imports_table.record(
+            await ingest.record(
                 db,
-                imports_table.ImportRecord(
-                    source="desktop_export",
-                    path=str(result_json.resolve()),
-                    started=int(started),
-                    finished=int(time.time()),
-                    chats=report.chats,
-                    new=report.new,
-                    updated=report.updated,
-                    duplicates=report.duplicates,
-                    skipped=report.skipped,
-                ),
+                "desktop_export",
+                str(result_json.resolve()),
+                started,
+                report.chats,
+                report.new,
+                report.updated,
+                report.duplicates,
+                report.skipped,
             )
     except _DryRun:
         pass
@@ -102,9 +96,11 @@ async def import_desktop_export(
 async def _import(
     db: Database, path: Path, explicit_owner: int | None, report: ImportReport, progress: bool
 ) -> None:
-    stored_owner = await settings_table.get(db, settings_table.OWNER_ID)
+    stored_owner = await ingest.stored_owner(db)
     if None not in (stored_owner, explicit_owner) and stored_owner != explicit_owner:
-        raise OwnerError(_db_mismatch(stored_owner, explicit_owner, "--me / telegram.owner_id"))
+        raise OwnerError(
+            ingest.owner_mismatch(stored_owner, explicit_owner, "--me / telegram.owner_id")
+        )
     owner = explicit_owner if explicit_owner is not None else stored_owner
 
     skipped: Counter[str] = Counter()
@@ -130,7 +126,9 @@ async def _import(
                         f"but --me / telegram.owner_id says {explicit_owner}"
                     )
                 if stored_owner is not None:
-                    raise OwnerError(_db_mismatch(stored_owner, export.owner.id, path.name))
+                    raise OwnerError(
+                        ingest.owner_mismatch(stored_owner, export.owner.id, path.name)
+                    )
                 owner = export.owner.id
             await chats_table.upsert(db, chats_table.Chat(chat.id, chat.type, chat.title))
             chats.append(chat)
@@ -148,12 +146,12 @@ async def _import(
                     continue
                 # tdesktop writes ids in ascending order; a repeat only happens in
                 # hand-edited files, where the first message with an id is kept.
-                if last_id is not None and row[1] <= last_id:
+                if last_id is not None and row.message_id <= last_id:
                     skipped["repeated_id"] += 1
                     continue
-                last_id = row[1]
-                senders.add(row[2])
-                names[row[2]] = sender_name(message)
+                last_id = row.message_id
+                senders.add(row.sender_id)
+                names[row.sender_id] = sender_name(message)
                 batch.append(row)
                 if len(batch) >= BATCH:
                     await writer.flush()
@@ -174,8 +172,7 @@ async def _import(
         await messages_table.mark_owner(db, owner, [c.id for c in chats])
     _check_owner_in_personal_chats(owner, personal, path)
     report.owner_id = owner
-    if stored_owner is None:
-        await settings_table.put(db, settings_table.OWNER_ID, owner)
+    await ingest.claim_owner(db, owner, path.name)
     await people_table.upsert_names(db, {k: v for k, v in names.items() if k is not None and v})
 
 
@@ -189,7 +186,7 @@ class _BatchWriter:
     def __init__(self, db: Database, report: ImportReport) -> None:
         self.db = db
         self.report = report
-        self.batch: list[tuple] = []
+        self.batch: list[MessageRow] = []
         self._pending: asyncio.Task[None] | None = None
 
     async def flush(self) -> None:
@@ -208,17 +205,11 @@ class _BatchWriter:
             pending, self._pending = self._pending, None
             await pending
 
-    async def _write(self, rows: list[tuple]) -> None:
+    async def _write(self, rows: list[MessageRow]) -> None:
         self.report.messages += len(rows)
-        self.report.new += await messages_table.insert_new(self.db, rows)
-        self.report.updated += await messages_table.apply_edits(self.db, rows)
-
-
-def _db_mismatch(stored: int, claimed: int, source: str) -> str:
-    return (
-        f"this database holds the chats of user {stored}, but {source} is user {claimed}; "
-        "import another account's chats into another database (--db)"
-    )
+        new, updated = await ingest.store(self.db, rows)
+        self.report.new += new
+        self.report.updated += updated
 
 
 def _infer_owner(personal: dict[int, set[int | None]]) -> int | None:
@@ -246,14 +237,7 @@ def _check_owner_in_personal_chats(
 async def _unknown_owner_message(
     db: Database, chats: list[ExportChat], names: dict[int, str | None], path: Path
 ) -> str:
-    counts: Counter[int] = Counter()
-    for chat in chats:
-        for sender_id, count in await db.fetchall(
-            "SELECT sender_id, COUNT(*) FROM messages WHERE chat_id = ? AND sender_id IS NOT NULL "
-            "GROUP BY sender_id",
-            (chat.id,),
-        ):
-            counts[sender_id] += count
+    counts = await messages_table.sender_counts(db, [chat.id for chat in chats])
     listed = ", ".join(
         f"{sender_id} ({names.get(sender_id) or 'unnamed'}: "
         f"{count} message{'' if count == 1 else 's'})"

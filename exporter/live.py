@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from telethon import TelegramClient, events, functions, utils
 from telethon.tl import types
 
+from exporter import ingest
 from exporter.sync import is_person
 from exporter.telethon_messages import message_row
 from storage import Database
@@ -67,12 +68,11 @@ class LiveUserbot:
         row = message_row(message, self.owner_id)
         if row is None:
             return False
-        chat_id = row[0]
         async with self.db.transaction():
-            await chats_table.upsert(self.db, chats_table.Chat(chat_id, "personal_chat", name))
-            if name and not message.out:
-                await people_table.upsert_names(self.db, {row[2]: name})
-            await messages_table.insert_new(self.db, [row])
+            await chats_table.upsert(self.db, chats_table.Chat(row.chat_id, "personal_chat", name))
+            if name and not message.out and row.sender_id is not None:
+                await people_table.upsert_names(self.db, {row.sender_id: name})
+            await ingest.store(self.db, [row])
         return True
 
     async def _new_message(self, event: events.NewMessage.Event) -> None:
@@ -95,7 +95,7 @@ class LiveUserbot:
         row = message_row(message, self.owner_id)
         if row is not None:
             await self.on_incoming(
-                Incoming(event.chat_id, message.id, row[5], row[8], row[9], name)
+                Incoming(event.chat_id, message.id, row.text, row.media, row.media_detail, name)
             )
 
     async def _edited(self, event: events.MessageEdited.Event) -> None:

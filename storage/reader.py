@@ -13,6 +13,13 @@ from typing import Any
 
 from storage.chats import Chat
 from storage.errors import StorageError
+from storage.rows import HistoryRow
+
+_new = tuple.__new__
+
+
+def _history_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> HistoryRow:
+    return _new(HistoryRow, row)
 
 
 class Reader:
@@ -42,10 +49,11 @@ class Reader:
             (chat_id,),
         ).fetchall()
 
-    def chat_rows(self, chat_id: int, first_id: int, last_id: int) -> list[tuple[Any, ...]]:
-        """(sender_id, is_owner, date, text, media, media_detail) of the chat's messages
-        with ids in [first_id, last_id], in order."""
-        return self._conn.execute(
+    def chat_rows(self, chat_id: int, first_id: int, last_id: int) -> list[HistoryRow]:
+        """The chat's messages with ids in [first_id, last_id], in order."""
+        cursor = self._conn.cursor()
+        cursor.row_factory = _history_row
+        return cursor.execute(
             "SELECT sender_id, is_owner, date, text, media, media_detail FROM messages "
             "WHERE chat_id = ? AND message_id BETWEEN ? AND ? ORDER BY message_id",
             (chat_id, first_id, last_id),

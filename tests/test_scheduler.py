@@ -15,6 +15,7 @@ from storage import Database
 from storage import chats as chats_table
 from storage import messages as messages_table
 from storage import settings as settings_table
+from storage.rows import MessageRow
 from storage.runs import TrainingRun
 
 OWNER = 1
@@ -44,7 +45,7 @@ async def owner_writes(db: Database, count: int) -> None:
     await chats_table.upsert(db, chats_table.Chat(FRIEND, "personal_chat", "Friend"))
     now = int(time.time())
     rows = [
-        (FRIEND, i, OWNER, True, now - 60 + i, f"message {i}", None, None, None, None, None)
+        MessageRow(FRIEND, i, OWNER, True, now - 60 + i, f"message {i}", *[None] * 5)
         for i in range(count)
     ]
     await messages_table.insert_new(db, rows)

@@ -15,6 +15,7 @@ from storage import Database, StorageError, with_database
 from storage import chats as chats_table
 from storage import messages as messages_table
 from storage import settings as settings_table
+from storage.rows import HistoryRow
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 from twin.wiring import make_engine, make_service
@@ -49,7 +50,7 @@ async def _ready(db: Database, service: ReplyService) -> dict[str, Any]:
 def run_reply(args: argparse.Namespace, settings: Settings) -> int:
     database = db_path(args, settings)
 
-    async def stored_history(db: Database) -> list[tuple[Any, ...]]:
+    async def stored_history(db: Database) -> list[HistoryRow]:
         if args.chat is None:
             return []
         if await chats_table.get(db, args.chat) is None:
@@ -62,10 +63,10 @@ def run_reply(args: argparse.Namespace, settings: Settings) -> int:
 
     async def go(db: Database) -> Reply:
         knobs = await _ready(db, service)
-        incoming = (YOU, 0, int(time.time()), args.text, None, None)
+        incoming = HistoryRow(YOU, False, int(time.time()), args.text)
         if rows:  # TEXT continues the chat's latest conversation, however old it is
-            sender = next((row[0] for row in reversed(rows) if not row[1]), YOU)
-            incoming = (sender, 0, rows[-1][2] + 1, args.text, None, None)
+            sender = next((r.sender_id for r in reversed(rows) if not r.is_owner), YOU)
+            incoming = HistoryRow(sender, False, rows[-1].date + 1, args.text)
         generation = with_knobs(settings.generate, knobs)
         if args.seed is not None:
             generation = generation.model_copy(update={"seed": args.seed})
@@ -96,7 +97,7 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     generation = with_knobs(settings.generate, knobs)
     who = "the base model" if engine.adapter is None else "your twin"
     print(f"Talking to {who}. /style to see or set knobs (/style temperature 0.9), /quit to leave.")
-    history: list[tuple] = []
+    history: list[HistoryRow] = []
     while True:
         try:
             line = input("you> ").strip()
@@ -110,7 +111,7 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
         if line.startswith("/style"):
             generation = _style_command(line, settings.generate, generation, database)
             continue
-        history.append((YOU, 0, int(time.time()), line, None, None))
+        history.append(HistoryRow(YOU, False, int(time.time()), line))
         try:
             reply = asyncio.run(service.reply(history, generation))
         except DegenerateReply as err:
@@ -118,7 +119,7 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
             continue
         for message in reply.messages:
             print(f"twin> {message}")
-        history.append((0, 1, int(time.time()), "\n".join(reply.messages), None, None))
+        history.append(HistoryRow(0, True, int(time.time()), "\n".join(reply.messages)))
 
 
 def _style_command(
