@@ -15,8 +15,20 @@ from exporter.desktop_export import ExportFormatError
 from exporter.desktop_import import ImportReport, OwnerError, import_desktop_export
 from exporter.peers import CHANNEL_OFFSET
 from storage import open_database
+from storage.rows import MessageRow
 from tests.conftest import FIXTURES, SHARED_EXPORTS
-from tests.exports import chat, message, write_json
+from tests.exports import (
+    OWNER,
+    PEER,
+    T0,
+    all_fields_chat,
+    chat,
+    group_chat,
+    legacy_channel,
+    message,
+    repeated_ids_chat,
+    write_json,
+)
 from tests.synthetic_export import write_export
 
 FULL = FIXTURES / "full_account" / "result.json"
@@ -33,7 +45,13 @@ async def rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return await db.fetchall(sql, params)
 
 
-# -- the real samples in shared/fixtures ------------------------------------------------
+# -- real exports from public repositories, beside the repository ----------------------
+# Other people's data: read in place, never copied here. A clone without ../shared
+# skips these; the project's own exports below cover every behaviour they check.
+shared = pytest.mark.skipif(
+    not SHARED_EXPORTS.is_dir(),
+    reason="../shared/fixtures/telegram is absent (real exports, beside the repository in CI)",
+)
 
 
 @pytest.mark.parametrize(
@@ -69,6 +87,7 @@ async def rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
         ),
     ],
 )
+@shared
 async def test_shared_samples_import_with_exact_counts(
     db_path: Path,
     name: str,
@@ -85,6 +104,7 @@ async def test_shared_samples_import_with_exact_counts(
     assert counted == [(new, owner_messages)]
 
 
+@shared
 async def test_all_fields_sample_is_read_faithfully(db_path: Path) -> None:
     await run_import(db_path, SHARED_EXPORTS / "tkonverter_personal_chat_allfields.json")
     got = dict(
@@ -112,6 +132,68 @@ async def test_all_fields_sample_is_read_faithfully(db_path: Path) -> None:
 
 
 # -- the project's own exports ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "me", "chat_id", "new", "skipped", "owner_messages"),
+    [
+        # Owner inferred: the peer of a personal chat is the chat id, the owner the other.
+        (all_fields_chat, None, PEER, 15, {"service": 1, "unsupported": 1}, 8),
+        (group_chat, 7002, -4401, 4, {}, 2),
+        # Every id the same: the first message with the id is kept.
+        (repeated_ids_chat, OWNER, -69, 1, {"repeated_id": 4}, 1),
+        # A 2020 channel export: channel ids are marked -100N.
+        (legacy_channel, OWNER, -(CHANNEL_OFFSET + 1292000001), 3, {}, 0),
+    ],
+)
+async def test_own_samples_import_with_exact_counts(
+    db_path: Path,
+    tmp_path: Path,
+    make: Any,
+    me: int | None,
+    chat_id: int,
+    new: int,
+    skipped: dict[str, int],
+    owner_messages: int,
+) -> None:
+    export = write_json(tmp_path / "result.json", make())
+    report = await run_import(db_path, export, owner_id=me)
+    assert (report.chats, report.new, report.duplicates, report.skipped) == (1, new, 0, skipped)
+    assert await rows(db_path, "SELECT id FROM chats") == [(chat_id,)]
+    counted = await rows(db_path, "SELECT COUNT(*), SUM(is_owner) FROM messages")
+    assert counted == [(new, owner_messages)]
+
+
+async def test_all_fields_export_is_read_faithfully(db_path: Path, tmp_path: Path) -> None:
+    await run_import(db_path, write_json(tmp_path / "result.json", all_fields_chat()))
+    got = {
+        r.message_id: r
+        for r in map(
+            MessageRow._make,
+            await rows(db_path, f"SELECT {', '.join(MessageRow._fields)} FROM messages"),
+        )
+    }
+    # The plain text a reader sees, not the entity objects.
+    assert (got[1].sender_id, got[1].is_owner, got[1].text) == (6660001, 1, "Hello you and @vera")
+    # A reply to a message of another peer keeps no reply id; forwards keep the origin.
+    assert (got[2].reply_to, got[2].forwarded_from) == (None, "Evening News")
+    assert got[2].edited == T0 + 180  # edited_unixtime
+    assert (got[3].media, got[3].text) == ("photo", "a photo")
+    assert (got[4].media, got[4].media_detail) == ("sticker", "🙂")
+    kinds = {i: got[i].media for i in (5, 6, 7, 8, 9, 10, 11, 12)}
+    assert kinds == {
+        5: "video_message",
+        6: "voice_message",
+        7: "animation",
+        8: "video_file",
+        9: "audio_file",
+        10: "contact",
+        11: "location",
+        12: "venue",
+    }
+    assert (got[13].media, got[13].media_detail) == ("poll", "Tea or coffee?")
+    assert (got[14].media, got[14].media_detail) == ("document", "notes.pdf")  # never a path
+    assert not any("files/" in str(v) or "photos/" in str(v) for r in got.values() for v in r)
 
 
 async def test_full_account_export(db_path: Path) -> None:
@@ -281,17 +363,18 @@ async def test_dry_run_counts_but_writes_nothing(db_path: Path) -> None:
 # -- the owner ---------------------------------------------------------------------------
 
 
-async def test_unknown_owner_lists_the_senders(db_path: Path) -> None:
+async def test_unknown_owner_lists_the_senders(db_path: Path, tmp_path: Path) -> None:
     with pytest.raises(OwnerError) as caught:
-        await run_import(db_path, SHARED_EXPORTS / "tkonverter_group.json")
+        await run_import(db_path, write_json(tmp_path / "result.json", group_chat()))
     text = str(caught.value)
-    assert "--me" in text and "777000 (Me: 9 messages)" in text and "10001 (Alice Example" in text
+    assert "--me" in text and "7002 (User 7002: 2 messages)" in text and "7001 (User 7001" in text
     assert not db_path.exists() or await rows(db_path, "SELECT COUNT(*) FROM messages") == [(0,)]
 
 
-async def test_owner_is_remembered_for_later_imports(db_path: Path) -> None:
+async def test_owner_is_remembered_for_later_imports(db_path: Path, tmp_path: Path) -> None:
     await run_import(db_path, FULL)  # personal_information names the owner
-    report = await run_import(db_path, SHARED_EXPORTS / "tkonverter_group.json", dry_run=True)
+    group = write_json(tmp_path / "result.json", group_chat())
+    report = await run_import(db_path, group, dry_run=True)
     assert report.owner_id == 5550001
 
 
@@ -300,11 +383,11 @@ async def test_me_contradicting_the_export_is_refused(db_path: Path) -> None:
         await run_import(db_path, FULL, owner_id=123)
 
 
-async def test_another_accounts_export_is_refused(db_path: Path) -> None:
+async def test_another_accounts_export_is_refused(db_path: Path, tmp_path: Path) -> None:
     await run_import(db_path, FULL)
     before = db_path.read_bytes()
     with pytest.raises(OwnerError, match="neither the chat's peer nor you"):
-        await run_import(db_path, SHARED_EXPORTS / "tkonverter_personal_chat_allfields.json")
+        await run_import(db_path, write_json(tmp_path / "result.json", all_fields_chat()))
     assert db_path.read_bytes() == before
 
 
