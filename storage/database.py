@@ -171,10 +171,42 @@ async def open_database(
 def with_database(
     path: Path, action: Callable[[Database], Awaitable[T]], create: bool = False
 ) -> T:
-    """Run one database action from synchronous code: a training loop, a CLI command."""
+    """Run one database action from synchronous code (a CLI command that needs one)."""
+    with BlockingDatabase(path, create=create) as db:
+        return db.run(action)
 
-    async def run() -> T:
-        async with open_database(path, create=create) as db:
-            return await action(db)
 
-    return asyncio.run(run())
+class BlockingDatabase:
+    """One connection and one event loop for synchronous code that talks to the
+    database again and again: a training run (its heartbeat writes every few seconds),
+    `twin chat`. Each `run` awaits one action on the same loop and connection.
+
+    Like `open_database`, a file this opened new is removed again if the work fails.
+    """
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        self._runner = asyncio.Runner()
+        self._context = open_database(path, create=create)
+        try:
+            self.db = self._runner.run(self._context.__aenter__())
+        except BaseException:
+            self._runner.close()
+            raise
+
+    def run(self, action: Callable[[Database], Awaitable[T]]) -> T:
+        return self._runner.run(action(self.db))
+
+    def close(self, error: BaseException | None = None) -> None:
+        try:
+            if error is None:
+                self._runner.run(self._context.__aexit__(None, None, None))
+            else:
+                self._runner.run(self._context.__aexit__(type(error), error, None))
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> BlockingDatabase:
+        return self
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> None:
+        self.close(error)

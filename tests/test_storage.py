@@ -106,3 +106,18 @@ async def test_a_new_file_is_removed_when_the_command_fails(tmp_path: Path) -> N
         async with open_database(path):
             raise RuntimeError("boom")
     assert not any(tmp_path.iterdir())
+
+
+def test_blocking_database_keeps_one_connection_across_calls(tmp_path: Path) -> None:
+    from storage import BlockingDatabase
+    from storage import settings as settings_table
+
+    path = tmp_path / "twin.db"
+    with BlockingDatabase(path, create=True) as store:
+        connection = store.db.conn
+        store.run(lambda db: settings_table.put(db, "k", 1))
+        assert store.run(lambda db: settings_table.get(db, "k")) == 1
+        assert store.db.conn is connection
+    with pytest.raises(RuntimeError), BlockingDatabase(tmp_path / "new.db", create=True):
+        raise RuntimeError("the work failed")
+    assert not (tmp_path / "new.db").exists()  # a file it made for failed work is gone

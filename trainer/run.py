@@ -30,7 +30,7 @@ from model.checkpoints import prepare, read_config
 from model.device import choose_device, choose_precision
 from model.lora import build_model, load_adapter
 from model.settings import LoRASettings, ModelSettings
-from storage import Database, with_database
+from storage import BlockingDatabase, Database
 from storage import runs as runs_table
 from storage.runs import TrainingRun
 from trainer.batches import encode
@@ -127,21 +127,25 @@ def run_training(
     on_stage: Callable[[str], None] | None = None,
 ) -> RunReport:
     stage = on_stage or (lambda _: None)
-    run_id, resuming = with_database(config.db_path, lambda db: _begin(db, trigger, resume))
-    run_dir = config.runs_dir / str(run_id)
-    try:
-        report = _run(config, run_id, run_dir, resuming, on_progress, stage)
-    except BaseException as err:
-        status = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
-        message = str(err) or type(err).__name__
-        with_database(config.db_path, lambda db: runs_table.finish(db, run_id, status, message))
-        raise
-    with_database(config.db_path, lambda db: runs_table.finish(db, run_id, "finished"))
+    # One connection and one event loop for the whole run: the heartbeat writes every
+    # few seconds, and each write would otherwise open both anew.
+    with BlockingDatabase(config.db_path) as store:
+        run_id, resuming = store.run(lambda db: _begin(db, trigger, resume))
+        run_dir = config.runs_dir / str(run_id)
+        try:
+            report = _run(config, store, run_id, run_dir, resuming, on_progress, stage)
+        except BaseException as err:
+            status = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
+            message = str(err) or type(err).__name__
+            store.run(lambda db: runs_table.finish(db, run_id, status, message))
+            raise
+        store.run(lambda db: runs_table.finish(db, run_id, "finished"))
     return report
 
 
 def _run(
     config: RunConfig,
+    store: BlockingDatabase,
     run_id: int,
     run_dir: Path,
     resuming: bool,
@@ -160,11 +164,10 @@ def _run(
         )
         _require_samples(stats)
     fingerprint = hashlib.sha256(samples_path.read_bytes()).hexdigest()
-    with_database(
-        config.db_path,
+    store.run(
         lambda db: runs_table.update(
             db, run_id, run_dir=str(run_dir), dataset_fingerprint=fingerprint
-        ),
+        )
     )
 
     device = choose_device(config.model.device)
@@ -188,7 +191,7 @@ def _run(
     model = build_model(fabric, checkpoint_dir, config.lora, config.train.max_seq_length)
 
     stage("training")
-    heartbeat = _Heartbeat(config.db_path, run_id, on_progress)
+    heartbeat = _Heartbeat(store, run_id, on_progress)
     result = train(
         fabric, model, train_samples, val_samples, config.train, run_dir, resuming, heartbeat
     )
@@ -196,7 +199,7 @@ def _run(
     stage("evaluating")
     budget = config.train.micro_batch_tokens
     losses = compare(model, result.adapter, val_samples, budget, fabric.device)
-    active = with_database(config.db_path, lambda db: registry.active_for(db, base_name))
+    active = store.run(lambda db: registry.active_for(db, base_name))
     if active is None:
         reference, reference_loss = "the base model", losses.base_loss
     else:
@@ -247,7 +250,7 @@ def _run(
         )
         return adapter_id, decision
 
-    adapter_id, decision = with_database(config.db_path, record)
+    adapter_id, decision = store.run(record)
     return RunReport(
         run_id=run_id,
         adapter_id=adapter_id,
@@ -280,16 +283,17 @@ def _require_samples(stats: DatasetStats) -> None:
 class _Heartbeat:
     """Records progress in the run's row (at most every few seconds) and passes it on."""
 
-    def __init__(self, db_path: Path, run_id: int, then: Callable[[Progress], None] | None) -> None:
-        self.db_path, self.run_id, self.then = db_path, run_id, then
+    def __init__(
+        self, store: BlockingDatabase, run_id: int, then: Callable[[Progress], None] | None
+    ) -> None:
+        self.store, self.run_id, self.then = store, run_id, then
         self.last = 0.0
 
     def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
         if now - self.last >= HEARTBEAT_SECONDS or progress.step == progress.total_steps:
             self.last = now
-            with_database(
-                self.db_path,
+            self.store.run(
                 lambda db: runs_table.update(
                     db,
                     self.run_id,

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
-from engine.generate import DegenerateReply, Reply
+from engine.generate import DegenerateReply, Reply, ReplyEngine
 from engine.service import ReplyService
 from engine.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
-from storage import Database, StorageError, with_database
+from storage import BlockingDatabase, Database, StorageError
 from storage import chats as chats_table
 from storage import messages as messages_table
 from storage import settings as settings_table
@@ -57,22 +55,10 @@ def run_reply(args: argparse.Namespace, settings: Settings) -> int:
             raise StorageError(f"no chat {args.chat} is stored in {database}")
         return await messages_table.recent(db, args.chat)
 
-    rows = with_database(database, stored_history, create=True)
-    engine = make_engine(settings)
-    service = make_service(settings, engine)
-
-    async def go(db: Database) -> Reply:
-        knobs = await _ready(db, service)
-        incoming = HistoryRow(YOU, False, int(time.time()), args.text)
-        if rows:  # TEXT continues the chat's latest conversation, however old it is
-            sender = next((r.sender_id for r in reversed(rows) if not r.is_owner), YOU)
-            incoming = HistoryRow(sender, False, rows[-1].date + 1, args.text)
-        generation = with_knobs(settings.generate, knobs)
-        if args.seed is not None:
-            generation = generation.model_copy(update={"seed": args.seed})
-        return await service.reply([*rows, incoming], generation)
-
-    reply = with_database(database, go, create=True)
+    with BlockingDatabase(database, create=True) as store:
+        rows = store.run(stored_history)  # a wrong --chat fails before the model loads
+        service = make_service(settings, make_engine(settings))
+        reply = store.run(lambda db: _answer(db, service, settings, rows, args))
     if args.json:
         print_json(
             {
@@ -89,12 +75,43 @@ def run_reply(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _answer(
+    db: Database,
+    service: ReplyService,
+    settings: Settings,
+    rows: list[HistoryRow],
+    args: argparse.Namespace,
+) -> Reply:
+    """`twin reply`: TEXT as the next message, after the stored chat's rows if any."""
+    knobs = await _ready(db, service)
+    incoming = HistoryRow(YOU, False, int(time.time()), args.text)
+    if rows:  # TEXT continues the chat's latest conversation, however old it is
+        sender = next((r.sender_id for r in reversed(rows) if not r.is_owner), YOU)
+        incoming = HistoryRow(sender, False, rows[-1].date + 1, args.text)
+    generation = with_knobs(settings.generate, knobs)
+    if args.seed is not None:
+        generation = generation.model_copy(update={"seed": args.seed})
+    return await service.reply([*rows, incoming], generation)
+
+
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
-    database = db_path(args, settings)
     engine = make_engine(settings)
     service = make_service(settings, engine)
-    knobs = with_database(database, lambda db: _ready(db, service), create=True)
-    generation = with_knobs(settings.generate, knobs)
+    with BlockingDatabase(db_path(args, settings), create=True) as store:
+        knobs = store.run(lambda db: _ready(db, service))
+        generation = with_knobs(settings.generate, knobs)
+        _converse(store, service, engine, generation, settings.generate)
+    return 0
+
+
+def _converse(
+    store: BlockingDatabase,
+    service: ReplyService,
+    engine: ReplyEngine,
+    generation: GenerationSettings,
+    configured: GenerationSettings,
+) -> None:
+    """The terminal conversation, on one connection and one event loop."""
     who = "the base model" if engine.adapter is None else "your twin"
     print(f"Talking to {who}. /style to see or set knobs (/style temperature 0.9), /quit to leave.")
     history: list[HistoryRow] = []
@@ -103,17 +120,17 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
             line = input("you> ").strip()
         except EOFError:
             print()
-            return 0
+            return
         if not line:
             continue
         if line in ("/quit", "/exit"):
-            return 0
+            return
         if line.startswith("/style"):
-            generation = _style_command(line, settings.generate, generation, database)
+            generation = _style_command(line, configured, generation, store)
             continue
         history.append(HistoryRow(YOU, False, int(time.time()), line))
         try:
-            reply = asyncio.run(service.reply(history, generation))
+            reply = store.run(lambda _, knobs=generation: service.reply(history, knobs))
         except DegenerateReply as err:
             print(f"(no reply: {err})")
             continue
@@ -123,16 +140,14 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _style_command(
-    line: str, configured: GenerationSettings, current: GenerationSettings, database: Path
+    line: str, configured: GenerationSettings, current: GenerationSettings, store: BlockingDatabase
 ) -> GenerationSettings:
     parts = line.split()
     if len(parts) == 1:
         print(describe_knobs(current))
         return current
     if parts[1] == "reset":
-        with_database(
-            database, lambda db: settings_table.delete(db, settings_table.STYLE), create=True
-        )
+        store.run(lambda db: settings_table.delete(db, settings_table.STYLE))
         print("style reset")
         return configured
     if len(parts) != 3:
@@ -143,6 +158,6 @@ def _style_command(
     except ValueError as err:
         print(err)
         return current
-    with_database(database, lambda db: settings_table.set_knob(db, name, value), create=True)
+    store.run(lambda db: settings_table.set_knob(db, name, value))
     print(f"{name} = {value}")
     return current.model_copy(update={name: value})
