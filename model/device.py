@@ -50,15 +50,6 @@ def choose_precision(device: str, preference: str = "auto") -> str:
     return "bf16-true" if cpu_runs_bf16() else "32-true"
 
 
-def precision_dtype(precision: str) -> torch.dtype:
-    """The dtype weights are held in under a Lightning precision string."""
-    if precision == "bf16-true":
-        return torch.bfloat16
-    if precision == "16-true":
-        return torch.float16
-    return torch.float32
-
-
 @cache
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
