@@ -54,9 +54,8 @@ async def add(
     metrics: dict[str, Any],
     run_id: int | None,
 ) -> int:
-    async with (
-        db.transaction(),
-        db.conn.execute(
+    async with db.transaction():
+        return await db.insert(
             "INSERT INTO adapters (path, base_model, dataset_fingerprint, created, status, "
             "val_loss, metrics, run_id) VALUES (?, ?, ?, ?, 'candidate', ?, ?, ?)",
             (
@@ -68,9 +67,7 @@ async def add(
                 json.dumps(metrics),
                 run_id,
             ),
-        ) as cursor,
-    ):
-        return int(cursor.lastrowid or 0)
+        )
 
 
 async def get(db: Database, adapter_id: int) -> Adapter | None:

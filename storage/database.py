@@ -1,7 +1,11 @@
 """The SQLite connection: WAL mode, migrations on open, explicit transactions.
 
 Every write in twin goes through `Database.transaction()`, so a failure anywhere in a
-command rolls the whole command back and the file stays as it was.
+command rolls the whole command back and the file stays as it was. One connection is
+shared by every task of a process (the bot, the userbot, the scheduler), so the
+transactions are serialized by a lock: a task's write can never land inside another
+task's transaction and be rolled back with it. A write outside any transaction is an
+error, not a silent autocommit.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import aiosqlite
 
 from storage.errors import SchemaTooNewError, StorageError
 from storage.migrations import LATEST_VERSION, MIGRATIONS
+from storage.private import private_dir, private_file
 
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLAC"})
 T = TypeVar("T")
 
 
@@ -28,13 +34,19 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self._in_transaction = False
+        self._lock = asyncio.Lock()
+        # The tasks writing in the open transaction: the one that began it, and helpers
+        # it enlisted (the importer's batch writer).
+        self._members: set[asyncio.Task[Any]] = set()
 
     @classmethod
     async def open(cls, path: Path) -> Database:
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # SQLite gives its -wal and -shm files the database's own mode.
+                private_dir(path.parent)
+                private_file(path)
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, aiosqlite.Error) as err:
             raise StorageError(f"cannot open database {path}: {err}") from err
@@ -104,29 +116,53 @@ class Database:
     async def transaction(self) -> AsyncIterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (including cancel).
 
-        IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
-        instead of failing half-way with SQLITE_BUSY on upgrade.
+        Other tasks wait for the transaction to end; the same task opening another one
+        inside it joins it (a storage function that writes in a transaction of its own
+        can be called inside a caller's). IMMEDIATE takes SQLite's write lock up front,
+        so two processes queue on busy_timeout instead of failing half-way.
         """
-        if self._in_transaction:
-            raise RuntimeError("nested transaction")
-        await self.conn.execute("BEGIN IMMEDIATE")
-        self._in_transaction = True
-        try:
+        task = asyncio.current_task()
+        if task is not None and task in self._members:
             yield
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
-        else:
-            await self.conn.execute("COMMIT")
-        finally:
-            self._in_transaction = False
+            return
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            if task is not None:
+                self._members.add(task)
+            try:
+                yield
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")
+            finally:
+                self._members.clear()
+
+    def enlist(self, task: asyncio.Task[Any]) -> None:
+        """Let a helper task write in the current task's open transaction."""
+        if asyncio.current_task() not in self._members:
+            raise RuntimeError("enlist: no transaction is open in this task")
+        self._members.add(task)
+
+    def _check_write(self, sql: str) -> None:
+        if sql.lstrip()[:6].upper() in _WRITES and asyncio.current_task() not in self._members:
+            raise RuntimeError(f"a write outside a transaction: {sql.split(None, 3)[:3]}")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the number of rows it changed."""
+        self._check_write(sql)
         async with self.conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one INSERT; return the new row's id."""
+        self._check_write(sql)
+        async with self.conn.execute(sql, params) as cursor:
+            return int(cursor.lastrowid or 0)
+
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        self._check_write(sql)
         async with self.conn.executemany(sql, rows) as cursor:
             return cursor.rowcount
 

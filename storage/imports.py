@@ -23,7 +23,7 @@ class ImportRecord:
 
 
 async def record(db: Database, rec: ImportRecord) -> int:
-    async with db.conn.execute(
+    return await db.insert(
         "INSERT INTO imports (source, path, started, finished, chats, new, updated, "
         "duplicates, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -37,8 +37,7 @@ async def record(db: Database, rec: ImportRecord) -> int:
             rec.duplicates,
             json.dumps(dict(rec.skipped), sort_keys=True),
         ),
-    ) as cursor:
-        return int(cursor.lastrowid or 0)
+    )
 
 
 async def last(db: Database) -> ImportRecord | None:

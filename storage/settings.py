@@ -21,19 +21,22 @@ async def get(db: Database, key: str, default: Any = None) -> Any:
 
 
 async def put(db: Database, key: str, value: Any) -> None:
-    await db.execute(
-        "INSERT INTO settings (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, json.dumps(value, ensure_ascii=False)),
-    )
+    async with db.transaction():
+        await db.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value, ensure_ascii=False)),
+        )
 
 
 async def delete(db: Database, key: str) -> None:
-    await db.execute("DELETE FROM settings WHERE key = ?", (key,))
+    async with db.transaction():
+        await db.execute("DELETE FROM settings WHERE key = ?", (key,))
 
 
 async def set_knob(db: Database, name: str, value: Any) -> dict[str, Any]:
     """Set one /style knob (validated by the caller), keeping the others; all of them."""
-    knobs = {**await get(db, STYLE, {}), name: value}
-    await put(db, STYLE, knobs)
+    async with db.transaction():  # read and write as one: two knobs set at once both stay
+        knobs = {**await get(db, STYLE, {}), name: value}
+        await put(db, STYLE, knobs)
     return knobs

@@ -48,7 +48,8 @@ async def owner_writes(db: Database, count: int) -> None:
         MessageRow(FRIEND, i, OWNER, True, now - 60 + i, f"message {i}", *[None] * 5)
         for i in range(count)
     ]
-    await messages_table.insert_new(db, rows)
+    async with db.transaction():
+        await messages_table.insert_new(db, rows)
 
 
 def schedule(db: Database, reports: Reports, min_new: int) -> RetrainSchedule:
