@@ -13,6 +13,7 @@ with the file, the JSON path and the line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from exporter.jsonstream import JsonStream, JsonSyntaxError
 from exporter.peers import chat_peer_id, sender_peer_id
 from storage.rows import MessageRow
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _row = tuple.__new__  # MessageRow without the cost of its __new__: a million per import
 
 
@@ -74,6 +76,11 @@ class DesktopExport:
     @property
     def bytes_read(self) -> int:
         return self._stream.bytes_read
+
+    @property
+    def may_hold_lone_surrogates(self) -> bool:
+        """Strings read from here on may need `repaired` (see JsonStream)."""
+        return self._stream.escaped_surrogates
 
     def error(self, message: str, *, at_value: bool = True) -> ExportFormatError:
         """An error naming the file, the JSON path being read, and the line."""
@@ -283,6 +290,19 @@ def message_row(message: dict[str, Any], chat_id: int, owner_id: int | None) -> 
             edited,
         ),
     )
+
+
+def repaired(text: str | None) -> str | None:
+    """A lone surrogate (a broken emoji escape) replaced by U+FFFD: text SQLite can store."""
+    if text is None or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def repaired_row(row: MessageRow) -> MessageRow | None:
+    """The row with its strings repaired, or None when nothing needed it."""
+    fixed = [repaired(v) if v.__class__ is str else v for v in row]
+    return None if fixed == list(row) else MessageRow._make(fixed)
 
 
 def sender_name(message: dict[str, Any]) -> str | None:

@@ -20,6 +20,7 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _scan_once = _DECODER.scan_once  # the C scanner raw_decode wraps
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # How close to the end of the buffer a decode error must be to mean "read more".
 _TAIL = 64
 
@@ -57,6 +58,11 @@ class JsonStream:
         self._dropped_lines = 0
         self._dropped_column = 0
         self.value_start = 0  # buffer index where the last value() began
+        # A \uD800-\uDFFF escape was seen: a decoded string may hold a lone surrogate,
+        # which no UTF-8 text (and so no SQLite text) can. Readers repair strings from
+        # then on; a file without such escapes (nearly all) costs nothing.
+        self.escaped_surrogates = False
+        self._tail = ""
 
     # -- buffer ---------------------------------------------------------------------
 
@@ -70,6 +76,10 @@ class JsonStream:
             text = self._decoder.decode(raw, final=not raw)
         except UnicodeDecodeError as err:
             raise self._error(f"invalid UTF-8 ({err.reason})", len(self._buf)) from None
+        if not self.escaped_surrogates:
+            probe = self._tail + text
+            self.escaped_surrogates = "\\u" in probe and bool(_SURROGATE_ESCAPE.search(probe))
+            self._tail = text[-6:]
         if self._pos:
             dropped = self._buf[: self._pos]
             newlines = dropped.count("\n")

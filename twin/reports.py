@@ -23,6 +23,11 @@ def format_import(report: ImportReport) -> str:
             f"  messages  {report.new:,} new, {report.updated:,} updated, "
             f"{report.duplicates:,} already stored",
             f"  skipped   {skipped}",
+            *(
+                [f"  repaired  {report.repaired:,} (broken characters replaced by �)"]
+                if report.repaired
+                else []
+            ),
             f"  owner     {report.owner_id}",
             f"  took      {report.seconds:.1f} s",
         ]
