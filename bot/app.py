@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.storage.base import StorageKey
 from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault, ErrorEvent, TelegramObject
+from aiogram.utils.token import extract_bot_id
 
 from bot.access import AccessMiddleware
 from bot.config import BotConfig
@@ -83,8 +87,16 @@ def make_dispatcher(
 ) -> Dispatcher:
     """Routers in order of precedence; the services reach handlers as arguments."""
     in_flight = InFlight()
+    storage = DatabaseStorage(db)
+    owner_state = FSMContext(
+        storage,
+        StorageKey(
+            bot_id=extract_bot_id(config.token), chat_id=config.owner_id, user_id=config.owner_id
+        ),
+    )
+    workflow.on_settled = partial(drafts.forget_edit, owner_state)
     dispatcher = Dispatcher(
-        storage=DatabaseStorage(db),
+        storage=storage,
         config=config,
         db=db,
         replies=replies,
@@ -165,6 +177,7 @@ async def run_bot(
             live = await userbot(workflow)
             workflow.userbot = live
             await workflow.reconcile()
+            workflow.keep_reconciling()
         await register_commands(bot, config.owner_id)
         if schedule is not None:
             await schedule.start()

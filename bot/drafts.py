@@ -5,8 +5,10 @@ Per chat mode: `draft` (the default) sends the owner a card with the message, th
 and Send / Edit / Regenerate / Discard; `auto` sends the draft after a delay unless the
 owner answered; `off` does nothing. A new message before the decision redrafts the same
 card. The owner answering first expires the draft and takes its buttons away. Sending
-is idempotent: the intent is recorded before the userbot sends, and a send interrupted
-by a crash is reconciled against the chat's history at start-up, never repeated.
+is idempotent: each part of the reply is recorded with the random id Telegram
+deduplicates by before it goes out, and its message id after; a send interrupted at
+any point is completed by reconciliation (at start-up and periodically), each part
+exactly once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from rapidfuzz.distance import Levenshtein
 
+from bot import auto_send
 from bot.keyboards import draft_card
 from bot.settings import UserbotSettings
 from bot.telegram_text import fit
@@ -35,6 +38,7 @@ from storage import messages as messages_table
 from storage.drafts import Draft
 
 log = logging.getLogger(__name__)
+RECONCILE_SECONDS = 60.0
 OUTCOMES = {
     "sent": "✅ Sent.",
     "edited_sent": "✅ Sent, as you edited it.",
@@ -60,8 +64,11 @@ class DraftWorkflow:
         self.settings = settings
         self.generation = generation
         self.userbot: LiveUserbot | None = None
+        # Told when a draft settles by any path: an edit of it in progress must end.
+        self.on_settled: Callable[[int], Awaitable[None]] | None = None
         self._auto: dict[int, asyncio.Task[None]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._reconciler: asyncio.Task[None] | None = None
 
     def _lock(self, chat_id: int) -> asyncio.Lock:
         """One decision at a time per chat (a new message, a button, the owner's answer)."""
@@ -114,31 +121,75 @@ class DraftWorkflow:
 
     # -- the owner's decisions -----------------------------------------------------------
 
-    async def send(self, draft_id: int, final_text: str | None = None, via: str = "button") -> str:
+    async def send(
+        self,
+        draft_id: int,
+        final_text: str | None = None,
+        via: str = "button",
+        revision: int | None = None,
+    ) -> str:
         """Send a pending draft as the owner (their edit, if given).
 
         Returns "sent"; "settled" if it was no longer pending (already sent, discarded,
-        expired), because nothing may go out twice; or "failed" when Telegram refused,
-        so the owner hears that the draft waits again instead of a silent success."""
+        expired), because nothing may go out twice; "changed" if it was redrafted after
+        the card the owner pressed (`revision`), because the owner did not see the new
+        text; "failed" when Telegram refused and nothing went out, so the draft waits
+        again; "retrying" when part of a reply went out and the rest will follow."""
         draft = await drafts_table.get(self.db, draft_id)
         if draft is None or self.userbot is None:
             return "settled"
         async with self._lock(draft.chat_id):
+            draft = await drafts_table.get(self.db, draft_id)
+            if draft is None or draft.status != "pending":
+                return "settled"
+            if revision is not None and revision != draft.revision:
+                return "changed"
             text = final_text if final_text is not None else draft.draft_text
             if not await drafts_table.claim_for_sending(self.db, draft_id, text, via):
                 return "settled"
+            texts = fit(self.replies.prompt.split_burst(text))
+            parts = await drafts_table.plan_parts(self.db, draft_id, texts)
+            outcome = await self._deliver(draft, parts, by_twin=via == "auto")
+        if outcome == "sent":
+            await self._close_settled(draft_id)
+        return outcome
+
+    async def _deliver(
+        self, draft: Draft, parts: list[drafts_table.Part], by_twin: bool, resuming: bool = False
+    ) -> str:
+        """Send the parts not known to have gone out, in order, recording each id.
+
+        Each part's random id was written before the first send, so whatever point a
+        crash or an error stops this at, running it again sends every part exactly
+        once: a part already in the chat after the previous one is recorded, not sent;
+        one Telegram saw is refused by its random id."""
+        assert self.userbot is not None
+        after = draft.incoming_message_id or 0
+        for part in parts:
+            if part.message_id is not None:
+                after = max(after, part.message_id)
+                continue
             try:
-                sent_id = await self.userbot.send(
-                    draft.chat_id, fit(self.replies.prompt.split_burst(text))
-                )
+                sent = None
+                if resuming:  # it may have gone out before the crash
+                    sent = await self.userbot.find_sent(draft.chat_id, part.text, after)
+                if sent is None:
+                    sent = await self.userbot.send_part(
+                        draft.chat_id, part.text, part.random_id, by_twin
+                    )
+                if sent is None:  # Telegram had this part already: find where it is
+                    sent = await self.userbot.find_sent(draft.chat_id, part.text, after) or after
             except Exception:
-                log.exception("sending draft %s failed", draft_id)
-                # What went out, if anything, decides: the chat is the truth.
-                went_out = await self._settle(await drafts_table.get(self.db, draft_id))
-                return "sent" if went_out else "failed"
-            await drafts_table.mark_sent(self.db, draft_id, sent_id)
-            draft = await drafts_table.get(self.db, draft_id)
-        await self._close_card(draft, draft.status)
+                log.exception("draft %s: part %d did not go out", draft.id, part.part + 1)
+                if part.part == 0:
+                    await drafts_table.unclaim(self.db, draft.id)
+                    return "failed"
+                return "retrying"  # the rest is sent by the next reconciliation
+            await drafts_table.part_sent(self.db, part, sent)
+            after = max(after, sent)
+        await drafts_table.mark_sent(self.db, draft.id, after)
+        if resuming:
+            log.info("draft %s: an interrupted send is complete", draft.id)
         return "sent"
 
     async def regenerate(self, draft_id: int) -> bool:
@@ -171,33 +222,29 @@ class DraftWorkflow:
     # -- start-up ----------------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """Drafts caught mid-send by a crash: sent if the chat shows them, else pending
-        again with their buttons back. Pending drafts stay actionable as they are."""
+        """Drafts caught mid-send (a crash, a failed part, a failed record): the parts
+        that went out are found by their ids, the rest are sent, once each. Runs at
+        start-up and then every so often, so a send never stays half done. A draft
+        that never got as far as planning its parts went nowhere: pending again."""
         if self.userbot is None:
             return
         for draft in await drafts_table.with_status(self.db, "sending"):
-            await self._settle(draft)
-
-    async def _settle(self, draft: Draft | None) -> bool:
-        """A draft whose send may or may not have happened: sent if any of its messages
-        is in the chat (never risk sending twice), else pending again, buttons back.
-        True if it turned out sent."""
-        if draft is None or self.userbot is None:
-            return False
-        parts = set(self.replies.prompt.split_burst(draft.final_text or draft.draft_text))
-        sent = await self.userbot.sent_since(draft.chat_id, draft.updated - 60)
-        match = [o for o in sent if o.text.strip() in parts]
-        if match:
-            await drafts_table.mark_sent(self.db, draft.id, match[0].message_id)
-            log.info("draft %s had been sent", draft.id)
-            settled = await drafts_table.get(self.db, draft.id)
-            await self._close_card(settled, settled.status)
-            return True
-        await drafts_table.unclaim(self.db, draft.id)
-        log.info("draft %s was not sent: pending again", draft.id)
-        name = await self.chat_name(draft.chat_id)
-        await self.show_card(await drafts_table.get(self.db, draft.id), name, edit=True)
-        return False
+            lock = self._lock(draft.chat_id)
+            if lock.locked():
+                continue  # being sent right now
+            async with lock:
+                current = await drafts_table.get(self.db, draft.id)
+                if current is None or current.status != "sending":
+                    continue
+                parts = await drafts_table.parts(self.db, draft.id)
+                if not parts:
+                    await drafts_table.unclaim(self.db, draft.id)
+                    name = await self.chat_name(draft.chat_id)
+                    await self.show_card(await drafts_table.get(self.db, draft.id), name)
+                    continue
+                outcome = await self._deliver(current, parts, current.via == "auto", True)
+            if outcome == "sent":
+                await self._close_settled(draft.id)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -218,7 +265,7 @@ class DraftWorkflow:
         if draft is None:
             return
         text = f"✉️ {name} wrote:\n{draft.incoming_text}\n\n✍️ Draft:\n{draft.draft_text}"
-        markup = draft_card(draft.id)
+        markup = draft_card(draft.id, draft.revision)
         if edit and draft.card_message_id:
             try:
                 await self.bot.edit_message_text(
@@ -235,8 +282,17 @@ class DraftWorkflow:
         card = await self.bot.send_message(self.owner_id, text, reply_markup=markup)
         await drafts_table.set_card(self.db, draft.id, card.message_id)
 
+    async def _close_settled(self, draft_id: int) -> None:
+        settled = await drafts_table.get(self.db, draft_id)
+        if settled is not None:
+            await self._close_card(settled, settled.status)
+
     async def _close_card(self, draft: Draft | None, outcome: str) -> None:
-        if draft is None or not draft.card_message_id:
+        if draft is None:
+            return
+        if self.on_settled is not None:
+            await self.on_settled(draft.id)
+        if not draft.card_message_id:
             return
         name = await self.chat_name(draft.chat_id)
         final = draft.final_text if draft.final_text is not None else draft.draft_text
@@ -257,13 +313,39 @@ class DraftWorkflow:
     async def _auto_send(self, chat_id: int) -> None:
         await asyncio.sleep(self.settings.auto_delay)
         draft = await drafts_table.open_for_chat(self.db, chat_id)
-        if draft is not None and draft.status == "pending":
-            outcome = await self.send(draft.id, via="auto")
-            log.info("auto-send of draft %s: %s", draft.id, outcome)
+        if draft is None or draft.status != "pending":
+            return
+        doubt = auto_send.refusal(draft.draft_text)
+        if doubt is not None:
+            log.info("draft %s not sent automatically: %s", draft.id, doubt)
+            await self.bot.send_message(
+                self.owner_id,
+                f"Not sent on its own ({doubt}): the draft for "
+                f"{await self.chat_name(chat_id)} waits for you.",
+            )
+            return
+        outcome = await self.send(draft.id, via="auto", revision=draft.revision)
+        log.info("auto-send of draft %s: %s", draft.id, outcome)
+
+    def keep_reconciling(self, every: float = RECONCILE_SECONDS) -> None:
+        """Reconcile now and then: a send whose record failed, or whose later parts
+        Telegram refused, is completed without waiting for a restart."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    await self.reconcile()
+                except Exception:
+                    log.exception("reconciling drafts failed; trying again later")
+
+        self._reconciler = asyncio.create_task(loop())
 
     async def stop(self) -> None:
         for task in self._auto.values():
             task.cancel()
+        if self._reconciler is not None:
+            self._reconciler.cancel()
 
 
 async def feedback(db: Database, days: int = 30) -> dict[str, float | int]:

@@ -11,6 +11,15 @@ MODES = ("draft", "auto", "off")
 class DraftAction(CallbackData, prefix="d"):
     id: int
     action: str  # send, edit, again, discard
+    rev: int = 0  # the draft's revision the card shows: Send never sends a newer one
+
+
+class EditChoice(CallbackData, prefix="e"):
+    """The owner's corrected text, shown back: send it as it is, or not."""
+
+    id: int
+    rev: int
+    send: bool
 
 
 class ModePick(CallbackData, prefix="m"):
@@ -18,16 +27,32 @@ class ModePick(CallbackData, prefix="m"):
     mode: str = ""  # empty: show the modes for this chat
 
 
-def draft_card(draft_id: int) -> InlineKeyboardMarkup:
+def draft_card(draft_id: int, revision: int) -> InlineKeyboardMarkup:
     def button(text: str, action: str) -> InlineKeyboardButton:
-        return InlineKeyboardButton(
-            text=text, callback_data=DraftAction(id=draft_id, action=action).pack()
-        )
+        data = DraftAction(id=draft_id, action=action, rev=revision)
+        return InlineKeyboardButton(text=text, callback_data=data.pack())
 
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [button("✅ Send", "send"), button("✏️ Edit", "edit")],
             [button("🔄 Regenerate", "again"), button("🗑 Discard", "discard")],
+        ]
+    )
+
+
+def edit_choice(draft_id: int, revision: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text="✅ Send this",
+                    callback_data=EditChoice(id=draft_id, rev=revision, send=True).pack(),
+                ),
+                InlineKeyboardButton(
+                    text="✖️ Cancel",
+                    callback_data=EditChoice(id=draft_id, rev=revision, send=False).pack(),
+                ),
+            ]
         ]
     )
 

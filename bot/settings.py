@@ -30,6 +30,14 @@ class BotSettings(BaseModel):
         description="How many earlier messages of a bot chat the twin reads before it answers.",
     )
 
+    groups: bool = Field(
+        False,
+        description=(
+            "Answer in group chats too. Off: the bot talks only in private chats, where "
+            "nobody else reads the twin, /status or training reports."
+        ),
+    )
+
 
 class UserbotSettings(BaseModel):
     """The userbot: your own account, for drafts and `twin sync`."""
@@ -42,12 +50,12 @@ class UserbotSettings(BaseModel):
             'Run the userbot inside `twin run`: "auto" (when `twin login` was done), true or false.'
         ),
     )
-    default_mode: Literal["draft", "auto", "off"] = Field(
+    default_mode: Literal["draft", "off"] = Field(
         "draft",
         description=(
             'When someone writes to you: "draft" (a reply waits for your Send/Edit/Discard in the\n'
-            'bot), "auto" (sent after auto_delay seconds unless you answer first), or "off".\n'
-            "Per chat: /mode in the bot."
+            'bot) or "off". "auto" (sent after auto_delay seconds unless you answer first, and\n'
+            "only if it passes a strict check) is set per chat, by hand: /mode in the bot."
         ),
     )
     auto_delay: float = Field(
@@ -55,6 +63,14 @@ class UserbotSettings(BaseModel):
     )
     history_limit: int = Field(
         60, ge=1, description="How many earlier messages of the chat a draft is written against."
+    )
+    edit_minutes: float = Field(
+        15,
+        gt=0,
+        description=(
+            "An edit begun with ✏️ Edit ends after this many minutes: a text you send later "
+            "is never taken as the corrected reply."
+        ),
     )
 
 

@@ -236,7 +236,8 @@ def build_dataset(
     with Reader(db_path) as reader:
         chat_ids = [chat.id for chat in select_chats(reader.chats(), settings)]
         jobs, starts = _plan(reader, chat_ids, settings.session_gap)
-        corrections = reader.corrected_drafts()
+        chosen = set(chat_ids)  # an excluded chat gives no preference pairs either
+        corrections = [c for c in reader.corrected_drafts() if c[0] in chosen]
     if tokenizer is None:
         budget = int(settings.context_tokens * settings.chars_per_token)
     else:

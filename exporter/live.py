@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from telethon import TelegramClient, events, functions, utils
+from telethon import TelegramClient, errors, events, functions, utils
 from telethon.tl import types
 
 from exporter import ingest
@@ -80,6 +80,10 @@ class LiveUserbot:
             return
         message = event.message
         if message.out:
+            # Only chats with people, as `twin sync` stores: what the owner writes to a
+            # bot or to Saved Messages is no conversation, and no training data.
+            if not is_person(await event.get_chat()):
+                return
             if await self._store(message, None):
                 await self.on_outgoing(Outgoing(event.chat_id, message.id, message.message or ""))
             return
@@ -119,23 +123,45 @@ class LiveUserbot:
         self._muted[chat_id] = (time.monotonic(), muted)
         return muted
 
-    async def send(self, chat_id: int, texts: list[str]) -> int:
-        """Send messages as the owner; the id of the last one. They are stored as the
-        owner's own (Telegram does not echo a client's sends back to it as updates)."""
-        last = 0
-        for text in texts:
-            message = await self.client.send_message(chat_id, text)
-            await self._store(message, None)
-            last = message.id
-        return last
+    async def send_part(
+        self, chat_id: int, text: str, random_id: int, by_twin: bool = False
+    ) -> int | None:
+        """Send one message as the owner, exactly as written: no markdown parsing (so
+        `__init__` stays `__init__` and `[x](url)` is no hidden link) and no link
+        preview. Telegram sends a random id once: repeated after a crash, it answers
+        that the id was used, and None says so (the message went out before). What is
+        sent is stored as the owner's message, marked when the twin sent it alone."""
+        peer = await self.client.get_input_entity(chat_id)
+        request = functions.messages.SendMessageRequest(
+            peer=peer, message=text, random_id=random_id, no_webpage=True
+        )
+        try:
+            result = await self.client(request)
+        except errors.RandomIdDuplicateError:
+            return None
+        if isinstance(result, types.UpdateShortSentMessage):  # what a private chat gets
+            message = types.Message(
+                id=result.id,
+                peer_id=utils.get_peer(peer),
+                message=text,
+                date=result.date,
+                out=True,
+                media=result.media,
+                entities=result.entities,
+            )
+        else:
+            message = self.client._get_response_message(request, result, peer)
+        await self._store(message, None)
+        if by_twin:
+            async with self.db.transaction():
+                await messages_table.mark_by_twin(self.db, chat_id, message.id)
+        return int(message.id)
 
-    async def sent_since(self, chat_id: int, since: int, limit: int = 30) -> list[Outgoing]:
-        """The owner's recent messages in a chat (to reconcile a send interrupted by a
-        crash: did it go out?)."""
-        found = []
-        async for message in self.client.iter_messages(chat_id, limit=limit):
-            if message.date.timestamp() < since:
-                break
-            if message.out:
-                found.append(Outgoing(chat_id, message.id, message.message or ""))
+    async def find_sent(self, chat_id: int, text: str, after_id: int) -> int | None:
+        """The id of the owner's first message in the chat after `after_id` whose text is
+        exactly `text`: did a part of an interrupted send go out?"""
+        found = None
+        async for message in self.client.iter_messages(chat_id, min_id=after_id, limit=200):
+            if message.out and (message.message or "") == text:
+                found = message.id  # newest first: the last match is the earliest
         return found

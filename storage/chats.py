@@ -15,13 +15,15 @@ class Chat:
 
 
 async def upsert(db: Database, chat: Chat) -> None:
-    """Store a chat; a newer title replaces the old one (people rename chats)."""
-    await db.execute(
-        "INSERT INTO chats (id, type, title) VALUES (?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET type = excluded.type, "
-        "title = COALESCE(excluded.title, chats.title)",
-        (chat.id, chat.type, chat.title),
-    )
+    """Store a chat; a newer title replaces the old one (people rename chats). A stored
+    chat's type never changes: what it was first stored as (a bot, Saved Messages)
+    decides whether it may ever become training data, and no later source overrules it."""
+    async with db.transaction():
+        await db.execute(
+            "INSERT INTO chats (id, type, title) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET title = COALESCE(excluded.title, chats.title)",
+            (chat.id, chat.type, chat.title),
+        )
 
 
 async def count(db: Database) -> int:

@@ -7,6 +7,7 @@ and a button never moves a draft twice.
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +33,23 @@ class Draft:
     created: int
     updated: int
     decided: int | None
+    revision: int  # grows with every redraft: a card's buttons name the one they show
+
+
+@dataclass(frozen=True)
+class Part:
+    """One message of a reply being sent as the owner."""
+
+    draft_id: int
+    part: int
+    text: str
+    random_id: int  # Telegram ignores a second send with the same random id
+    message_id: int | None  # None: not known to have gone out yet
 
 
 _COLUMNS = (
     "id, chat_id, status, incoming_message_id, incoming_text, prompt, draft_text, final_text, "
-    "card_message_id, sent_message_id, via, created, updated, decided"
+    "card_message_id, sent_message_id, via, created, updated, decided, revision"
 )
 
 
@@ -53,15 +66,12 @@ async def create(
     text: str,
 ) -> int:
     now = int(time.time())
-    async with (
-        db.transaction(),
-        db.conn.execute(
+    async with db.transaction():
+        return await db.insert(
             "INSERT INTO drafts (chat_id, status, incoming_message_id, incoming_text, prompt, "
             "draft_text, created, updated) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)",
             (chat_id, incoming_message_id, incoming, prompt, text, now, now),
-        ) as cursor,
-    ):
-        return int(cursor.lastrowid or 0)
+        )
 
 
 async def get(db: Database, draft_id: int) -> Draft | None:
@@ -83,10 +93,15 @@ async def with_status(db: Database, status: str) -> list[Draft]:
     return [Draft(*row) for row in rows]
 
 
-async def _move(db: Database, draft_id: int, from_status: str, **fields: Any) -> bool:
-    """One guarded transition; False if the draft was not in `from_status`."""
+async def _move(
+    db: Database, draft_id: int, from_status: str, revise: bool = False, **fields: Any
+) -> bool:
+    """One guarded transition; False if the draft was not in `from_status`. `revise`
+    makes it a new revision of the draft (its text changed)."""
     fields["updated"] = int(time.time())
     assignments = ", ".join(f"{name} = ?" for name in fields)
+    if revise:
+        assignments += ", revision = revision + 1"
     async with db.transaction():
         changed = await db.execute(
             f"UPDATE drafts SET {assignments} WHERE id = ? AND status = ?",
@@ -112,6 +127,7 @@ async def redraft(
         db,
         draft_id,
         "pending",
+        revise=True,
         incoming_message_id=incoming_message_id,
         incoming_text=incoming,
         prompt=prompt,
@@ -140,8 +156,43 @@ async def mark_sent(db: Database, draft_id: int, sent_message_id: int) -> bool:
 
 
 async def unclaim(db: Database, draft_id: int) -> bool:
-    """The send did not happen (found at reconciliation): pending again."""
+    """Nothing of the send went out: pending again. The planned parts stay: sending the
+    same text again reuses their random ids, so Telegram still sends each only once."""
     return await _move(db, draft_id, "sending", status="pending", final_text=None, via=None)
+
+
+async def plan_parts(db: Database, draft_id: int, texts: list[str]) -> list[Part]:
+    """The messages of a send, each with its random id, written before the first goes
+    out; a send that resumes after a crash gets the parts it planned then."""
+    async with db.transaction():
+        planned = await parts(db, draft_id)
+        if [p.text for p in planned] == texts:
+            return planned
+        if any(p.message_id is not None for p in planned):
+            raise RuntimeError(f"draft {draft_id} is half sent; it cannot be planned anew")
+        await db.execute("DELETE FROM draft_parts WHERE draft_id = ?", (draft_id,))
+        await db.executemany(
+            "INSERT INTO draft_parts (draft_id, part, text, random_id) VALUES (?, ?, ?, ?)",
+            [(draft_id, i, text, secrets.randbits(63)) for i, text in enumerate(texts)],
+        )
+        return await parts(db, draft_id)
+
+
+async def parts(db: Database, draft_id: int) -> list[Part]:
+    rows = await db.fetchall(
+        "SELECT draft_id, part, text, random_id, message_id FROM draft_parts "
+        "WHERE draft_id = ? ORDER BY part",
+        (draft_id,),
+    )
+    return [Part(*row) for row in rows]
+
+
+async def part_sent(db: Database, part: Part, message_id: int) -> None:
+    async with db.transaction():
+        await db.execute(
+            "UPDATE draft_parts SET message_id = ? WHERE draft_id = ? AND part = ?",
+            (message_id, part.draft_id, part.part),
+        )
 
 
 async def discard(db: Database, draft_id: int) -> bool:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from storage.database import Database
 from storage.rows import HistoryRow, MessageRow
@@ -45,6 +44,14 @@ async def upsert(db: Database, rows: Sequence[MessageRow]) -> tuple[int, int]:
     return await insert_new(db, rows), await apply_edits(db, rows)
 
 
+async def mark_by_twin(db: Database, chat_id: int, message_id: int) -> None:
+    """The twin sent this message by itself (auto mode): not the owner's words to learn."""
+    await db.execute(
+        "UPDATE messages SET by_twin = 1 WHERE chat_id = ? AND message_id = ?",
+        (chat_id, message_id),
+    )
+
+
 async def mark_owner(db: Database, owner_id: int, chat_ids: Sequence[int]) -> None:
     """Recompute `is_owner` in these chats once the owner became known after the insert."""
     await db.executemany(
@@ -67,20 +74,6 @@ async def recent(db: Database, chat_id: int, limit: int = 200) -> list[HistoryRo
         (chat_id, limit),
     )
     return [HistoryRow._make(row) for row in reversed(rows)]
-
-
-async def sender_counts(db: Database, chat_ids: Iterable[int]) -> Counter[int]:
-    """How many stored messages each sender wrote in these chats (to name candidates
-    when an import cannot tell which sender is the owner)."""
-    counts: Counter[int] = Counter()
-    for chat_id in chat_ids:
-        for sender_id, count in await db.fetchall(
-            "SELECT sender_id, COUNT(*) FROM messages WHERE chat_id = ? "
-            "AND sender_id IS NOT NULL GROUP BY sender_id",
-            (chat_id,),
-        ):
-            counts[sender_id] += count
-    return counts
 
 
 async def owner_count_since(db: Database, since: int) -> int:

@@ -130,6 +130,24 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX drafts_one_open_per_chat ON drafts (chat_id)
         WHERE status IN ('pending', 'sending');
     """,
+    # 5: sending as the owner, part by part. Each part of a reply gets its row, with the
+    # random id Telegram deduplicates sends by, before it goes out; its message id after.
+    # A crash between parts resumes from the first part without an id, never repeating
+    # one. A draft's revision changes with every redraft, so a button pressed on an
+    # older card cannot send a text the owner never saw. Messages the twin sent by
+    # itself (auto mode, unedited) are marked: they are not the owner's words to learn.
+    """
+    ALTER TABLE drafts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE draft_parts (
+        draft_id   INTEGER NOT NULL REFERENCES drafts (id),
+        part       INTEGER NOT NULL,
+        text       TEXT NOT NULL,
+        random_id  INTEGER NOT NULL,
+        message_id INTEGER,  -- NULL until Telegram has it
+        PRIMARY KEY (draft_id, part)
+    );
+    ALTER TABLE messages ADD COLUMN by_twin INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -43,9 +43,14 @@ class Reader:
         return [Chat(*row) for row in rows]
 
     def chat_dates(self, chat_id: int) -> list[tuple[int, int]]:
-        """(message_id, date) of a chat's messages, in order: cheap, for planning."""
+        """(message_id, date) of a chat's messages, in order: cheap, for planning.
+
+        Here and in chat_rows, what the twin sent by itself (auto mode) is left out:
+        training on the model's own words would teach it its own habits, not the
+        owner's."""
         return self._conn.execute(
-            "SELECT message_id, date FROM messages WHERE chat_id = ? ORDER BY message_id",
+            "SELECT message_id, date FROM messages WHERE chat_id = ? AND by_twin = 0 "
+            "ORDER BY message_id",
             (chat_id,),
         ).fetchall()
 
@@ -55,7 +60,8 @@ class Reader:
         cursor.row_factory = _history_row
         return cursor.execute(
             "SELECT sender_id, is_owner, date, text, media, media_detail FROM messages "
-            "WHERE chat_id = ? AND message_id BETWEEN ? AND ? ORDER BY message_id",
+            "WHERE chat_id = ? AND message_id BETWEEN ? AND ? AND by_twin = 0 "
+            "ORDER BY message_id",
             (chat_id, first_id, last_id),
         ).fetchall()
 

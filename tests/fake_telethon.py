@@ -29,9 +29,15 @@ class ScriptedTelegram(TelegramClient):
         self.people = {p.id: p for p in people}
         self.history: dict[int, list[types.Message]] = {p.id: [] for p in people}
         self.sent: list[tuple[int, str]] = []  # (peer user id, text) of every send
+        self.send_requests: list[Any] = []
         self.requests: list[Any] = []
         self.muted: set[int] = set()
         self.flood_on_page: dict[int, int] = {}  # GetHistory call number -> wait seconds
+        # Send number (1-based) -> an error to raise instead, before (or, "after", once
+        # the message is in the chat) the send: a lost answer, a crash mid-reply.
+        self.fail_send: dict[int, str] = {}
+        self.random_ids: set[int] = set()  # Telegram sends a random id once
+        self._sends = 0
         self._ids = itertools.count(10_000)
         self._pts = itertools.count(1)
         self._history_calls = 0
@@ -102,9 +108,19 @@ class ScriptedTelegram(TelegramClient):
                 raise errors.FloodWaitError(request=request, capture=wait)
             return self._history(request)
         if isinstance(request, functions.messages.SendMessageRequest):
+            self._sends += 1
+            failure = self.fail_send.pop(self._sends, None)
+            if failure == "before":
+                raise ConnectionError("the network went away before the send")
+            if request.random_id in self.random_ids:
+                raise errors.RandomIdDuplicateError(request=request)
+            self.random_ids.add(request.random_id)
             peer = request.peer.user_id
             sent = self.message(peer, request.message, out=True)
             self.sent.append((peer, request.message))
+            self.send_requests.append(request)
+            if failure == "after":
+                raise ConnectionError("the answer was lost after the send")
             return types.UpdateShortSentMessage(
                 id=sent.id, pts=next(self._pts), pts_count=1, date=sent.date, out=True
             )

@@ -77,6 +77,28 @@ class Loop:
         draft = draft_id if draft_id is not None else DraftAction.unpack(data).id
         self.fake.press(OWNER, card["_message_id"], DraftAction(id=draft, action=action).pack())
 
+    async def edit(self, card: dict, text: str, confirm: bool = True) -> None:
+        """Edit, type the corrected text, see it shown back, then Send (or Cancel)."""
+        self.press(card, "edit")
+        await self.fake.wait_for(
+            lambda: any(t.startswith("Send me the reply") for t in self.fake.texts(OWNER))
+        )
+        self.fake.send(OWNER, text)
+        echo = await self.fake.wait_for(lambda: self.echoes(text))
+        self.choose(echo[-1], confirm)
+
+    def echoes(self, text: str) -> list[dict]:
+        return [
+            p
+            for p in self.fake.sent(OWNER)
+            if "reply_markup" in p and p["text"].endswith(f"as you:\n\n{text}")
+        ]
+
+    def choose(self, echo: dict, confirm: bool) -> None:
+        buttons = json.loads(echo["reply_markup"])["inline_keyboard"][0]
+        data = buttons[0 if confirm else 1]["callback_data"]
+        self.fake.press(OWNER, echo["_message_id"], data)
+
     async def draft(self, chat_id: int) -> drafts_table.Draft:
         rows = await self.db.fetchall(
             "SELECT id FROM drafts WHERE chat_id = ? ORDER BY id DESC", (chat_id,)
@@ -162,11 +184,7 @@ async def test_send_sends_exactly_the_draft_to_exactly_that_peer(loop: Loop) -> 
 async def test_edit_sends_the_owners_words(loop: Loop) -> None:
     await loop.telegram.arrive(loop.telegram.message(ANNA, "придёшь завтра?"))
     card = await loop.card()
-    loop.press(card, "edit")
-    await loop.fake.wait_for(
-        lambda: any(t.startswith("Send me the reply") for t in loop.fake.texts(OWNER))
-    )
-    loop.fake.send(OWNER, "да, после смены 🤙")
+    await loop.edit(card, "да, после смены 🤙")
     await loop.fake.wait_for(lambda: loop.telegram.sent)
     assert loop.telegram.sent == [(ANNA, "да, после смены 🤙")]
     draft = await loop.draft(ANNA)
@@ -252,6 +270,7 @@ async def test_an_edit_begun_before_a_restart_is_finished_after_it(
     await second.start()
     try:
         fake.send(OWNER, "к девяти)")  # the correction, not a chat with the twin
+        second.choose((await fake.wait_for(lambda: second.echoes("к девяти)")))[-1], True)
         await fake.wait_for(lambda: telegram.sent)
         assert telegram.sent == [(ANNA, "к девяти)")]
         assert (await second.draft(ANNA)).status == "edited_sent"
@@ -272,7 +291,9 @@ async def test_a_crash_between_send_and_record_never_sends_twice(
     # The process died right after the userbot sent: intent recorded, the send happened,
     # its record never written.
     assert await drafts_table.claim_for_sending(db, draft.id, draft.draft_text, "button")
-    await loop.live.send(ANNA, Prompt().split_burst(draft.draft_text))
+    parts = await drafts_table.plan_parts(db, draft.id, Prompt().split_burst(draft.draft_text))
+    for part in parts:
+        await loop.live.send_part(ANNA, part.text, part.random_id)
     sent_before = list(telegram.sent)
     restarted = make_loop(fake, db, engine, telegram)
     await restarted.start()  # reconciles
@@ -303,9 +324,21 @@ async def test_a_crash_before_the_send_makes_the_draft_pending_again(
         await restarted.stop()
 
 
+def drafting(loop: Loop, *texts: str) -> None:
+    """The twin drafts these texts, in turn (the tiny model's words are random, and
+    auto mode's filter judges words)."""
+    queue = list(texts)
+
+    async def draft_text(chat_id: int) -> tuple[str, str]:
+        return "the prompt", queue.pop(0)
+
+    loop.harness.workflow._draft_text = draft_text  # type: ignore[method-assign]
+
+
 async def test_modes_off_auto_and_muted_chats(world, engine: ReplyEngine) -> None:
     fake, db, telegram = world
     loop = make_loop(fake, db, engine, telegram)
+    drafting(loop, "ну норм, скоро буду")
     await loop.start()
     try:
         await chats_table.set_mode(db, ANNA, "off")
@@ -324,6 +357,24 @@ async def test_modes_off_auto_and_muted_chats(world, engine: ReplyEngine) -> Non
         await telegram.arrive(telegram.message(ANNA, "ты где?"))
         await fake.wait_for(lambda: telegram.sent)
         assert (await loop.draft(ANNA)).via == "auto"
+        assert telegram.sent == [(ANNA, "ну норм, скоро буду")]
+        # Sent by the twin alone: marked, so it never trains the next adapter.
+        marked = await db.fetchall("SELECT text FROM messages WHERE by_twin = 1")
+        assert marked == [("ну норм, скоро буду",)]
+    finally:
+        await loop.stop()
+
+
+async def test_auto_mode_never_sends_what_a_person_should_read(world, engine: ReplyEngine) -> None:
+    fake, db, telegram = world
+    loop = make_loop(fake, db, engine, telegram)
+    drafting(loop, "звони [PHONE]")
+    await loop.start()
+    try:
+        await chats_table.set_mode(db, ANNA, "auto")
+        await telegram.arrive(telegram.message(ANNA, "какой у тебя номер?"))
+        await fake.wait_for(lambda: any("Not sent on its own" in t for t in fake.texts(OWNER)))
+        assert telegram.sent == [] and (await loop.draft(ANNA)).status == "pending"
     finally:
         await loop.stop()
 
@@ -410,11 +461,7 @@ async def test_an_interrupted_sync_loses_nothing(tmp_path: Path) -> None:
 
 async def test_corrections_become_training_data(loop: Loop, tmp_path: Path) -> None:
     await loop.telegram.arrive(loop.telegram.message(ANNA, "во сколько встречаемся?"))
-    loop.press(await loop.card(), "edit")
-    await loop.fake.wait_for(
-        lambda: any(t.startswith("Send me the reply") for t in loop.fake.texts(OWNER))
-    )
-    loop.fake.send(OWNER, "в семь у метро, пиши +7 921 555-13-07")
+    await loop.edit(await loop.card(), "в семь у метро, пиши +7 921 555-13-07")
     await loop.fake.wait_for(lambda: loop.telegram.sent)
     out = tmp_path / "samples.jsonl"
     build_dataset(loop.db.path, out, DatasetSettings(val_fraction=0), PromptSettings())
@@ -442,16 +489,11 @@ async def test_corrections_become_training_data(loop: Loop, tmp_path: Path) -> N
     }
 
 
-async def test_a_failed_send_leaves_the_draft_pending(
-    loop: Loop, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_failed_send_leaves_the_draft_pending(loop: Loop) -> None:
     await loop.telegram.arrive(loop.telegram.message(ANNA, "ну что там?"))
     card = await loop.card()
 
-    async def refused(*args: object) -> int:
-        raise ConnectionError("Telegram is unreachable")
-
-    monkeypatch.setattr(loop.live, "send", refused)
+    loop.telegram.fail_send[1] = "before"  # Telegram never got it
     loop.press(card, "send")
     await loop.fake.wait_for(
         lambda: any(
@@ -461,3 +503,178 @@ async def test_a_failed_send_leaves_the_draft_pending(
     )
     draft = await loop.draft(ANNA)
     assert draft.status == "pending" and loop.telegram.sent == []
+
+
+# -- acting as the owner: nothing goes out that the owner did not mean ----------------
+
+
+async def test_commands_during_an_edit_are_never_sent(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "когда?"))
+    card = await loop.card()
+    loop.press(card, "edit")
+    await loop.fake.wait_for(
+        lambda: any(t.startswith("Send me the reply") for t in loop.fake.texts(OWNER))
+    )
+    loop.fake.send(OWNER, "/drafts")
+    await loop.card(2)  # /drafts answered with the card again
+    loop.fake.send(OWNER, "/Cancel")
+    await loop.fake.wait_for(
+        lambda: "Editing cancelled; the draft is still waiting." in loop.fake.texts(OWNER)
+    )
+    loop.fake.send(OWNER, "а это уже просто болтовня с твином")
+    await asyncio.sleep(1.5)
+    assert loop.telegram.sent == [] and (await loop.draft(ANNA)).status == "pending"
+
+
+async def test_the_corrected_text_goes_out_only_after_confirming(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "идёшь?"))
+    card = await loop.card()
+    await loop.edit(card, "не, сегодня пас", confirm=False)
+    await loop.fake.wait_for(
+        lambda: any(
+            "Cancelled; the draft is still waiting." in c.params.get("text", "")
+            for c in loop.fake.calls
+            if c.method == "answerCallbackQuery"
+        )
+    )
+    await asyncio.sleep(0.5)
+    assert loop.telegram.sent == [] and (await loop.draft(ANNA)).status == "pending"
+
+
+async def test_an_edit_expires(world, engine: ReplyEngine) -> None:
+    fake, db, telegram = world
+    loop = make_loop(fake, db, engine, telegram, edit_minutes=0.01)
+    await loop.start()
+    try:
+        await telegram.arrive(telegram.message(ANNA, "ау"))
+        loop.press(await loop.card(), "edit")
+        await fake.wait_for(
+            lambda: any(t.startswith("Send me the reply") for t in fake.texts(OWNER))
+        )
+        await asyncio.sleep(1.0)  # 0.6 s: the edit is over
+        fake.send(OWNER, "days later, a line meant for the twin")
+        await fake.wait_for(lambda: any("edit had expired" in t for t in fake.texts(OWNER)))
+        assert telegram.sent == [] and loop.echoes("days later, a line meant for the twin") == []
+    finally:
+        await loop.stop()
+
+
+async def test_an_edit_ends_when_its_draft_settles(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "ты где"))
+    card = await loop.card()
+    loop.press(card, "edit")
+    await loop.fake.wait_for(
+        lambda: any(t.startswith("Send me the reply") for t in loop.fake.texts(OWNER))
+    )
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "уже дома", out=True))  # answered
+    await loop.fake.wait_for(
+        lambda: any("answered yourself" in t for t in loop.fake._texts.values())
+    )
+    loop.fake.send(OWNER, "текст после")
+    await asyncio.sleep(1.5)
+    assert loop.echoes("текст после") == []
+    assert loop.telegram.sent == [(ANNA, "уже дома")] or loop.telegram.sent == []
+
+
+async def test_sends_go_out_exactly_as_written(loop: Loop) -> None:
+    text = "call __init__ and see [the docs](https://example.org) *now*"
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "как вызвать?"))
+    await loop.edit(await loop.card(), text)
+    await loop.fake.wait_for(lambda: loop.telegram.sent)
+    assert loop.telegram.sent == [(ANNA, text)]
+    request = loop.telegram.send_requests[-1]
+    assert request.entities is None and request.no_webpage is True
+
+
+async def test_a_button_on_an_older_card_sends_nothing(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "слушай"))
+    card = await loop.card()
+    first = await loop.draft(ANNA)
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "а где ключи?"))  # redrafted
+    await loop.fake.wait_for(lambda: any(c.method == "editMessageText" for c in loop.fake.calls))
+    assert (await loop.draft(ANNA)).revision == first.revision + 1
+    loop.fake.press(
+        OWNER,
+        card["_message_id"],
+        DraftAction(id=first.id, action="send", rev=first.revision).pack(),
+    )
+    await loop.fake.wait_for(
+        lambda: any("changed since" in c.params.get("text", "") for c in loop.fake.calls)
+    )
+    assert loop.telegram.sent == [] and (await loop.draft(ANNA)).status == "pending"
+
+
+THREE_PARTS = "первое\nвторое\nтретье"
+
+
+@pytest.mark.parametrize(
+    ("sent_before_crash", "recorded", "failure"),
+    [
+        (0, 0, None),  # planned, nothing sent
+        (1, 1, None),  # part 1 sent and recorded
+        (2, 1, None),  # part 2 sent, its id never recorded
+        (3, 2, None),  # all sent, the last id never recorded
+        (3, 3, None),  # all sent and recorded, the draft not marked
+    ],
+)
+async def test_a_crash_between_parts_neither_repeats_nor_loses_one(
+    world, engine: ReplyEngine, sent_before_crash: int, recorded: int, failure: None
+) -> None:
+    fake, db, telegram = world
+    loop = make_loop(fake, db, engine, telegram)
+    await loop.start()
+    await telegram.arrive(telegram.message(ANNA, "расскажи по порядку"))
+    await loop.card()
+    await loop.stop()
+    draft = await loop.draft(ANNA)
+    assert await drafts_table.claim_for_sending(db, draft.id, THREE_PARTS, "edit")
+    parts = await drafts_table.plan_parts(db, draft.id, THREE_PARTS.split("\n"))
+    for part in parts[:sent_before_crash]:
+        message_id = await loop.live.send_part(ANNA, part.text, part.random_id)
+        if part.part < recorded:
+            await drafts_table.part_sent(db, part, message_id)
+    restarted = make_loop(fake, db, engine, telegram)
+    await restarted.start()  # reconciles: the rest goes out, once
+    try:
+        assert telegram.sent == [(ANNA, "первое"), (ANNA, "второе"), (ANNA, "третье")]
+        done = await restarted.draft(ANNA)
+        assert done.status == "edited_sent"
+        ids = [p.message_id for p in await drafts_table.parts(db, draft.id)]
+        assert None not in ids and ids == sorted(ids) and done.sent_message_id == ids[-1]
+    finally:
+        await restarted.stop()
+
+
+async def test_a_lost_answer_is_not_a_second_send(loop: Loop) -> None:
+    """Telegram took part 2 but its answer was lost: the retry's random id is known, so
+    nothing goes out twice, and the reconciliation finishes the reply."""
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "по пунктам?"))
+    card = await loop.card()
+    loop.telegram.fail_send[2] = "after"
+    await loop.edit(card, THREE_PARTS)
+    await loop.fake.wait_for(lambda: any("rest will follow" in t for t in loop.fake.texts(OWNER)))
+    assert (await loop.draft(ANNA)).status == "sending"
+    await loop.harness.workflow.reconcile()
+    assert loop.telegram.sent == [(ANNA, "первое"), (ANNA, "второе"), (ANNA, "третье")]
+    assert (await loop.draft(ANNA)).status == "edited_sent"
+
+
+async def test_only_chats_with_people_are_stored_live(loop: Loop) -> None:
+    bot = user(909, "SomeBot", bot=True)
+    loop.telegram.people[bot.id] = bot
+    loop.telegram.history[bot.id] = []
+    saved = loop.telegram.me
+    loop.telegram.history[saved.id] = []
+    await loop.telegram.arrive(loop.telegram.message(bot.id, "/start", out=True))
+    await loop.telegram.arrive(loop.telegram.message(saved.id, "note to self", out=True))
+    await asyncio.sleep(0.5)
+    stored = await loop.db.fetchall(
+        "SELECT chat_id FROM messages WHERE chat_id IN (909, ?)", (OWNER,)
+    )
+    assert stored == []
+
+
+async def test_a_stored_chat_keeps_its_type(db: Database) -> None:
+    await chats_table.upsert(db, chats_table.Chat(OWNER, "saved_messages", None))
+    await chats_table.upsert(db, chats_table.Chat(OWNER, "personal_chat", "Me"))
+    assert await chats_table.get(db, OWNER) == chats_table.Chat(OWNER, "saved_messages", "Me")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -9,8 +11,17 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.access import IsOwner
+from bot.config import BotConfig
 from bot.drafts import DraftWorkflow
-from bot.keyboards import MODES, DraftAction, ModePick, chat_picker, mode_picker
+from bot.keyboards import (
+    MODES,
+    DraftAction,
+    EditChoice,
+    ModePick,
+    chat_picker,
+    edit_choice,
+    mode_picker,
+)
 from storage import Database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
@@ -18,29 +29,40 @@ from storage import drafts as drafts_table
 ANSWERS = {
     "sent": "Sent.",
     "settled": "Already settled.",
+    "changed": "This draft changed since; look at its card again. Nothing was sent.",
     "failed": "Telegram did not take it; the draft is waiting again.",
+    "retrying": "Part of it went out; the rest will follow as soon as Telegram takes it.",
 }
 EDIT_ANSWERS = {
+    **ANSWERS,
     "sent": "Sent as you wrote it.",
     "settled": "That draft was settled meanwhile; nothing was sent.",
-    "failed": ANSWERS["failed"],
 }
 
 
 class Editing(StatesGroup):
     draft = State()  # the owner's next message is the corrected reply
+    confirm = State()  # the corrected reply is shown back, waiting for Send or Cancel
 
 
 def router() -> Router:
+    """Commands come first and never become an edit's text: an owner halfway through
+    an edit who types /drafts gets the drafts, and nothing goes to the contact."""
     routes = Router(name="drafts")
     routes.message.filter(IsOwner())
     routes.callback_query.filter(IsOwner())
     routes.callback_query.register(on_draft_button, DraftAction.filter())
+    routes.callback_query.register(on_edit_choice, EditChoice.filter())
     routes.callback_query.register(on_mode_pick, ModePick.filter())
-    routes.message.register(cancel_edit, StateFilter(Editing.draft), Command("cancel"))
-    routes.message.register(send_edited, StateFilter(Editing.draft), F.text)
     routes.message.register(list_drafts, Command("drafts"))
     routes.message.register(set_mode, Command("mode"))
+    routes.message.register(cancel_edit, StateFilter(Editing), Command("cancel", ignore_case=True))
+    routes.message.register(
+        take_edit,
+        StateFilter(Editing.draft),
+        F.text,
+        ~F.text.startswith("/"),
+    )
     return routes
 
 
@@ -56,12 +78,16 @@ async def on_draft_button(
         await query.answer("This draft is already settled.", show_alert=False)
         return
     if callback_data.action == "send":
-        await query.answer(ANSWERS[await drafts.send(draft.id)])
+        await query.answer(ANSWERS[await drafts.send(draft.id, revision=callback_data.rev)])
     elif callback_data.action == "edit":
         await state.set_state(Editing.draft)
-        await state.update_data(draft_id=draft.id)
+        await state.set_data(
+            {"draft_id": draft.id, "revision": draft.revision, "started": time.time()}
+        )
         await query.answer()
-        await query.message.answer("Send me the reply as it should go out (or /cancel).")
+        await query.message.answer(
+            "Send me the reply as it should go out. I show it back before it goes; /cancel to stop."
+        )
     elif callback_data.action == "again":
         await query.answer("Drafting again…")
         if not await drafts.regenerate(draft.id):
@@ -73,16 +99,61 @@ async def on_draft_button(
         await query.answer()
 
 
-async def send_edited(message: Message, state: FSMContext, drafts: DraftWorkflow) -> None:
+async def take_edit(message: Message, state: FSMContext, db: Database, config: BotConfig) -> None:
+    """The corrected reply: shown back with Send / Cancel, never sent on its own."""
     data = await state.get_data()
+    draft = await drafts_table.get(db, data.get("draft_id", -1))
+    if time.time() - data.get("started", 0) > config.drafts.edit_minutes * 60:
+        await state.clear()
+        await message.answer(
+            "That edit had expired; nothing was sent. Tap ✏️ Edit on the card to start again."
+        )
+        return
+    if draft is None or draft.status != "pending" or draft.revision != data.get("revision"):
+        await state.clear()
+        await message.answer(EDIT_ANSWERS["settled"])
+        return
+    await state.set_state(Editing.confirm)
+    await state.update_data(text=message.text)
+    await message.answer(
+        f"This goes to {await _chat_title(db, draft.chat_id)} as you:\n\n{message.text}",
+        reply_markup=edit_choice(draft.id, draft.revision),
+    )
+
+
+async def on_edit_choice(
+    query: CallbackQuery, callback_data: EditChoice, state: FSMContext, drafts: DraftWorkflow
+) -> None:
+    data = await state.get_data()
+    current = await state.get_state()
     await state.clear()
-    outcome = await drafts.send(data["draft_id"], final_text=message.text, via="edit")
-    await message.answer(EDIT_ANSWERS[outcome])
+    if current != Editing.confirm.state or data.get("draft_id") != callback_data.id:
+        await query.answer("That edit is over; nothing was sent.")
+        return
+    if not callback_data.send:
+        await query.answer("Cancelled; the draft is still waiting.")
+        return
+    outcome = await drafts.send(
+        callback_data.id, final_text=data["text"], via="edit", revision=callback_data.rev
+    )
+    await query.answer(EDIT_ANSWERS[outcome])
+    await query.message.answer(EDIT_ANSWERS[outcome])
 
 
 async def cancel_edit(message: Message, state: FSMContext) -> None:
     await state.clear()
     await message.answer("Editing cancelled; the draft is still waiting.")
+
+
+async def forget_edit(state: FSMContext, draft_id: int) -> None:
+    """A draft settled (sent, discarded, answered by the owner): an edit of it ends."""
+    if (await state.get_data()).get("draft_id") == draft_id:
+        await state.clear()
+
+
+async def _chat_title(db: Database, chat_id: int) -> str:
+    chat = await chats_table.get(db, chat_id)
+    return chat.title if chat is not None and chat.title else str(chat_id)
 
 
 async def list_drafts(message: Message, db: Database, drafts: DraftWorkflow) -> None:
