@@ -8,7 +8,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.filters import Filter
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, User
 
 from bot.config import BotConfig
 
@@ -18,7 +18,7 @@ REFUSAL = "Hi! This is a private digital twin; it only talks to the people its o
 
 class AccessMiddleware(BaseMiddleware):
     """Lets allowed users through (marking the owner), and answers everyone else once
-    with a polite refusal, then silence."""
+    with a polite refusal, then silence. Only private chats, unless bot.groups is on."""
 
     def __init__(self, config: BotConfig) -> None:
         self.config = config
@@ -32,6 +32,11 @@ class AccessMiddleware(BaseMiddleware):
     ) -> Any:
         user: User | None = data.get("event_from_user")
         if user is None or user.is_bot:
+            return None
+        chat: Chat | None = data.get("event_chat")
+        if chat is not None and chat.type != "private" and not self.config.bot.groups:
+            # In a group everyone would read the twin, /status and training reports.
+            log.info("ignored an update from %s chat %s", chat.type, chat.id)
             return None
         data["is_owner"] = user.id == self.config.owner_id
         if self.config.allows(user.id):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,17 @@ from storage.runs import TrainingRun
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
+_SECRET_WORDS = ("TOKEN", "HASH", "SESSION", "PASSWORD", "SECRET", "KEY")
+
+
+def without_secrets(environment: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a training process: twin's secrets (the bot token, the
+    userbot's api_hash and session) stay behind; training needs none of them."""
+    return {
+        name: value
+        for name, value in environment.items()
+        if not (name.upper().startswith("TWIN_") and any(w in name.upper() for w in _SECRET_WORDS))
+    }
 
 
 @dataclass
@@ -52,6 +64,7 @@ class TrainingLauncher:
     ) -> tuple[bool, TrainingRun | None]:
         """Start a run: (True, None). If one is running already, start nothing and
         return (False, that run); the run is None while its process is starting up."""
+        await runs_table.release_stale(self.db)  # a run killed without a word
         running = await self.current()
         if running is not None or self.busy():
             return False, running
@@ -70,6 +83,7 @@ class TrainingLauncher:
             trigger,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env=without_secrets(os.environ),
         )
         output = asyncio.create_task(process.communicate())
         last_step = -1
@@ -83,8 +97,9 @@ class TrainingLauncher:
                 except Exception:  # a failed progress message must not stop the watch
                     log.exception("progress report failed")
         stdout, stderr = output.result()
-        if process.returncode == 0:
-            outcome = Outcome(json.loads(stdout.decode().strip().splitlines()[-1]), None)
+        report = stdout.decode(errors="replace").strip().splitlines()
+        if process.returncode == 0 and report:
+            outcome = Outcome(json.loads(report[-1]), None)
         else:
             lines = stderr.decode(errors="replace").strip().splitlines()
             error = lines[-1] if lines else f"exit code {process.returncode}"

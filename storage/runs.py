@@ -7,14 +7,24 @@ insert that fails while another runs, atomically, across processes.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from storage.database import Database
+
+log = logging.getLogger(__name__)
+# A running run's process writes its heartbeat this often, whatever it is doing; a
+# heartbeat older than STALE_SECONDS means the process is gone (killed, the machine
+# restarted), whatever its PID says: PIDs are reused.
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 60.0
 
 
 class RunLockedError(Exception):
@@ -71,12 +81,11 @@ async def start(db: Database, trigger: str, pid: int, host: str) -> int:
 
 
 async def _insert(db: Database, trigger: str, pid: int, host: str, now: int) -> int:
-    async with db.conn.execute(
+    return await db.insert(
         "INSERT INTO training_runs (trigger, status, pid, host, started, heartbeat) "
         "VALUES (?, 'running', ?, ?, ?, ?)",
         (trigger, pid, host, now, now),
-    ) as cursor:
-        return int(cursor.lastrowid or 0)
+    )
 
 
 async def running(db: Database) -> TrainingRun | None:
@@ -128,3 +137,52 @@ async def take_over(db: Database, run_id: int, pid: int, host: str) -> None:
         if held is None:
             raise
         raise RunLockedError(held) from None
+
+
+def alive(run: TrainingRun, now: float | None = None) -> bool:
+    now = time.time() if now is None else now
+    return run.heartbeat is not None and now - run.heartbeat < STALE_SECONDS
+
+
+async def release_stale(db: Database) -> TrainingRun | None:
+    """Release the lock of a run whose heartbeat stopped: it is marked interrupted (and
+    can be resumed). The run released, if any."""
+    async with db.transaction():
+        held = await running(db)
+        if held is None or alive(held):
+            return None
+        await finish(db, held.id, "interrupted", "its process stopped (no heartbeat)")
+    log.warning("training run %s had stopped without a word: its lock is released", held.id)
+    return held
+
+
+class Heartbeat(threading.Thread):
+    """Writes a run's heartbeat every few seconds from a thread of its own, with its own
+    connection, while the run converts a model, builds a dataset or trains. A write that
+    fails (the database busy with a large import) is tried again at the next beat; it
+    never stops the run."""
+
+    def __init__(self, path: Path, run_id: int, every: float = HEARTBEAT_SECONDS) -> None:
+        super().__init__(name=f"twin-heartbeat-{run_id}", daemon=True)
+        self.path, self.run_id, self.every = path, run_id, every
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=self.every)
+        try:
+            while not self._stopped.wait(self.every):
+                try:
+                    with conn:
+                        conn.execute(
+                            "UPDATE training_runs SET heartbeat = ? "
+                            "WHERE id = ? AND status = 'running'",
+                            (int(time.time()), self.run_id),
+                        )
+                except sqlite3.Error as err:
+                    log.warning("heartbeat not written (%s); trying again", err)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()

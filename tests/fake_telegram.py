@@ -65,14 +65,21 @@ class FakeTelegram:
 
     # -- what users do -------------------------------------------------------------------
 
-    def send(self, user_id: int, text: str, first_name: str = "Friend") -> int:
-        """A user writes to the bot; returns the message id."""
+    def send(
+        self, user_id: int, text: str, first_name: str = "Friend", group: int | None = None
+    ) -> int:
+        """A user writes to the bot (in `group`, if given); returns the message id."""
         message_id = next(self._message_ids)
         user = {"id": user_id, "is_bot": False, "first_name": first_name}
+        chat = (
+            {"id": user_id, "type": "private", "first_name": first_name}
+            if group is None
+            else {"id": group, "type": "supergroup", "title": "A group"}
+        )
         message = {
             "message_id": message_id,
             "date": int(time.time()),
-            "chat": {"id": user_id, "type": "private", "first_name": first_name},
+            "chat": chat,
             "from": user,
             "text": text,
         }

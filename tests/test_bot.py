@@ -118,6 +118,17 @@ async def test_others_get_one_polite_refusal(harness: Harness) -> None:
     assert await bot_messages.recent(harness.db, STRANGER) == []
 
 
+async def test_the_bot_is_silent_in_groups(harness: Harness) -> None:
+    fake = harness.fake
+    group = -100777
+    fake.send(OWNER, "/status", group=group)
+    fake.send(FRIEND, "привет всем", group=group)
+    fake.send(FRIEND, "ping")  # processed after the group's messages
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    assert fake.sent(group) == [] and fake.sent(group, "sendChatAction") == []
+    assert await bot_messages.recent(harness.db, group) == []
+
+
 async def test_owner_commands_reveal_nothing_to_others(harness: Harness) -> None:
     fake = harness.fake
     for command in ("/retrain", "/style temperature 2", "/status"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import lightning as L
@@ -20,8 +21,8 @@ from model import registry
 from model.checkpoints import read_config
 from model.lora import build_model, load_adapter
 from model.settings import LoRASettings, ModelSettings
+from storage import Database, with_database
 from storage import runs as runs_table
-from storage import with_database
 from storage.adapters import active as active_adapter
 from storage.adapters import all_adapters
 from storage.runs import RunLockedError
@@ -228,11 +229,25 @@ def test_a_second_run_is_refused_while_one_runs(
     )
     with pytest.raises(RunLockedError, match=f"training run {held} is already running"):
         run_training(config)
-    # A lock left by a process that died is cleared, and the new run goes ahead.
+    # A dead PID with a fresh heartbeat still holds it: the heartbeat's age decides.
     with_database(config.db_path, lambda db: runs_table.update(db, held, pid=2**22 + 12345))
+    with pytest.raises(RunLockedError):
+        run_training(config)
+    # A live PID (here: this very process, as after PID reuse) whose heartbeat stopped a
+    # while ago holds nothing: the lock is cleared and the new run goes ahead.
+    with_database(config.db_path, lambda db: runs_table.update(db, held, pid=os.getpid()))
+    with_database(config.db_path, lambda db: stop_heartbeat(db, held))
     report = run_training(config)
     previous = with_database(config.db_path, lambda db: runs_table.get(db, held))
     assert previous.status == "interrupted" and report.run_id != held
+
+
+async def stop_heartbeat(db: Database, run_id: int) -> None:
+    async with db.transaction():
+        await db.execute(
+            "UPDATE training_runs SET heartbeat = ? WHERE id = ?",
+            (int(time.time() - runs_table.STALE_SECONDS - 1), run_id),
+        )
 
 
 def test_no_half_adapter_is_ever_registered(

@@ -233,7 +233,7 @@ def _restore(
 ) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: no {path}")
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=True)  # tensors and numbers: no code runs
     if state["total_steps"] != total_steps:
         raise ValueError(
             "cannot resume: the samples or the settings changed since the run started "

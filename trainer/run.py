@@ -11,8 +11,10 @@ from ever overlapping, even when started by different processes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,15 +32,14 @@ from model.checkpoints import prepare, read_config
 from model.device import choose_device, choose_precision
 from model.lora import build_model, load_adapter
 from model.settings import LoRASettings, ModelSettings
-from storage import BlockingDatabase, Database
+from storage import BlockingDatabase, Database, StorageError
 from storage import runs as runs_table
-from storage.runs import TrainingRun
 from trainer.batches import encode
 from trainer.finetune import STATE_FILE, Progress, train
 from trainer.loss import compare, mean_loss
 from trainer.settings import TrainSettings
 
-HEARTBEAT_SECONDS = 5.0
+log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
 
 
@@ -87,23 +88,9 @@ class RunReport:
         return asdict(self)
 
 
-def _alive(run: TrainingRun) -> bool:
-    if run.host == socket.gethostname() and run.pid:
-        try:
-            os.kill(run.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return run.heartbeat is not None and time.time() - run.heartbeat < 600
-
-
 async def _begin(db: Database, trigger: str, resume: bool) -> tuple[int, bool]:
     """Take the lock (clearing one left by a process that died); (run id, resuming)."""
-    held = await runs_table.running(db)
-    if held is not None and not _alive(held):
-        await runs_table.finish(db, held.id, "interrupted", "its process is gone")
+    await runs_table.release_stale(db)
     pid, host = os.getpid(), socket.gethostname()
     if resume:
         last = await runs_table.latest(db)
@@ -127,11 +114,14 @@ def run_training(
     on_stage: Callable[[str], None] | None = None,
 ) -> RunReport:
     stage = on_stage or (lambda _: None)
-    # One connection and one event loop for the whole run: the heartbeat writes every
-    # few seconds, and each write would otherwise open both anew.
+    # One connection and one event loop for the whole run: progress is written every
+    # few seconds, and each write would otherwise open both anew. The heartbeat has a
+    # thread and a connection of its own, so that it beats through every stage.
     with BlockingDatabase(config.db_path) as store:
         run_id, resuming = store.run(lambda db: _begin(db, trigger, resume))
         run_dir = config.runs_dir / str(run_id)
+        heartbeat = runs_table.Heartbeat(config.db_path, run_id)
+        heartbeat.start()
         try:
             report = _run(config, store, run_id, run_dir, resuming, on_progress, stage)
         except BaseException as err:
@@ -139,6 +129,8 @@ def run_training(
             message = str(err) or type(err).__name__
             store.run(lambda db: runs_table.finish(db, run_id, status, message))
             raise
+        finally:
+            heartbeat.stop()
         store.run(lambda db: runs_table.finish(db, run_id, "finished"))
     return report
 
@@ -191,9 +183,9 @@ def _run(
     model = build_model(fabric, checkpoint_dir, config.lora, config.train.max_seq_length)
 
     stage("training")
-    heartbeat = _Heartbeat(store, run_id, on_progress)
+    record = _ProgressRecord(store, run_id, on_progress)
     result = train(
-        fabric, model, train_samples, val_samples, config.train, run_dir, resuming, heartbeat
+        fabric, model, train_samples, val_samples, config.train, run_dir, resuming, record
     )
 
     stage("evaluating")
@@ -280,8 +272,10 @@ def _require_samples(stats: DatasetStats) -> None:
         )
 
 
-class _Heartbeat:
-    """Records progress in the run's row (at most every few seconds) and passes it on."""
+class _ProgressRecord:
+    """Records progress in the run's row (at most every few seconds; /status shows it)
+    and passes it on. A write that fails is skipped, never fatal: the next one comes
+    seconds later, and the run matters more than its progress line."""
 
     def __init__(
         self, store: BlockingDatabase, run_id: int, then: Callable[[Progress], None] | None
@@ -291,16 +285,19 @@ class _Heartbeat:
 
     def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
-        if now - self.last >= HEARTBEAT_SECONDS or progress.step == progress.total_steps:
+        if now - self.last >= runs_table.HEARTBEAT_SECONDS or progress.step == progress.total_steps:
             self.last = now
-            self.store.run(
-                lambda db: runs_table.update(
-                    db,
-                    self.run_id,
-                    step=progress.step,
-                    total_steps=progress.total_steps,
-                    metrics={"loss": progress.loss, "tokens_per_s": progress.tokens_per_s},
-                ),
-            )
+            try:
+                self.store.run(
+                    lambda db: runs_table.update(
+                        db,
+                        self.run_id,
+                        step=progress.step,
+                        total_steps=progress.total_steps,
+                        metrics={"loss": progress.loss, "tokens_per_s": progress.tokens_per_s},
+                    ),
+                )
+            except (StorageError, sqlite3.Error) as err:
+                log.warning("progress not recorded (%s); the run goes on", err)
         if self.then is not None:
             self.then(progress)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
+from storage.private import private_dir
 from twin import __version__
 from twin.settings import load_settings
 
@@ -49,7 +51,7 @@ USER_ERRORS = (
     ("twin.settings", "SettingsError"),
     ("storage.errors", "StorageError"),
     ("exporter.desktop_export", "ExportFormatError"),
-    ("exporter.desktop_import", "OwnerError"),
+    ("exporter.ingest", "OwnerError"),
     ("model.checkpoints", "CheckpointError"),
     ("storage.runs", "RunLockedError"),
     ("trainer.run", "TrainingError"),
@@ -90,8 +92,12 @@ def is_user_error(err: BaseException) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
+    # Everything twin writes (the database, datasets, adapters, the session) is private.
+    os.umask(0o077)
     try:
         settings = load_settings(args.config)
+        if settings.data_dir.exists():
+            private_dir(settings.data_dir)
         return int(args.run(args, settings) or 0)
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)

@@ -70,3 +70,26 @@ class ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class ProgressLines:
+    """Training progress where no terminal shows a bar (systemd, CI, a pipe): one line
+    on stderr every `every` steps and at the last, with the time left."""
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, every)
+
+    def __call__(self, progress: Progress) -> None:
+        if progress.step % self.every and progress.step != progress.total_steps:
+            return
+        left = progress.elapsed / max(progress.step, 1) * (progress.total_steps - progress.step)
+        validation = "" if progress.val_loss is None else f", validation {progress.val_loss:.3f}"
+        print(
+            f"twin: step {progress.step}/{progress.total_steps}, loss {progress.loss:.3f}"
+            f"{validation}, {progress.tokens_per_s:.0f} tokens/s, about {left / 60:.1f} min left",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        pass

@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.app import run_bot
 from bot.drafts import DraftWorkflow
 from exporter.live import LiveUserbot
-from exporter.userbot import connect, make_client
+from exporter.userbot import UserbotError, connect, make_client
 from storage import Database, open_database
 from storage import settings as settings_table
 from twin.commands.common import config_options, db_options, db_path
@@ -45,6 +45,13 @@ def userbot_starter(
     async def start(workflow: DraftWorkflow) -> LiveUserbot:
         client = make_client(config)
         me = await connect(client)
+        if me.id != workflow.owner_id:
+            await client.disconnect()
+            raise UserbotError(
+                f"the userbot is logged in as user {me.id}, but the owner is user "
+                f"{workflow.owner_id}: it would send other people's messages to the wrong "
+                "account; log in as the owner (twin login) or fix telegram.owner_id"
+            )
         live = LiveUserbot(client, db, me.id, workflow.on_incoming, workflow.on_outgoing)
         live.attach()
         logging.getLogger(__name__).info("userbot listening as %s", me.id)
@@ -54,11 +61,15 @@ def userbot_starter(
 
 
 async def _owner(db: Database, configured: int | None) -> int:
-    owner = (
-        configured
-        if configured is not None
-        else await settings_table.get(db, settings_table.OWNER_ID)
-    )
+    """The owner: telegram.owner_id and the database's owner must agree (a typo in the
+    setting would send the owner's drafts, and the Send button, to someone else)."""
+    stored = await settings_table.get(db, settings_table.OWNER_ID)
+    if None not in (configured, stored) and configured != stored:
+        raise SettingsError(
+            f"telegram.owner_id is {configured}, but this database holds the chats of user "
+            f"{stored}; fix telegram.owner_id (or use the database of that account: --db)"
+        )
+    owner = configured if configured is not None else stored
     if owner is None:
         raise SettingsError(
             "who is the owner? import your chats first (twin import) or set telegram.owner_id"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 from tqdm import tqdm
@@ -10,6 +11,7 @@ from tqdm import tqdm
 from trainer.run import run_training
 from twin.commands.common import (
     ProgressBar,
+    ProgressLines,
     config_options,
     db_options,
     db_path,
@@ -37,14 +39,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     config = run_config(settings, db_path(args, settings))
-    bar = ProgressBar() if is_terminal() else None
+    terminal = is_terminal()
+    bar = ProgressBar() if terminal else ProgressLines(settings.train.eval_interval)
     try:
         report = run_training(
-            config, trigger=args.trigger, resume=args.resume, on_progress=bar, on_stage=_stage(bar)
+            config,
+            trigger=args.trigger,
+            resume=args.resume,
+            on_progress=bar,
+            on_stage=_stage(terminal),
         )
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if args.json:
         print_json(report.as_dict())
     else:
@@ -52,9 +58,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _stage(bar: ProgressBar | None) -> Callable[[str], None]:
+def _stage(terminal: bool) -> Callable[[str], None]:
     def show(name: str) -> None:
-        if bar is not None:
+        if terminal:
             tqdm.write(f"twin: {name}")
+        else:
+            print(f"twin: {name}", file=sys.stderr, flush=True)
 
     return show

@@ -1,0 +1,34 @@
+"""The data folder is its owner's alone: private chats, the model trained on them and
+the userbot's session live there. Folders 0700 and files 0600, whatever the umask."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) as 0700; an existing folder that others may
+    enter is tightened, with a warning."""
+    path = Path(path)
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+        return path
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, mode & 0o700 | 0o700)
+        log.warning("%s was readable by others (%o): now 0700", path, mode)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty as 0600 if it is missing; make an existing one 0600."""
+    path = Path(path)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+    return path
