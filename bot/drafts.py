@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
@@ -27,8 +28,7 @@ from bot.keyboards import draft_card
 from bot.settings import UserbotSettings
 from bot.telegram_text import fit
 from dataset.conversations import message_text
-from engine.generate import DegenerateReply
-from engine.service import ReplyService
+from engine.errors import DegenerateReply
 from engine.settings import GenerationSettings
 from exporter.live import Incoming, LiveUserbot, Outgoing
 from storage import Database
@@ -36,6 +36,9 @@ from storage import chats as chats_table
 from storage import drafts as drafts_table
 from storage import messages as messages_table
 from storage.drafts import Draft
+
+if TYPE_CHECKING:
+    from engine.service import ReplyService
 
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 60.0

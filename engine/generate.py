@@ -26,16 +26,13 @@ from litgpt.lora import LoRALinear
 
 from dataset.conversations import sendable_text
 from dataset.prompt import Prompt
+from engine.errors import DegenerateReply
 from engine.settings import LENGTHS, GenerationSettings
 from model import registry
 from model.checkpoints import counter_of
 from model.lora import TwinGPT, build_model, load_adapter
 from model.quantize import DecodeLinear, use_int8_for_decoding
 from model.settings import LoRASettings
-
-
-class DegenerateReply(Exception):
-    """Every attempt produced nothing usable; nothing must be sent."""
 
 
 @dataclass

@@ -56,7 +56,7 @@ USER_ERRORS = (
     ("storage.runs", "RunLockedError"),
     ("trainer.run", "TrainingError"),
     ("model.registry", "RegistryError"),
-    ("engine.generate", "DegenerateReply"),
+    ("engine.errors", "DegenerateReply"),
     ("exporter.userbot", "UserbotError"),
     ("exporter.sync", "SyncError"),
 )

@@ -10,7 +10,7 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bot.config import BotConfig
 from bot.delivery import send_messages
-from engine.generate import DegenerateReply
+from engine.errors import DegenerateReply
 from engine.service import ReplyService
 from engine.settings import with_knobs
 from storage import Database, bot_messages

@@ -1,0 +1,5 @@
+"""The engine's errors, importable without loading the model code (torch takes seconds)."""
+
+
+class DegenerateReply(Exception):
+    """Every attempt produced nothing usable; nothing must be sent."""
