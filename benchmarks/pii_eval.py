@@ -3,7 +3,9 @@
     python benchmarks/pii_eval.py
 
 Prints one table for the set the scrubber was developed on, one for the held-out lines
-written afterwards, then one JSON object with both.
+written afterwards, one for the extended set of the second round of types (one-time
+codes, INN, SNILS, passports, accounts, keys, wallets, seed phrases, invites,
+addresses), then one JSON object with all three.
 """
 
 from __future__ import annotations
@@ -14,13 +16,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.pii_cases import HELDOUT, NEGATIVES, POSITIVES, cases
+from tests.pii_cases import (
+    EXTENDED,
+    EXTENDED_HELDOUT,
+    EXTENDED_LOOK_ALIKES,
+    HELDOUT,
+    NEGATIVES,
+    POSITIVES,
+    cases,
+)
 from tests.pii_metrics import measure
 
 
 def main() -> None:
     result = {}
-    for name, text in (("development", POSITIVES + NEGATIVES), ("held_out", HELDOUT)):
+    sets = (
+        ("development", POSITIVES + NEGATIVES),
+        ("held_out", HELDOUT),
+        ("extended", EXTENDED + EXTENDED_LOOK_ALIKES),  # the second round of types
+        ("extended_held_out", EXTENDED_HELDOUT),  # written after it, never tuned on
+    )
+    for name, text in sets:
         table, wrong = measure(text)
         print(f"{name}: {len(cases(text))} strings")
         print(f"  {'type':<7} {'support':>7} {'recall':>7} {'precision':>9}")

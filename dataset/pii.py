@@ -1,8 +1,10 @@
 """Scrubbing personal data out of text before it reaches a training sample.
 
 A model can recite what it was trained on, so anything that identifies or unlocks
-something (an e-mail, a phone number, a card, an IBAN, a link carrying a key, a
-password) is replaced by a typed placeholder such as `[PHONE]`. The placeholder keeps
+something (an e-mail, a phone number, a card, an IBAN or a bank account, a link
+carrying a key or an invite, a password, a one-time code, an API key or bot token, a
+tax or insurance number, a passport, a crypto wallet or its seed phrase, a home
+address) is replaced by a typed placeholder such as `[PHONE]`. The placeholder keeps
 the sentence natural ("позвони мне [PHONE]"), so the twin still learns how its owner
 talks about such things without learning the things.
 
@@ -17,11 +19,18 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 import phonenumbers
+from mnemonic import Mnemonic
 
 EMAIL, PHONE, CARD, IBAN, URL, SECRET = "EMAIL", "PHONE", "CARD", "IBAN", "URL", "SECRET"
-TYPES = (EMAIL, PHONE, CARD, IBAN, URL, SECRET)
+CODE, ACCOUNT, INN, SNILS, PASSPORT = "CODE", "ACCOUNT", "INN", "SNILS", "PASSPORT"
+WALLET, SEED, ADDRESS = "WALLET", "SEED", "ADDRESS"
+TYPES = (
+    EMAIL, PHONE, CARD, IBAN, URL, SECRET, CODE, ACCOUNT, INN, SNILS, PASSPORT, WALLET,
+    SEED, ADDRESS,
+)  # fmt: skip
 
 # Every detection needs one of these characters (a digit, '@', a link's '/', a secret's
 # ':' or '='): most chat messages have none and cost one scan of a character class.
@@ -30,7 +39,10 @@ PII_SIGNS = re.compile(r"[\d@:=/]")
 # label, or two capitals and two digits (an IBAN).
 _MAYBE = re.compile(
     r"\d(?:[ ().-]{0,2}\d){6}|@|https?://|www\.|pass|pwd|парол|пин|pin|код|code|token|токен|"
-    r"secret|[A-Z]{2}\d{2}",
+    r"secret|otp|паспорт|серия|passport|glpat-|AKIA|gh[pousr]_|xox[abprs]-|sk-|[rs]k_live|AIza|eyJ|"
+    r"[A-Z]{2}\d{2}|t\.me/|telegram\.me/|0x[0-9a-f]{40}|bc1|[13T][1-9A-HJ-NP-Za-km-z]{25}|"
+    r"[A-Za-z0-9_-]{30}|ул\.|улиц|просп|пр-т|пр\.|пер\.|переул|наб\.|бульв|шоссе|\bд\.\s*\d|"
+    r"\bкв\.?\s*\d|street|\bst\.|avenue|\bave\b|road|\brd\b|lane|blvd|drive|\bapt\b|flat",
     re.IGNORECASE,
 )
 
@@ -38,11 +50,59 @@ _MAYBE = re.compile(
 # ':' or '=' and the value.
 _SECRET = re.compile(
     r"(?P<label>\b(?:password|passwd|pass|pwd|pin|passcode|code|token|secret|"
-    r"пароль|пасс|пин|код|токен)\b(?:[ \t]+[\w-]+){0,3}?[ \t]*[:=][ \t]*)"
+    r"пароль|пасс|пин|код|токен)\b(?:[ \t]+(?!\d+\b)[\w-]+){0,3}?[ \t]*[:=][ \t]*)"
     r"(?P<value>(?!\[[A-Z]+\])[^\s,;]+)",  # not a placeholder already made
     re.IGNORECASE,
 )
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+# Invite links, with or without a scheme: whoever has one can join the chat.
+_INVITE = re.compile(
+    r"(?<![\w/.])(?:https?://)?(?:t\.me|telegram\.me)/(?:\+|joinchat/)[\w-]{6,}", re.IGNORECASE
+)
+# Keys that identify themselves by their shape, with no label: Telegram bot tokens,
+# OpenAI, GitHub, GitLab, AWS, Google, Slack, Stripe keys and JSON web tokens.
+_KEY = re.compile(
+    r"\b\d{8,10}:[A-Za-z0-9_-]{35}\b|\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}|\bgh[pousr]_[A-Za-z0-9]{30,}"
+    r"|\bgithub_pat_[A-Za-z0-9_]{40,}|\bglpat-[A-Za-z0-9_-]{20,}|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bAIza[0-9A-Za-z_-]{35}|\bxox[abprs]-[A-Za-z0-9-]{10,}|\b[rs]k_live_[A-Za-z0-9]{16,}"
+    r"|\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"
+)
+# Wallets: Bitcoin (bech32 and base58), Ethereum and its kin, Tron, TON.
+_WALLET = re.compile(
+    r"\b(?:bc1[ac-hj-np-z02-9]{25,87}|[13][1-9A-HJ-NP-Za-km-z]{25,34}|0x[0-9a-fA-F]{40}"
+    r"|T[1-9A-HJ-NP-Za-km-z]{33}|(?:EQ|UQ)[A-Za-z0-9_-]{46})\b"
+)
+# A one-time code after its label, with no ':' ("код 123456", "the code is 771204").
+_CODE = re.compile(
+    r"(?P<label>\b(?:код|кода|коды|code|codes|otp|пин|pin)\b(?:[ \t]+(?!\d)[\w-]+){0,3}?"
+    r"[ \t]+(?:[—–-][ \t]+)?)(?P<value>\d{4,8})\b",
+    re.IGNORECASE,
+)
+# A passport's series and number after its label ("паспорт 4510 123456").
+_PASSPORT = re.compile(
+    r"(?P<label>\b(?:паспорт\w*|серия|passport)\b[^\d\n]{0,24})"
+    r"(?P<value>\d{2}[ ]?\d{2}(?:[ ]?(?:№|номер|no\.?|n)?[ ]?)\d{6})\b",
+    re.IGNORECASE,
+)
+# A home address: a street and a house number, often a flat (RU and EN).
+_ADDRESS = re.compile(
+    r"(?:(?:\b[А-ЯЁ][а-яё]+[ \t]+)?"  # "Невский" in "Невский пр. 28"
+    r"\b(?:ул\.|улица|пр\.|пр-т|проспект|пер\.|переулок|наб\.|набережная|бульвар|б-р|шоссе)"
+    r"[ \t]*[А-ЯЁA-Z0-9][\w.-]*(?:[ \t][А-ЯЁа-яёA-Za-z][\w.-]*){0,3},?[ \t]*(?:д\.|дом)?[ \t]*"
+    r"\d{1,4}[а-яa-z]?(?:[ \t]*(?:к|корп|корпус|стр)\.?[ \t]*\d{1,3})?"
+    r"(?:,?[ \t]*(?:кв\.?|квартира)[ \t]*\d{1,4})?"
+    r"|\b\d{1,5}[A-Z]?[ \t]+(?:[A-Z][a-z]+[ \t]+){1,3}(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|"
+    r"Lane|Ln\.?|Boulevard|Blvd\.?|Drive|Dr\.?)(?:,?[ \t]*(?:Apt\.?|Apartment|Flat|Unit|#)"
+    r"[ \t]*\d{1,4}[A-Z]?)?)",
+)
+# A Russian flat without a street: "д. 5, кв. 12".
+_HOUSE_FLAT = re.compile(
+    r"\b(?:д\.|дом)[ \t]*\d{1,4}[а-я]?(?:[ \t]*(?:к|корп)\.?[ \t]*\d{1,3})?,?[ \t]*"
+    r"(?:кв\.?|квартира)[ \t]*\d{1,4}\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[a-z]+")
+SEED_WORDS = 12  # the shortest BIP-39 seed phrase
 # A link "carries a key" when a query parameter is named like one, or a path segment is
 # a long random-looking token (invite links, reset links, signed URLs).
 _URL_SECRET_PARAM = re.compile(
@@ -92,6 +152,30 @@ def iban_ok(iban: str) -> bool:
     return int(number) % 97 == 1
 
 
+def inn_ok(digits: str) -> bool:
+    """A Russian taxpayer number (ИНН): 10 digits for a company, 12 for a person."""
+
+    def check(weights: tuple[int, ...]) -> int:
+        return sum(w * int(d) for w, d in zip(weights, digits, strict=False)) % 11 % 10
+
+    if len(digits) == 10:
+        return check((2, 4, 10, 3, 5, 9, 4, 6, 8)) == int(digits[9])
+    if len(digits) == 12:
+        return check((7, 2, 4, 10, 3, 5, 9, 4, 6, 8)) == int(digits[10]) and check(
+            (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
+        ) == int(digits[11])
+    return False
+
+
+def snils_ok(digits: str) -> bool:
+    """A Russian insurance number (СНИЛС): nine digits and a two-digit check."""
+    if len(digits) != 11:
+        return False
+    total = sum(int(d) * (9 - i) for i, d in enumerate(digits[:9]))
+    check = total if total < 100 else 0 if total in (100, 101) else total % 101 % 100
+    return check == int(digits[9:])
+
+
 def _is_phone(candidate: str) -> bool:
     digits = re.sub(r"\D", "", candidate)
     if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(candidate.strip()):
@@ -121,7 +205,16 @@ def _digit_runs(text: str, stats: ScrubStats) -> str:
         before = text[max(0, match.start() - 24) : match.start()]
         digits = re.sub(r"\D", "", candidate)
         kind = None
-        if (
+        labelled = before.lower()
+        if len(digits) == 20 and re.fullmatch(r"[\d ]+", candidate):
+            kind = ACCOUNT  # a Russian bank account: 20 digits
+        elif snils_ok(digits) and (
+            re.fullmatch(r"\d{3}-\d{3}-\d{3}[ -]\d{2}", candidate) or "снилс" in labelled
+        ):
+            kind = SNILS
+        elif inn_ok(digits) and ("инн" in labelled or "inn" in labelled or len(digits) == 12):
+            kind = INN
+        elif (
             13 <= len(digits) <= 19
             and luhn_ok(digits)
             and re.fullmatch(r"[\d -]+", candidate)
@@ -176,18 +269,81 @@ def _url_carries_key(match: re.Match[str]) -> bool:
     return any(_looks_random(m.group(1)) for m in _URL_SEGMENT.finditer(url))
 
 
+def _seed_phrases(text: str, stats: ScrubStats) -> str:
+    """Runs of twelve or more BIP-39 words: a wallet's seed phrase is its keys."""
+    words = list(_WORD.finditer(text.lower()))
+    out, last, run = [], 0, []
+    for match in [*words, None]:
+        if match is not None and match.group() in _bip39():
+            gap = text[run[-1].end() : match.start()] if run else ""
+            if not run or re.fullmatch(r"[\s,.;:\d-]*", gap):
+                run.append(match)
+                continue
+        if len(run) >= SEED_WORDS:
+            out.append(text[last : run[0].start()])
+            out.append(f"[{SEED}]")
+            stats.counts[SEED] += 1
+            last = run[-1].end()
+        run = [match] if match is not None and match.group() in _bip39() else []
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+@cache
+def _bip39() -> frozenset[str]:
+    return frozenset(Mnemonic("english").wordlist)
+
+
 def scrub(text: str, stats: ScrubStats | None = None) -> str:
     """`text` with every piece of personal data replaced by `[TYPE]`."""
-    if not text or PII_SIGNS.search(text) is None or _MAYBE.search(text) is None:
+    if not text:
         return text
+    # A seed phrase has neither digits nor signs: only a long text of words can be one.
+    words = text.count(" ") + text.count("\n") >= SEED_WORDS - 1
+    if PII_SIGNS.search(text) is None or _MAYBE.search(text) is None:
+        if not words:
+            return text
+        return _seed_phrases(text, stats if stats is not None else ScrubStats())
     stats = stats if stats is not None else ScrubStats()
 
-    def secret(match: re.Match[str]) -> str:
-        stats.counts[SECRET] += 1
-        return f"{match.group('label')}[{SECRET}]"
+    def labelled(kind: str) -> Callable[[re.Match[str]], str]:
+        def keep_label(match: re.Match[str]) -> str:
+            stats.counts[kind] += 1
+            return f"{match.group('label')}[{kind}]"
+
+        return keep_label
 
     text = _replace(_URL, URL, text, stats, _url_carries_key)
-    text = _SECRET.sub(secret, text)
+    text = _replace(_INVITE, URL, text, stats)
+    text = _replace(_KEY, SECRET, text, stats)
+    text = _SECRET.sub(labelled(SECRET), text)
+    text = _replace(_WALLET, WALLET, text, stats, _wallet_like)
     text = _replace(_EMAIL, EMAIL, text, stats)
     text = _replace(_IBAN, IBAN, text, stats, lambda m: iban_ok(m.group()))
-    return _digit_runs(text, stats)
+    text = _PASSPORT.sub(labelled(PASSPORT), text)
+    text = _CODE.sub(_code(stats), text)
+    text = _replace(_ADDRESS, ADDRESS, text, stats)
+    text = _replace(_HOUSE_FLAT, ADDRESS, text, stats)
+    text = _digit_runs(text, stats)
+    return _seed_phrases(text, stats) if words else text
+
+
+def _code(stats: ScrubStats) -> Callable[[re.Match[str]], str]:
+    """A code's digits, unless they are a year ("код работает с 2019")."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = match.group("value")
+        if len(value) == 4 and 1900 <= int(value) <= 2099:
+            return match.group()
+        stats.counts[CODE] += 1
+        return f"{match.group('label')}[{CODE}]"
+
+    return replace
+
+
+def _wallet_like(match: re.Match[str]) -> bool:
+    """Base58 and hex both need digits and letters; a long word is no wallet."""
+    value = match.group()
+    return any(c.isdigit() for c in value) and any(c.isalpha() for c in value[2:])

@@ -129,7 +129,6 @@ it costs $1,299.99 now
 order #123456789012 shipped today
 трек номер RA123456789CN
 tracking 9400111899223856928499
-ИНН 7707083893
 счёт № 2026-0412-77
 рейс SU 1234 в 14:05
 версия 3.11.7 вышла
@@ -215,7 +214,6 @@ $ 4,111,111
 12:30-14:00
 2026/11/28
 28/11/2026
-счет 40817810099910004312
 4111 1111 1111 1112
 5555 5555 5555 4445
 DE89 3704 0044 0532 0130 01
@@ -268,6 +266,200 @@ rgb(255, 128, 0)
 https://example.org/events/2026/kofe-fest
 https://t.me/kofeinya_news
 номер 42 на ресепшене
+"""
+
+# Added with the second round of detectors: one-time codes without a colon, tax and
+# insurance numbers (valid checksums; the look-alikes fail theirs), passports, bank
+# accounts, unlabelled keys and bot tokens, wallets, seed phrases, invite links
+# without a scheme, home addresses. Keys, tokens and wallets are made up in the
+# shapes their issuers use; seed phrases are fresh BIP-39 phrases from nobody's wallet.
+EXTENDED = """
+твой код ⟦CODE:482913⟧ никому не говори
+код ⟦CODE:123456⟧
+код из смс ⟦CODE:7731⟧ вводи быстрее
+код подтверждения ⟦CODE:55319⟧
+вот код — ⟦CODE:904512⟧
+the code is ⟦CODE:771204⟧
+your code ⟦CODE:3391⟧ expires in 5 min
+otp ⟦CODE:882201⟧ pls
+пин ⟦CODE:4417⟧ от домофона
+pin ⟦CODE:0925⟧ for the card, don't tell anyone
+коды ⟦CODE:1182⟧ и ещё один придёт
+verification code ⟦CODE:62910⟧
+code ⟦CODE:2468⟧ to unlock the locker
+код от ячейки ⟦CODE:7315⟧
+ИНН ⟦INN:7104974650⟧
+ИНН ⟦INN:7707083893⟧
+счет ⟦ACCOUNT:40817810099910004312⟧
+мой инн ⟦INN:194260834005⟧ для договора
+инн организации ⟦INN:1396245957⟧, кпп потом скину
+INN ⟦INN:763140573004⟧ please add to the invoice
+ИНН: ⟦INN:3387500474⟧
+скинь инн ⟦INN:715331420441⟧ в бухгалтерию
+вот ⟦INN:707851913056⟧ это мой инн
+инн ⟦INN:4839548620⟧ поставщика
+СНИЛС ⟦SNILS:762-826-278 33⟧
+снилс ⟦SNILS:83981246749⟧ для госуслуг
+мой снилс: ⟦SNILS:824-069-712 05⟧
+номер снилс ⟦SNILS:66812039908⟧
+SNILS ⟦SNILS:825-900-367 03⟧ for the HR form
+⟦SNILS:547-717-122 08⟧ это снилс мамы
+паспорт ⟦PASSPORT:4510 123456⟧
+серия ⟦PASSPORT:4012 номер 556677⟧ выдан в 2015
+passport ⟦PASSPORT:4516 734921⟧ for the booking
+паспортные данные: ⟦PASSPORT:40 17 882310⟧
+скан паспорта ⟦PASSPORT:4519 001122⟧ в почте
+мой паспорт ⟦PASSPORT:4608 345912⟧, прописка питер
+счёт ⟦ACCOUNT:40817810099910004312⟧ в сбере
+номер счета ⟦ACCOUNT:40817 810 5 3827 0001234⟧
+переведи на ⟦ACCOUNT:40702810500000012345⟧ это ип
+account ⟦ACCOUNT:40817810300012345678⟧ for the transfer
+реквизиты: р/с ⟦ACCOUNT:40702810938000012345⟧
+вот токен бота ⟦SECRET:6012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1⟧
+⟦SECRET:7722334455:AAF-xYz_0123456789abcdefghijklmnopq⟧ это от тестового бота
+use ⟦SECRET:sk-proj-Ab3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI⟧ for now
+ключ ⟦SECRET:sk-4f8Xk2Lq9Zp1Vt6Rb3Nm7Cw5Hy0Ju8Ds⟧ не свети
+github token ⟦SECRET:ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8⟧
+⟦SECRET:glpat-Xy7Zq2Wv9Ur4Ts1Pq6No⟧ для ci
+aws ⟦SECRET:AKIAIOSFODNN7EXAMPLE⟧ и секрет в личке
+maps key ⟦SECRET:AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q⟧
+slack ⟦SECRET:xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp⟧
+stripe ⟦SECRET:sk_live_51HxYzAbCdEfGh12345678⟧ только прод
+jwt ⟦SECRET:eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U⟧
+мой btc ⟦WALLET:bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh⟧
+скинь на ⟦WALLET:1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2⟧
+eth ⟦WALLET:0x52908400098527886E0F7030069857D2E4169EE7⟧ thx
+usdt trc20 ⟦WALLET:TNPeeaaFB7K9cmo4uQpcU32zGK8G1NYqeL⟧
+tron ⟦WALLET:TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7⟧ это мой
+ton ⟦WALLET:UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG⟧ для чаевых
+old wallet ⟦WALLET:3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy⟧ don't use
+сид фраза ⟦SEED:blame mosquito hotel dance refuse evil cage swim air output zero equal⟧
+backup: ⟦SEED:isolate dawn segment poverty keep punch armed tape afford rain dove cause⟧
+⟦SEED:sad never jungle practice smoke consider tumble loan clever human kitten work wine immense ivory color jeans protect decline lock asthma outdoor never frame⟧
+мнемоника ⟦SEED:marine movie enable giggle squirrel naive penalty detail minimum enrich alarm match⟧ сохрани
+seed is ⟦SEED:dice kitchen stool agent mail betray decrease love video boring autumn dose lock grunt busy⟧
+заходи в чат ⟦URL:t.me/+AbCdEfGh12⟧
+паспорт ⟦PASSPORT:4021 567812⟧ выдан 2019
+ссылка ⟦URL:t.me/joinchat/AAAAAE1bZkQ8cLw2⟧ только для своих
+invite ⟦URL:telegram.me/+Zx9Yw8Vu7Ts6⟧ to the group
+⟦URL:https://t.me/+q1W2e3R4t5Y6⟧ вот приглашение
+живу на ⟦ADDRESS:ул. Ленина, д. 5, кв. 12⟧
+адрес: ⟦ADDRESS:улица Марата 14, кв. 3⟧
+приезжай на ⟦ADDRESS:Невский пр. 28, кв 15⟧
+доставка на ⟦ADDRESS:пр. Просвещения, д. 87 к. 2, кв. 104⟧
+мой адрес ⟦ADDRESS:наб. Фонтанки 54, кв. 7⟧
+⟦ADDRESS:переулок Гривцова, дом 6, квартира 21⟧ — это у канала
+я на ⟦ADDRESS:д. 12, кв. 45⟧, домофон не работает
+I live at ⟦ADDRESS:221B Baker Street, Apt 4⟧
+ship it to ⟦ADDRESS:742 Evergreen Terrace Road⟧ please
+new place: ⟦ADDRESS:15 Rua Augusta Street, Flat 2B⟧
+my address is ⟦ADDRESS:1600 Pennsylvania Avenue⟧ lol
+send the keys to ⟦ADDRESS:48 Green Lane, Unit 3⟧
+"""
+
+EXTENDED_LOOK_ALIKES = """
+код 200 от сервера
+error code 404, page not found
+промокод SALE20 на кофе
+код региона 78
+в коде 2024 года есть баг
+the code is on github, version 2.4.1
+code review at 15:30
+этот код работает с 2019
+пин-код забыл, сброшу
+мой инн сейчас найду
+ИНН 3402554414 неверный, перепроверь
+инн 439792455174 — опечатка
+снилс 85005487697 не подходит, там ошибка
+номер 56977720369 не тот
+паспорт продлила наконец
+серия игр вышла в 2015
+passport photo booth on 5th
+на счёт погоды: +15 завтра
+счёт 2:1 в нашу пользу
+номер заказа 40817810
+трек-номер RA123456789RU
+сумма 12 500 000 руб за квартиру
+tx id 9f2c1e7a, подтверждение в пути
+token bucket limit 100 rps
+ключ от квартиры у соседки
+the key is under the mat
+sk-8 это скейт-парк
+bc1 это не адрес, просто тег
+0x1f это 31 в hex
+T-34 в музее
+wallet с картами забыл дома
+fonds 123456789 не номер телефона, а счётчик
+abandon ship, we are leaving now
+the word list has 2048 words in it
+seed the database with test data
+I love you more than words can say, honestly and truly
+ссылка на канал t.me/durov
+t.me/twin_support для вопросов
+www.example.org/about
+улица разбитых фонарей
+на Невском пробки
+пр. 5 из списка
+дом 2 на районе лучший
+кв. 3 это квартал три
+квартира огонь, переезжаем
+we live on Baker Street now
+5 Guys Burgers is on the corner
+Street Fighter 2 Turbo
+Road 66 trip next summer
+Apartment hunting again
+Unit 4 exam tomorrow
+в 7 у метро
+встреча в 18:00
+версия 3.12.4
+120 км до дачи
+3 из 10
+1337 очков
+1.000.000 просмотров
+номер рейса SU 1402
+артикул 40817810 на складе
+счёт в банке открыла
+пароль от вайфая скажу лично
+токен от бота потом дам
+ключ API в 1password
+адрес скину позже
+живу в центре
+код от подъезда не помню
+код 1984 это роман, не пароль
+the code was written in 2021
+eth gas 0x12 gwei
+адрес почты тот же
+дом 5 по улице, но не скажу какой
+"""
+
+# Written after the second round of detectors was finished, and not tuned against:
+# what benchmarks/pii_eval.py reports for it is the honest estimate.
+EXTENDED_HELDOUT = """
+код для входа ⟦CODE:661203⟧
+your login code ⟦CODE:5527⟧
+вот инн ип ⟦INN:933099934133⟧
+ИНН компании ⟦INN:2889093100⟧ в шапке
+снилс ⟦SNILS:766 201 842 46⟧
+паспорт серия ⟦PASSPORT:4011 номер 903218⟧
+на р/с ⟦ACCOUNT:40802810700000098765⟧
+bot token ⟦SECRET:5500112233:AAGk1Qw2Er3Ty4Ui5Op6As7Df8Gh9Jk0Lz1X⟧
+⟦SECRET:ghp_Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8⟧ в env положи
+кошелёк ⟦WALLET:0xAb5801a7D398351b8bE11C439e05C5B3259aeC9B⟧
+⟦WALLET:bc1q9h7garjdr9ff8qh8uke8z5mjyp3q5arfq4qk72⟧ для доната
+seed ⟦SEED:legal winner thank year wave sausage worth useful legal winner thank yellow⟧
+залетай ⟦URL:t.me/+Pq8Rs7Tu6Vw5⟧
+адрес ⟦ADDRESS:ул. Рубинштейна, д. 23, кв. 9⟧
+we moved to ⟦ADDRESS:12 Oak Street, Apt 7⟧
+код 404 опять
+в 2023 коде не было тестов
+инн потом
+passport renewal takes 3 weeks
+счёт 3:0, красавцы
+0xdeadbeef это магия
+t.me/s/channel_preview
+на улице +25
+квартира 50 метров
+Baker Street station is closed
 """
 
 _MARK = re.compile(r"⟦(\w+):(.+?)⟧")

@@ -5,32 +5,43 @@ from __future__ import annotations
 import pytest
 
 from dataset.pii import ScrubStats, iban_ok, luhn_ok, scrub
-from tests.pii_cases import HELDOUT, NEGATIVES, POSITIVES, cases
+from tests.pii_cases import (
+    EXTENDED,
+    EXTENDED_LOOK_ALIKES,
+    HELDOUT,
+    NEGATIVES,
+    POSITIVES,
+    cases,
+)
 from tests.pii_metrics import measure
 
 
+ALL = POSITIVES + NEGATIVES + HELDOUT + EXTENDED + EXTENDED_LOOK_ALIKES
+
+
 def test_the_labelled_set_is_big_enough_and_in_both_languages() -> None:
-    everything = cases(POSITIVES + NEGATIVES + HELDOUT)
-    assert len(everything) >= 200
+    everything = cases(ALL)
+    assert len(everything) >= 350
+    assert len(cases(EXTENDED + EXTENDED_LOOK_ALIKES)) >= 150
     assert sum(1 for _, _, labels in everything if not labels) >= 100  # look-alikes
     assert any("а" <= c <= "я" for text, _, _ in everything for c in text)
 
 
 @pytest.mark.parametrize("kind", ["EMAIL", "PHONE", "CARD"])
 def test_recall_floor_for_contacts_and_cards(kind: str) -> None:
-    table, _ = measure(POSITIVES + NEGATIVES + HELDOUT)
+    table, _ = measure(ALL)
     assert table[kind]["recall"] >= 0.99, table[kind]
 
 
 def test_every_type_recall_and_precision() -> None:
-    table, wrong = measure(POSITIVES + NEGATIVES + HELDOUT)
+    table, wrong = measure(ALL)
     for kind, row in table.items():
         assert row["support"] >= 5, kind
         assert row["recall"] >= 0.95 and row["precision"] >= 0.95, (kind, row, wrong)
 
 
 def test_look_alikes_pass_through_unchanged() -> None:
-    for text, _, labels in cases(NEGATIVES):
+    for text, _, labels in cases(NEGATIVES + EXTENDED_LOOK_ALIKES):
         assert not labels
         assert scrub(text) == text
 
