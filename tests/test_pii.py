@@ -15,7 +15,6 @@ from tests.pii_cases import (
 )
 from tests.pii_metrics import measure
 
-
 ALL = POSITIVES + NEGATIVES + HELDOUT + EXTENDED + EXTENDED_LOOK_ALIKES
 
 
