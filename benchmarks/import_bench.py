@@ -33,14 +33,44 @@ def child_json_load(path: str) -> dict:
 
 
 def child_import(path: str, db_path: str) -> dict:
+    """The import, while another writer (as the bot or a training heartbeat would)
+    writes every 20 ms on its own connection: how long did it ever have to wait?"""
+    import sqlite3
+    import threading
+
     from exporter.desktop_import import import_desktop_export
     from storage import open_database
 
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def other_writer() -> None:
+        conn = sqlite3.connect(db_path, timeout=30)
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_writes (at REAL)")
+        while not stop.is_set():
+            started = time.perf_counter()
+            with conn:
+                conn.execute("INSERT INTO bench_writes VALUES (?)", (time.time(),))
+            waits.append(time.perf_counter() - started)
+            time.sleep(0.02)
+        conn.close()
+
     async def run() -> dict:
         async with open_database(Path(db_path)) as db:
+            writer = threading.Thread(target=other_writer)
+            writer.start()
             started = time.perf_counter()
-            report = await import_desktop_export(db, Path(path))
-            return {"seconds": time.perf_counter() - started, "new": report.new}
+            try:
+                report = await import_desktop_export(db, Path(path))
+            finally:
+                stop.set()
+                writer.join()
+            return {
+                "seconds": time.perf_counter() - started,
+                "new": report.new,
+                "other_writer_max_wait": max(waits, default=0.0),
+                "other_writes": len(waits),
+            }
 
     return asyncio.run(run())
 
@@ -85,6 +115,11 @@ def main() -> None:
             f"twin import  {ours['seconds']:7.2f} s   peak RSS {ours['peak_rss_mib']:7.0f} MiB"
             f"   {rate:,.0f} messages/s ({ours['new']:,} stored)"
         )
+        wait = ours["other_writer_max_wait"]
+        print(
+            f"another writer meanwhile: {ours['other_writes']:,} writes, the longest waited "
+            f"{wait:.2f} s ({wait / ours['seconds']:.1%} of the import)"
+        )
     print(
         json.dumps(
             {
@@ -96,6 +131,10 @@ def main() -> None:
                 "json_load_peak_rss_mib": round(baseline["peak_rss_mib"]),
                 "time_ratio": round(ours["seconds"] / baseline["seconds"], 3),
                 "rss_ratio": round(ours["peak_rss_mib"] / baseline["peak_rss_mib"], 3),
+                "other_writer_max_wait_s": round(ours["other_writer_max_wait"], 3),
+                "other_writer_wait_ratio": round(
+                    ours["other_writer_max_wait"] / ours["seconds"], 4
+                ),
             }
         )
     )

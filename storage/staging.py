@@ -95,7 +95,7 @@ async def merge(db: Database) -> tuple[int, int]:
     applied (never an older copy over a newer one). (new, updated)."""
     new = await db.execute(
         f"INSERT OR IGNORE INTO messages ({_COLUMN_LIST}) "
-        f"SELECT {_COLUMN_LIST} FROM staged.messages ORDER BY chat_id, message_id"
+        f"SELECT {_COLUMN_LIST} FROM staged.messages"  # in export order: each chat ascending
     )
     updated = await db.execute(
         "UPDATE messages SET text = s.text, media = s.media, media_detail = s.media_detail, "

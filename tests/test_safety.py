@@ -60,7 +60,7 @@ async def test_a_write_outside_a_transaction_is_refused(db: Database) -> None:
 
 
 async def test_a_failed_newer_export_that_edits_messages_changes_nothing(
-    db_path: Path, tmp_path: Path
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = [message(i, 42 if i % 2 else OWNER, f"m{i}", at=i * 60) for i in range(1, 30_001)]
     await run_import(db_path, write_json(tmp_path / "a.json", chat(42, old)), owner_id=OWNER)
@@ -68,6 +68,15 @@ async def test_a_failed_newer_export_that_edits_messages_changes_nothing(
     newer = [dict(m, text=f"{m['text']} edited", edited_unixtime="1900000000") for m in old]
     newer[-1]["id"] = "broken"  # fails after whole batches of edits went to SQLite
     path = write_json(tmp_path / "b.json", chat(42, newer))
+    from storage.staging import Staging
+
+    real_add = Staging.add
+
+    async def slow_add(self: Staging, rows: list) -> None:
+        await asyncio.sleep(0.2)  # the batch write is still in flight when parsing fails
+        await real_add(self, rows)
+
+    monkeypatch.setattr(Staging, "add", slow_add)
     loop_errors: list[dict] = []
     asyncio.get_running_loop().set_exception_handler(lambda _, context: loop_errors.append(context))
     with pytest.raises(ExportFormatError, match="'id' must be an integer"):
@@ -348,3 +357,49 @@ def test_training_without_a_terminal_logs_a_line_per_interval(
         "twin: step 10/12, loss 2.000, validation 1.500, 300 tokens/s, about 0.3 min left",
         "twin: step 12/12, loss 2.000, 300 tokens/s, about 0.0 min left",
     ]
+
+
+def test_other_writers_keep_working_during_a_large_import(tmp_path: Path) -> None:
+    """The bot, the userbot and a training heartbeat write while an import runs: with
+    a busy timeout of one second (the real one is ten) none of their writes may fail."""
+    import sqlite3
+    import threading
+    import time
+
+    from storage import BlockingDatabase
+    from storage import runs as runs_table
+    from tests.synthetic_export import write_export
+
+    path = tmp_path / "twin.db"
+    export = write_export(tmp_path / "big.json", 120_000, chats=4)
+    with BlockingDatabase(path, create=True) as store:
+        run_id = store.run(lambda db: runs_table.start(db, "cli", 1, "h"))
+    failures: list[str] = []
+    writes = 0
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        nonlocal writes
+        conn = sqlite3.connect(path, timeout=1.0)
+        while not stop.is_set():
+            try:
+                with conn:
+                    conn.execute(
+                        "UPDATE training_runs SET heartbeat = ? WHERE id = ?",
+                        (int(time.time()), run_id),
+                    )
+                writes += 1
+            except sqlite3.OperationalError as err:
+                failures.append(str(err))
+            time.sleep(0.01)
+        conn.close()
+
+    beating = threading.Thread(target=heartbeat)
+    beating.start()
+    try:
+        report = asyncio.run(run_import(path, export))
+    finally:
+        stop.set()
+        beating.join()
+    assert report.new == 120_000 - sum(report.skipped.values())
+    assert failures == [] and writes > 50
