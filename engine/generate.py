@@ -64,7 +64,7 @@ class ReplyEngine:
         prompt: Prompt,
         precision: str,
         device: str,
-        max_seq_length: int = 2048,
+        max_seq_length: int,  # generate.max_seq_length
         lora: LoRASettings | None = None,
         int8_decoding: bool | None = None,
     ) -> None:

@@ -24,9 +24,9 @@ class UserbotError(Exception):
 @dataclass(frozen=True)
 class UserbotConfig:
     api_id: int
+    session_file: Path  # <data_dir>/userbot.session, 0600
     api_hash: str = ""
     session: str | None = None  # a Telethon string session, instead of the file
-    session_file: Path = Path("data/userbot.session")
 
     def __repr__(self) -> str:  # never show the secrets
         return f"UserbotConfig(api_id={self.api_id}, session_file={self.session_file})"

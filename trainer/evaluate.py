@@ -72,7 +72,7 @@ def generated_style(
     others = [s["instruction"] for s in train if s["instruction"]]
     owner = style.profile([s["output"] for s in train], others, separator)
     authorship = style.Authorship([s["output"] for s in train], others)
-    engine = ReplyEngine(checkpoint_dir, prompt, precision, device)
+    engine = ReplyEngine(checkpoint_dir, prompt, precision, device, settings.max_seq_length)
     replies: dict[str, list[str]] = {"base": [], "adapter": []}
     for side, path in (("base", None), ("adapter", adapter_path)):
         engine.use_adapter(path)
