@@ -97,7 +97,20 @@ async def test_shared_samples_import_with_exact_counts(
     skipped: dict[str, int],
     owner_messages: int,
 ) -> None:
-    report = await run_import(db_path, SHARED_EXPORTS / name, owner_id=me)
+    await imports_exactly(db_path, SHARED_EXPORTS / name, me, chat_id, new, skipped, owner_messages)
+
+
+async def imports_exactly(
+    db_path: Path,
+    path: Path,
+    me: int | None,
+    chat_id: int,
+    new: int,
+    skipped: dict[str, int],
+    owner_messages: int,
+) -> None:
+    """A single-chat export imports into one chat with exactly these counts."""
+    report = await run_import(db_path, path, owner_id=me)
     assert (report.chats, report.new, report.duplicates, report.skipped) == (1, new, 0, skipped)
     assert await rows(db_path, "SELECT id FROM chats") == [(chat_id,)]
     counted = await rows(db_path, "SELECT COUNT(*), SUM(is_owner) FROM messages")
@@ -157,11 +170,7 @@ async def test_own_samples_import_with_exact_counts(
     owner_messages: int,
 ) -> None:
     export = write_json(tmp_path / "result.json", make())
-    report = await run_import(db_path, export, owner_id=me)
-    assert (report.chats, report.new, report.duplicates, report.skipped) == (1, new, 0, skipped)
-    assert await rows(db_path, "SELECT id FROM chats") == [(chat_id,)]
-    counted = await rows(db_path, "SELECT COUNT(*), SUM(is_owner) FROM messages")
-    assert counted == [(new, owner_messages)]
+    await imports_exactly(db_path, export, me, chat_id, new, skipped, owner_messages)
 
 
 async def test_all_fields_export_is_read_faithfully(db_path: Path, tmp_path: Path) -> None:
