@@ -181,19 +181,36 @@ class DraftWorkflow:
                         draft.chat_id, part.text, part.random_id, by_twin
                     )
                 if sent is None:  # Telegram had this part already: find where it is
+                    # (not found: it is older than the chat's last 200 messages; the
+                    # previous part's id keeps the recorded ids in order)
                     sent = await self.userbot.find_sent(draft.chat_id, part.text, after) or after
             except Exception:
                 log.exception("draft %s: part %d did not go out", draft.id, part.part + 1)
-                if part.part == 0:
-                    await drafts_table.unclaim(self.db, draft.id)
-                    return "failed"
-                return "retrying"  # the rest is sent by the next reconciliation
+                return await self._interrupted(draft, part, after)
             await drafts_table.part_sent(self.db, part, sent)
             after = max(after, sent)
         await drafts_table.mark_sent(self.db, draft.id, after)
         if resuming:
             log.info("draft %s: an interrupted send is complete", draft.id)
         return "sent"
+
+    async def _interrupted(self, draft: Draft, part: drafts_table.Part, after: int) -> str:
+        """A part failed. If it was the first and it is not in the chat (an answer lost on
+        the way back looks like a failure too), nothing went out: the draft waits again.
+        Otherwise the rest follows with the next reconciliation."""
+        assert self.userbot is not None
+        try:
+            went_out = await self.userbot.find_sent(draft.chat_id, part.text, after)
+        except Exception:  # the chat cannot be read either: assume it went out, retry
+            log.exception("draft %s: cannot tell whether part %d went out", draft.id, part.part + 1)
+            return "retrying"
+        if went_out is not None:
+            await drafts_table.part_sent(self.db, part, went_out)
+            return "retrying"
+        if part.part == 0:
+            await drafts_table.unclaim(self.db, draft.id)
+            return "failed"
+        return "retrying"
 
     async def regenerate(self, draft_id: int) -> bool:
         draft = await drafts_table.get(self.db, draft_id)

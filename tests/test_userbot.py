@@ -645,12 +645,16 @@ async def test_a_crash_between_parts_neither_repeats_nor_loses_one(
         await restarted.stop()
 
 
-async def test_a_lost_answer_is_not_a_second_send(loop: Loop) -> None:
-    """Telegram took part 2 but its answer was lost: the retry's random id is known, so
-    nothing goes out twice, and the reconciliation finishes the reply."""
+@pytest.mark.parametrize(("send", "failure"), [(1, "after"), (2, "after"), (2, "before")])
+async def test_a_failed_part_is_neither_repeated_nor_lost(
+    loop: Loop, send: int, failure: str
+) -> None:
+    """Telegram refused a part, or took it and lost the answer: nothing goes out twice
+    (the part is found in the chat, or refused again by its random id), and the
+    reconciliation finishes the reply."""
     await loop.telegram.arrive(loop.telegram.message(ANNA, "по пунктам?"))
     card = await loop.card()
-    loop.telegram.fail_send[2] = "after"
+    loop.telegram.fail_send[send] = failure
     await loop.edit(card, THREE_PARTS)
     await loop.fake.wait_for(lambda: any("rest will follow" in t for t in loop.fake.texts(OWNER)))
     assert (await loop.draft(ANNA)).status == "sending"
