@@ -64,7 +64,7 @@ class LiveUserbot:
         self.client.add_event_handler(self._new_message, events.NewMessage())
         self.client.add_event_handler(self._edited, events.MessageEdited())
 
-    async def _store(self, message: types.Message, name: str | None) -> bool:
+    async def _store(self, message: types.Message, name: str | None, by_twin: bool = False) -> bool:
         row = message_row(message, self.owner_id)
         if row is None:
             return False
@@ -73,6 +73,8 @@ class LiveUserbot:
             if name and not message.out and row.sender_id is not None:
                 await people_table.upsert_names(self.db, {row.sender_id: name})
             await ingest.store(self.db, [row])
+            if by_twin:  # in the same transaction: never stored as the owner's own words
+                await messages_table.mark_by_twin(self.db, row.chat_id, row.message_id)
         return True
 
     async def _new_message(self, event: events.NewMessage.Event) -> None:
@@ -151,10 +153,7 @@ class LiveUserbot:
             )
         else:
             message = self.client._get_response_message(request, result, peer)
-        await self._store(message, None)
-        if by_twin:
-            async with self.db.transaction():
-                await messages_table.mark_by_twin(self.db, chat_id, message.id)
+        await self._store(message, None, by_twin)
         return int(message.id)
 
     async def find_sent(self, chat_id: int, text: str, after_id: int) -> int | None:

@@ -99,7 +99,9 @@ async def on_draft_button(
         await query.answer()
 
 
-async def take_edit(message: Message, state: FSMContext, db: Database, config: BotConfig) -> None:
+async def take_edit(
+    message: Message, state: FSMContext, db: Database, config: BotConfig, drafts: DraftWorkflow
+) -> None:
     """The corrected reply: shown back with Send / Cancel, never sent on its own."""
     data = await state.get_data()
     draft = await drafts_table.get(db, data.get("draft_id", -1))
@@ -116,7 +118,7 @@ async def take_edit(message: Message, state: FSMContext, db: Database, config: B
     await state.set_state(Editing.confirm)
     await state.update_data(text=message.text)
     await message.answer(
-        f"This goes to {await _chat_title(db, draft.chat_id)} as you:\n\n{message.text}",
+        f"This goes to {await drafts.chat_name(draft.chat_id)} as you:\n\n{message.text}",
         reply_markup=edit_choice(draft.id, draft.revision),
     )
 
@@ -149,11 +151,6 @@ async def forget_edit(state: FSMContext, draft_id: int) -> None:
     """A draft settled (sent, discarded, answered by the owner): an edit of it ends."""
     if (await state.get_data()).get("draft_id") == draft_id:
         await state.clear()
-
-
-async def _chat_title(db: Database, chat_id: int) -> str:
-    chat = await chats_table.get(db, chat_id)
-    return chat.title if chat is not None and chat.title else str(chat_id)
 
 
 async def list_drafts(message: Message, db: Database, drafts: DraftWorkflow) -> None:
