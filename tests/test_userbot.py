@@ -658,7 +658,9 @@ async def test_a_failed_part_is_neither_repeated_nor_lost(
     await loop.edit(card, THREE_PARTS)
     await loop.fake.wait_for(lambda: any("rest will follow" in t for t in loop.fake.texts(OWNER)))
     assert (await loop.draft(ANNA)).status == "sending"
-    await loop.harness.workflow.reconcile()
+    loop.harness.workflow.keep_reconciling(every=0.3)  # as twin run does, every minute
+    await loop.fake.wait_for(lambda: len(loop.telegram.sent) == 3)
+    await asyncio.sleep(0.5)
     assert loop.telegram.sent == [(ANNA, "первое"), (ANNA, "второе"), (ANNA, "третье")]
     assert (await loop.draft(ANNA)).status == "edited_sent"
 
