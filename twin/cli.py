@@ -96,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)
     try:
         settings = load_settings(args.config)
-        if settings.data_dir.exists():
-            private_dir(settings.data_dir)
+        data = settings.data_dir
+        # Tighten the data folder, not whatever folder it was pointed at ('.', ~).
+        if data.is_dir() and ((data / "twin.db").exists() or not any(data.iterdir())):
+            private_dir(data)
         return int(args.run(args, settings) or 0)
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)
