@@ -86,6 +86,13 @@ class ServerOnDisk(ScriptedTelegram):
         return await super().__call__(request, ordered, flood_sleep_threshold)
 
 
+class CardsOnly:
+    """The bot's side: a draft that goes back to pending shows its card again."""
+
+    async def send_message(self, chat_id: int, text: str, **_: object) -> SimpleNamespace:
+        return SimpleNamespace(message_id=1)
+
+
 async def main(mode: str, db_path: Path, state: Path, draft_id: int) -> None:
     telegram = ServerOnDisk(state)
 
@@ -94,7 +101,7 @@ async def main(mode: str, db_path: Path, state: Path, draft_id: int) -> None:
 
     async with open_database(db_path) as db:
         workflow = DraftWorkflow(
-            bot=None,  # type: ignore[arg-type]  # no card to edit: the draft has none
+            bot=CardsOnly(),  # type: ignore[arg-type]
             db=db,
             replies=SimpleNamespace(prompt=Prompt()),  # type: ignore[arg-type]
             owner_id=OWNER,
