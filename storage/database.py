@@ -35,9 +35,8 @@ class Database:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
-        # The tasks writing in the open transaction: the one that began it, and helpers
-        # it enlisted (the importer's batch writer).
-        self._members: set[asyncio.Task[Any]] = set()
+        # The task whose transaction is open: it alone may write until it ends.
+        self._holder: asyncio.Task[Any] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -122,13 +121,12 @@ class Database:
         so two processes queue on busy_timeout instead of failing half-way.
         """
         task = asyncio.current_task()
-        if task is not None and task in self._members:
+        if task is not None and task is self._holder:
             yield
             return
         async with self._lock:
             await self.conn.execute("BEGIN IMMEDIATE")
-            if task is not None:
-                self._members.add(task)
+            self._holder = task
             try:
                 yield
             except BaseException:
@@ -137,16 +135,10 @@ class Database:
             else:
                 await self.conn.execute("COMMIT")
             finally:
-                self._members.clear()
-
-    def enlist(self, task: asyncio.Task[Any]) -> None:
-        """Let a helper task write in the current task's open transaction."""
-        if asyncio.current_task() not in self._members:
-            raise RuntimeError("enlist: no transaction is open in this task")
-        self._members.add(task)
+                self._holder = None
 
     def _check_write(self, sql: str) -> None:
-        if sql.lstrip()[:6].upper() in _WRITES and asyncio.current_task() not in self._members:
+        if sql.lstrip()[:6].upper() in _WRITES and self._holder is not asyncio.current_task():
             raise RuntimeError(f"a write outside a transaction: {sql.split(None, 3)[:3]}")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
