@@ -137,6 +137,18 @@ class Database:
             finally:
                 self._holder = None
 
+    @asynccontextmanager
+    async def attached(self, path: Path, alias: str) -> AsyncIterator[None]:
+        """Another database file visible as `alias` to this connection. SQLite attaches
+        and detaches only outside a transaction: both wait for the lock."""
+        async with self._lock:
+            await self.conn.execute("ATTACH DATABASE ? AS " + alias, (str(path),))
+        try:
+            yield
+        finally:
+            async with self._lock:
+                await self.conn.execute("DETACH DATABASE " + alias)
+
     def _check_write(self, sql: str) -> None:
         if sql.lstrip()[:6].upper() in _WRITES and self._holder is not asyncio.current_task():
             raise RuntimeError(f"a write outside a transaction: {sql.split(None, 3)[:3]}")

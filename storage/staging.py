@@ -83,11 +83,8 @@ async def staging(db: Database) -> AsyncIterator[Staging]:
 async def attached(db: Database, staged: Staging) -> AsyncIterator[None]:
     """The staged rows visible to `db` as `staged.messages`, for `merge`. Attach before
     the transaction that merges (SQLite cannot attach inside one)."""
-    await db.conn.execute("ATTACH DATABASE ? AS staged", (str(staged.path),))
-    try:
+    async with db.attached(staged.path, "staged"):
         yield
-    finally:
-        await db.conn.execute("DETACH DATABASE staged")
 
 
 async def merge(db: Database) -> tuple[int, int]:
