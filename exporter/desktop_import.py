@@ -185,7 +185,7 @@ async def _parse(
                         continue
                     last_id = row.message_id
                     senders.add(row.sender_id)
-                    names[row.sender_id] = repaired(sender_name(message))
+                    names[row.sender_id] = sender_name(message)
                     batch.append(row)
                     if len(batch) >= BATCH:
                         await writer.flush()
@@ -196,6 +196,7 @@ async def _parse(
             bar.update(export.bytes_read - bar.n)
             if export.may_hold_lone_surrogates:
                 parsed.chats = [replace(c, title=repaired(c.title)) for c in parsed.chats]
+                parsed.names = {k: repaired(v) for k, v in names.items()}
     report.chats = len(parsed.chats)
     report.skipped = dict(sorted(skipped.items()))
     parsed.owner = owner

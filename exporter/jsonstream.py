@@ -20,7 +20,12 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _scan_once = _DECODER.scan_once  # the C scanner raw_decode wraps
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A lone surrogate escape: a high one not followed by a low one, or a low one alone.
+# A pair (an emoji in an ASCII-only file) decodes to one character and is fine.
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 # How close to the end of the buffer a decode error must be to mean "read more".
 _TAIL = 64
 
@@ -79,7 +84,7 @@ class JsonStream:
         if not self.escaped_surrogates:
             probe = self._tail + text
             self.escaped_surrogates = "\\u" in probe and bool(_SURROGATE_ESCAPE.search(probe))
-            self._tail = text[-6:]
+            self._tail = text[-12:]  # an escape, or a pair, cut by the chunk's end
         if self._pos:
             dropped = self._buf[: self._pos]
             newlines = dropped.count("\n")

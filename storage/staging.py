@@ -33,12 +33,14 @@ class Staging:
         self.conn, self.path = conn, path
 
     async def add(self, rows: Sequence[MessageRow]) -> None:
-        """One statement per batch, committed as it goes: no journal, nothing to undo
-        (a failed import just removes the file)."""
+        """One transaction per batch (a commit per row would cost more than the rows); no
+        journal, nothing to undo: a failed import just removes the file."""
+        await self.conn.execute("BEGIN")
         await self.conn.executemany(
             f"INSERT INTO messages ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})",
             rows,
         )
+        await self.conn.execute("COMMIT")
 
     async def sender_counts(self) -> dict[int, int]:
         """How many staged messages each sender wrote (to name the candidates when the
