@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from dataset.pii import PII_SIGNS, ScrubStats, scrub
+from dataset.pii import ScrubStats, may_hold, scrub
 from dataset.prompt import Prompt
 from storage.rows import HistoryRow
 
@@ -81,7 +81,7 @@ def conversation_turns(
     turns: list[Turn] = []
     burst: list[str] = []
     join = prompt.join_burst
-    might_be_pii = PII_SIGNS.search
+    might_be_pii = may_hold
 
     def turn() -> Turn:
         # Scrubbing the joined turn equals scrubbing each message (no pattern spans the

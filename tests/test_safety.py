@@ -403,3 +403,20 @@ def test_other_writers_keep_working_during_a_large_import(tmp_path: Path) -> Non
         beating.join()
     assert report.new == 120_000 - sum(report.skipped.values())
     assert failures == [] and writes > 50
+
+
+async def test_a_seed_phrase_without_digits_is_scrubbed_from_samples(
+    db_path: Path, tmp_path: Path
+) -> None:
+    """Only texts with a digit or a sign used to reach the scrubber; a seed phrase has
+    neither."""
+    from dataset.build import build_dataset, read_samples
+    from dataset.settings import DatasetSettings, PromptSettings
+
+    seed = "blame mosquito hotel dance refuse evil cage swim air output zero equal"
+    lines = [(0, "them: скинь сид от кошелька"), (60, f"me: {seed}")]
+    export = write_json(tmp_path / "c.json", chat(42, dialogue(42, lines)))
+    await run_import(db_path, export, owner_id=OWNER)
+    out = tmp_path / "samples.jsonl"
+    build_dataset(db_path, out, DatasetSettings(val_fraction=0), PromptSettings())
+    assert [s["output"] for s in read_samples(out)] == ["[SEED]"]
