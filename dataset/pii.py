@@ -105,14 +105,22 @@ _WORD = re.compile(r"[a-z]+")
 SEED_WORDS = 12  # the shortest BIP-39 seed phrase
 # Twelve lowercase words of BIP-39's lengths in a row: the only texts with neither a
 # digit nor a sign that can hold personal data (a seed phrase).
-_SEED_HINT = re.compile(r"(?:[a-z]{3,8}[ ,\n]+){11}[a-z]{3,8}")
+_SEED_HINT = re.compile(r"\b(?:[a-z]{3,8}[ ,\n]+){11}[a-z]{3,8}\b")
+
+
+def _may_be_seed(text: str) -> bool:
+    return (
+        len(text) >= 47
+        and text.count(" ") + text.count("\n") >= SEED_WORDS - 1
+        and _SEED_HINT.search(text) is not None
+    )
 
 
 def may_hold(text: str) -> bool:
     """Whether `text` can hold anything `scrub` replaces; cheap, for the many that cannot."""
-    return PII_SIGNS.search(text) is not None or (
-        len(text) >= 47 and _SEED_HINT.search(text) is not None
-    )
+    return PII_SIGNS.search(text) is not None or _may_be_seed(text)
+
+
 # A link "carries a key" when a query parameter is named like one, or a path segment is
 # a long random-looking token (invite links, reset links, signed URLs).
 _URL_SECRET_PARAM = re.compile(
@@ -311,7 +319,7 @@ def scrub(text: str, stats: ScrubStats | None = None) -> str:
     if not text:
         return text
     # A seed phrase has neither digits nor signs: only a long run of words can be one.
-    words = len(text) >= 47 and _SEED_HINT.search(text) is not None
+    words = _may_be_seed(text)
     if PII_SIGNS.search(text) is None or _MAYBE.search(text.lower()) is None:
         if not words:
             return text
