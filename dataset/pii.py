@@ -101,6 +101,16 @@ _HOUSE_FLAT = re.compile(
     r"(?:кв\.?|квартира)[ \t]*\d{1,4}\b",
     re.IGNORECASE,
 )
+# Signs that a detector has something to find (matched against the lowercased text
+# where they are words).
+_KEY_SIGN = re.compile(r":|sk-|sk_|rk_|gh[pousr]_|github_|glpat-|AKIA|AIza|xox|eyJ")
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{25}")
+_PASSPORT_SIGN = re.compile(r"паспорт|серия|passport")
+_CODE_SIGN = re.compile(r"код|code|otp|пин|pin")
+_ADDRESS_SIGN = re.compile(
+    r"ул\.|улиц|пр\.|пр-т|просп|пер\.|переул|наб\.|набереж|бульв|б-р|шоссе|д\.|дом|кв|street|st\b|"
+    r"avenue|ave\b|road|rd\b|lane|ln\b|boulevard|blvd|drive|dr\b"
+)
 _WORD = re.compile(r"[a-z]+")
 SEED_WORDS = 12  # the shortest BIP-39 seed phrase
 # Twelve lowercase words of BIP-39's lengths in a row: the only texts with neither a
@@ -333,17 +343,27 @@ def scrub(text: str, stats: ScrubStats | None = None) -> str:
 
         return keep_label
 
-    text = _replace(_URL, URL, text, stats, _url_carries_key)
-    text = _replace(_INVITE, URL, text, stats)
-    text = _replace(_KEY, SECRET, text, stats)
-    text = _SECRET.sub(labelled(SECRET), text)
-    text = _replace(_WALLET, WALLET, text, stats, _wallet_like)
-    text = _replace(_EMAIL, EMAIL, text, stats)
+    # Each detector runs only where its cheap sign is: most candidates need few.
+    low = text.lower()
+    if "/" in text or "www." in low:
+        text = _replace(_URL, URL, text, stats, _url_carries_key)
+        text = _replace(_INVITE, URL, text, stats)
+    if _KEY_SIGN.search(text):
+        text = _replace(_KEY, SECRET, text, stats)
+    if ":" in text or "=" in text:
+        text = _SECRET.sub(labelled(SECRET), text)
+    if _LONG_TOKEN.search(text):
+        text = _replace(_WALLET, WALLET, text, stats, _wallet_like)
+    if "@" in text:
+        text = _replace(_EMAIL, EMAIL, text, stats)
     text = _replace(_IBAN, IBAN, text, stats, lambda m: iban_ok(m.group()))
-    text = _PASSPORT.sub(labelled(PASSPORT), text)
-    text = _CODE.sub(_code(stats), text)
-    text = _replace(_ADDRESS, ADDRESS, text, stats)
-    text = _replace(_HOUSE_FLAT, ADDRESS, text, stats)
+    if _PASSPORT_SIGN.search(low):
+        text = _PASSPORT.sub(labelled(PASSPORT), text)
+    if _CODE_SIGN.search(low):
+        text = _CODE.sub(_code(stats), text)
+    if _ADDRESS_SIGN.search(low):
+        text = _replace(_ADDRESS, ADDRESS, text, stats)
+        text = _replace(_HOUSE_FLAT, ADDRESS, text, stats)
     text = _digit_runs(text, stats)
     return _seed_phrases(text, stats) if words else text
 
