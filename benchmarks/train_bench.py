@@ -1,6 +1,11 @@
 """LoRA training speed and memory: twin's loop against stock `litgpt finetune_lora`.
 
     python benchmarks/train_bench.py [--steps 3] [--batch-size 32] [--data-dir DIR]
+    python benchmarks/train_bench.py --against naive-head
+
+`--against naive-head` compares twin's loop with the same loop computing the output
+layer the plain way (all response positions of a micro-batch at once, then
+cross-entropy): what the chunked, fused loss in trainer/loss.py replaced.
 
 Both train the embedded model (Gemma 3 270M) in bf16-true on the same samples (the
 shipped persona, as `twin dataset` builds them, each prompt rendered by twin's
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,7 +71,17 @@ def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Pat
     return checkpoint, samples
 
 
-def child_ours(checkpoint: str, samples: str, steps: int, batch: int, max_seq_length: int) -> dict:
+def naive_batch_loss(model: Any, batch: Any) -> tuple[Any, int]:
+    """Logits at every response position of the micro-batch at once, then cross-entropy."""
+    import torch.nn.functional as F
+
+    logits = model(batch.idx, head_positions=batch.head_positions)
+    return F.cross_entropy(logits.float(), batch.targets, reduction="sum"), batch.targets.numel()
+
+
+def child_ours(
+    checkpoint: str, samples: str, steps: int, batch: int, max_seq_length: int, naive: bool = False
+) -> dict:
     import lightning as L
     from litgpt import Tokenizer
 
@@ -77,13 +93,18 @@ def child_ours(checkpoint: str, samples: str, steps: int, batch: int, max_seq_le
     from trainer.finetune import train
     from trainer.settings import TrainSettings
 
+    if naive:
+        import trainer.finetune
+
+        trainer.finetune.batch_loss = naive_batch_loss
     fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
     settings = TrainSettings(
         batch_size=batch,
+        epochs=1,
         max_steps=steps,
         max_seq_length=max_seq_length,
         eval_interval=10**6,
-        save_interval=10**6,
+        patience=0,
         learning_rate=3e-4,
         warmup_steps=1,
     )
@@ -184,12 +205,14 @@ def main() -> None:
     parser.add_argument("--stock-micro-batch", type=int, default=4)
     parser.add_argument("--max-seq-length", type=int, default=1024)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="where models live")
+    parser.add_argument("--against", choices=["stock", "naive-head"], default="stock")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         job, *rest = args.child
-        if job == "ours":
-            result = child_ours(rest[0], rest[1], int(rest[2]), int(rest[3]), int(rest[4]))
+        if job in ("ours", "naive-head"):
+            numbers = map(int, rest[2:5])
+            result = child_ours(rest[0], rest[1], *numbers, naive=job == "naive-head")
         else:
             result = child_stock(rest[0], rest[1], rest[2], *map(int, rest[3:]))
         result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -202,16 +225,19 @@ def main() -> None:
         common = (str(args.steps), str(args.batch_size), str(args.max_seq_length))
         started = time.perf_counter()
         ours = measure("ours", str(checkpoint), str(samples), *common)
-        stock = measure(
-            "stock",
-            str(checkpoint),
-            str(work / "stock"),
-            str(work / "out"),
-            *common,
-            str(args.stock_micro_batch),
-        )
+        if args.against == "stock":
+            stock = measure(
+                "stock",
+                str(checkpoint),
+                str(work / "stock"),
+                str(work / "out"),
+                *common,
+                str(args.stock_micro_batch),
+            )
+        else:
+            stock = measure("naive-head", str(checkpoint), str(samples), *common)
         elapsed = time.perf_counter() - started
-    for name, result in (("twin", ours), ("stock litgpt", stock)):
+    for name, result in (("twin", ours), (args.against, stock)):
         rate = result["tokens"] / result["seconds"]
         print(
             f"{name:<13} {result['tokens']:>7,} tokens in {result['seconds']:6.1f} s = "
@@ -223,12 +249,13 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "against": args.against,
                 "steps": args.steps,
                 "batch_size": args.batch_size,
                 "twin_tokens_per_s": round(ours_rate, 1),
-                "stock_tokens_per_s": round(stock_rate, 1),
+                "baseline_tokens_per_s": round(stock_rate, 1),
                 "twin_peak_rss_mib": round(ours["peak_rss_mib"]),
-                "stock_peak_rss_mib": round(stock["peak_rss_mib"]),
+                "baseline_peak_rss_mib": round(stock["peak_rss_mib"]),
                 "ratio": round(ours_rate / stock_rate, 2),
                 "rss_ratio": round(ours["peak_rss_mib"] / stock["peak_rss_mib"], 2),
                 "wall_seconds": round(elapsed),

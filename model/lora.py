@@ -55,18 +55,26 @@ class TwinGPT(lora.GPT):
         input_pos_maxp1: int | None = None,
         lm_head_chunk_size: int = 0,
         head_positions: torch.Tensor | tuple | None = None,
+        return_hidden: bool = False,
     ) -> torch.Tensor:
         """litgpt's forward; with `head_positions` (a boolean mask of idx's shape, or an
-        index such as `(slice(None), slice(-1, None))`), logits at those positions only.
+        index such as `(slice(None), slice(-1, None))`), logits at those positions only;
+        with `return_hidden`, the hidden states there instead, for a loss that applies
+        the head itself a few rows at a time (trainer.loss).
 
         The head is wrapped for the duration of the call rather than the forward copied,
         so everything else (sliding windows, soft-capping) stays litgpt's."""
+        if return_hidden and self.config.final_logit_softcapping is not None:
+            raise ValueError("hidden states are only returned for a head without soft-capping")
         if input_pos is not None:
-            return self._cached_forward(idx, input_pos, input_pos_maxp1, head_positions)
-        if head_positions is None:
+            return self._cached_forward(
+                idx, input_pos, input_pos_maxp1, head_positions, return_hidden
+            )
+        if head_positions is None and not return_hidden:
             return super().forward(idx, input_pos, input_pos_maxp1, lm_head_chunk_size)
         head = self.lm_head
-        self.lm_head = _HeadAt(head, head_positions)
+        positions = head_positions if head_positions is not None else (slice(None),)
+        self.lm_head = _HeadAt(torch.nn.Identity() if return_hidden else head, positions)
         try:
             return super().forward(idx)
         finally:
@@ -109,6 +117,7 @@ class TwinGPT(lora.GPT):
         input_pos: torch.Tensor,
         input_pos_maxp1: int | None,
         head_positions: torch.Tensor | tuple | None,
+        return_hidden: bool = False,
     ) -> torch.Tensor:
         """litgpt's KV-cache forward, with each layer's own mask: causal for global
         layers, causal within the window for sliding-window layers."""
@@ -139,6 +148,8 @@ class TwinGPT(lora.GPT):
         x = self.transformer.ln_f(x)
         if head_positions is not None:
             x = x[head_positions]
+        if return_hidden:
+            return x
         logits = self.lm_head(x)
         if self.config.final_logit_softcapping is not None:
             logits = do_softcapping(logits, self.config.final_logit_softcapping)

@@ -16,14 +16,75 @@ import torch.nn.functional as F
 from model.lora import load_adapter
 from trainer.batches import Batch, Encoded, collate, micro_batches
 
+HEAD_ROWS = 256  # rows of the output layer's logits alive at once: 256 x 262k floats
+
 
 def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over the batch's response tokens, and how many there are.
 
-    The output layer runs only at those positions (TwinGPT's head_positions)."""
-    logits = model(batch.idx, head_positions=batch.head_positions)
-    loss = F.cross_entropy(logits.float(), batch.targets, reduction="sum")
-    return loss, batch.targets.numel()
+    The output layer runs only at those positions, and a few rows at a time: a
+    micro-batch of a thousand response tokens would otherwise hold gigabytes of logits
+    (a 262k-token vocabulary, in float32, plus their softmax and gradient)."""
+    hidden = model(batch.idx, head_positions=batch.head_positions, return_hidden=True)
+    return token_losses(model.lm_head, hidden, batch.targets).sum(), batch.targets.numel()
+
+
+def token_losses(
+    head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """The cross-entropy of each target token given the hidden state before it.
+
+    A frozen plain linear head (the usual case: LoRA leaves the output layer alone)
+    takes the fused path: each chunk's logits give the loss and, at once, the gradient
+    of the hidden states, so no logits outlive their chunk. A head that trains (LoRA
+    on "head") goes chunk by chunk through autograd instead."""
+    frozen = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
+    if frozen:
+        return _LinearCrossEntropy.apply(hidden, head.weight, targets)
+    return (
+        torch.cat(
+            [
+                F.cross_entropy(
+                    head(hidden[start : start + HEAD_ROWS]).float(),
+                    targets[start : start + HEAD_ROWS],
+                    reduction="none",
+                )
+                for start in range(0, hidden.size(0), HEAD_ROWS)
+            ]
+        )
+        if hidden.size(0)
+        else hidden.new_zeros(0, dtype=torch.float32)
+    )
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Cross-entropy of `hidden @ weight.T` per row, computed HEAD_ROWS rows at a time,
+    with the hidden states' gradient computed in the same pass (the weight is frozen)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        losses = torch.empty(hidden.size(0), dtype=torch.float32, device=hidden.device)
+        grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        for start in range(0, hidden.size(0), HEAD_ROWS):
+            rows = slice(start, start + HEAD_ROWS)
+            logits = (hidden[rows] @ weight.T).float()
+            wanted = targets[rows]
+            normaliser = torch.logsumexp(logits, dim=-1)
+            losses[rows] = normaliser - logits.gather(1, wanted[:, None]).squeeze(1)
+            if grad is not None:
+                # d loss / d logits = softmax - one-hot; through the head: @ weight
+                probabilities = logits.sub_(normaliser[:, None]).exp_()
+                probabilities[torch.arange(wanted.numel(), device=wanted.device), wanted] -= 1
+                grad[rows] = probabilities.to(hidden.dtype) @ weight
+        ctx.save_for_backward(grad if grad is not None else hidden.new_empty(0))
+        return losses
+
+    @staticmethod
+    def backward(ctx: Any, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        (grad,) = ctx.saved_tensors
+        return grad * grad_losses[:, None].to(grad.dtype), None, None
 
 
 @torch.no_grad()
