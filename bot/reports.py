@@ -40,9 +40,19 @@ def result_text(report: dict) -> str:
             f"Why: {report['reason']}.",
             f"Validation loss: base model {report['base_loss']:.3f} -> twin "
             f"{report['adapter_loss']:.3f} ({report['improvement']:+.1%}).",
+            picks_text(report["selection"]) + ".",
             f"{training['steps']} steps on {report['samples']['train']} samples in "
             f"{training['seconds'] / 60:.1f} min ({training['tokens_per_s']:.0f} tokens/s).",
         ]
+    )
+
+
+def picks_text(selection: dict) -> str:
+    """Selection in words: does the twin use the conversation, not only your style."""
+    return (
+        f"Picks your real reply among {selection['candidates']} of yours: base model "
+        f"{selection['base']:.0%} -> twin {selection['adapter']:.0%} "
+        f"(chance {1 / selection['candidates']:.0%})"
     )
 
 

@@ -1,16 +1,19 @@
 """An adapter against its base model on the validation samples it was trained with:
-the loss per reply token, and optionally the style of generated replies.
+the loss per reply token, `selection` (trainer.sense), and optionally the style of
+generated replies and how close they come to the real ones.
 
 `twin eval` and `twin demo` report this; training itself needs only trainer.loss.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from litgpt import Tokenizer
+from sacrebleu.metrics import CHRF
 
 from dataset import style
 from dataset.build import read_samples
@@ -23,6 +26,21 @@ from model.lora import build_model
 from model.settings import LoRASettings
 from trainer.batches import encode
 from trainer.loss import LossReport, compare
+from trainer.sense import SelectionReport, compare_selection, neutral_prompt, selection_tasks
+
+
+@dataclass
+class Evaluation:
+    losses: LossReport
+    selection: SelectionReport
+    style: dict[str, Any] | None  # with `generate` only
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.losses.as_dict(),
+            "selection": self.selection.as_dict(),
+            **({"style": self.style} if self.style else {}),
+        }
 
 
 def evaluate_adapter(
@@ -34,23 +52,41 @@ def evaluate_adapter(
     token_budget: int,
     generate: int = 0,
     generation: GenerationSettings | None = None,
-) -> tuple[LossReport, dict[str, Any] | None]:
+) -> Evaluation:
     """Base model against an adapter on the validation samples it was trained with: the
-    loss, and with `generate` > 0 the style of that many generated replies from each."""
+    loss, selection, and with `generate` > 0 the style of that many generated replies
+    from each."""
     meta = registry.read_meta(adapter_path)
     samples_path = Path(meta["dataset"])
     samples = read_samples(samples_path, "val")
     prompt = Prompt(PromptSettings(**meta["prompt"]))
     fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
     model = build_model(fabric, checkpoint_dir, LoRASettings(**meta["lora"]), max_seq_length)
-    encoded = encode(samples, Tokenizer(checkpoint_dir), prompt, max_seq_length)
-    losses = compare(model, registry.load(adapter_path), encoded, token_budget, fabric.device)
-    del model
-    if generate <= 0:
-        return losses, None
-    return losses, generated_style(
-        adapter_path, checkpoint_dir, precision, device, samples_path, prompt, generate, generation
+    tokenizer = Tokenizer(checkpoint_dir)
+    adapter = registry.load(adapter_path)
+    encoded = encode(samples, tokenizer, prompt, max_seq_length)
+    losses = compare(model, adapter, encoded, token_budget, fabric.device)
+    selection = compare_selection(
+        model,
+        adapter,
+        selection_tasks(samples, tokenizer, prompt, max_seq_length),
+        neutral_prompt(tokenizer, prompt),
+        fabric.device,
     )
+    del model
+    style = None
+    if generate > 0:
+        style = generated_style(
+            adapter_path,
+            checkpoint_dir,
+            precision,
+            device,
+            samples_path,
+            prompt,
+            generate,
+            generation,
+        )
+    return Evaluation(losses, selection, style)
 
 
 def generated_style(
@@ -83,10 +119,20 @@ def generated_style(
                 replies[side].append(separator.join(reply.messages))
             except DegenerateReply:
                 replies[side].append("")
-    result = style.compare([s["output"] for s in val], replies, owner, authorship, separator)
+    real = [s["output"] for s in val]
+    result = style.compare(real, replies, owner, authorship, separator)
     result["samples"] = len(val)
+    result["similarity"] = {side: similarity(replies[side], real) for side in replies}
     result["examples"] = [
         {"message": s["instruction"], "real": s["output"], "base": b, "adapter": a}
         for s, b, a in zip(val, replies["base"], replies["adapter"], strict=True)
     ]
     return result
+
+
+def similarity(generated: list[str], real: list[str]) -> float:
+    """Mean chrF (0..1) of each generated reply against the real one: the offline
+    counterpart of how much the owner would have to edit a draft."""
+    chrf = CHRF()
+    scores = [chrf.sentence_score(g, [r]).score / 100 for g, r in zip(generated, real, strict=True)]
+    return sum(scores) / len(scores) if scores else 0.0

@@ -48,12 +48,13 @@ def format_run(report: RunReport) -> str:
             f"{training['seconds'] / 60:.1f} min",
             f"  loss          base {report.base_loss:.4f} -> adapter {report.adapter_loss:.4f} "
             f"({report.improvement:+.1%} better)",
+            format_selection(report.selection, width=14),
             f"  adapter       {report.adapter_path}",
         ]
     )
 
 
-def format_losses(adapter_id: int, report: LossReport) -> str:
+def format_losses(adapter_id: int, report: LossReport, selection: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"Adapter {adapter_id} on {report.samples:,} held-out replies "
@@ -62,7 +63,18 @@ def format_losses(adapter_id: int, report: LossReport) -> str:
             f"  perplexity      base {report.base_perplexity:.2f}   "
             f"adapter {report.adapter_perplexity:.2f}",
             f"  improvement     {report.improvement:+.1%}",
+            format_selection(selection),
         ]
+    )
+
+
+def format_selection(selection: dict[str, Any], width: int = 16) -> str:
+    """hits@1 of base model and adapter: the real reply picked among the owner's others."""
+    chance = 1 / selection["candidates"]
+    return (
+        f"  {'selection':<{width}}base {selection['base']:.0%}   adapter {selection['adapter']:.0%}"
+        f"   (real reply picked of {selection['candidates']} of yours, {selection['tasks']} "
+        f"times; chance {chance:.0%})"
     )
 
 
@@ -83,6 +95,11 @@ def format_style(style: dict) -> str:
     ]
     for label, key, fmt in rows:
         lines.append(f"  {label:<16}" + "".join(f"{fmt.format(style[s][key]):>10}" for s in sides))
+    similarity = style["similarity"]
+    lines.append(
+        f"  {'chrF to real':<16}{'':>10}"
+        + "".join(f"{similarity[s]:>10.2f}" for s in sides if s in similarity)
+    )
     return "\n".join(lines)
 
 
@@ -133,6 +150,7 @@ def format_evaluation(report: dict[str, Any]) -> str:
         f"   ({losses['improvement']:+.1%})",
         f"  perplexity        base {losses['base_perplexity']:.1f}   twin "
         f"{losses['adapter_perplexity']:.1f}",
+        format_selection(report["selection"], width=18),
         "",
         format_style(report["style"]),
         "",

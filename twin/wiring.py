@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 from bot.config import BotConfig
 from dataset.prompt import Prompt
@@ -20,8 +19,7 @@ from engine.settings import GenerationSettings
 from exporter.userbot import UserbotConfig
 from model.checkpoints import prepare
 from model.device import choose_device, choose_precision
-from trainer.evaluate import evaluate_adapter
-from trainer.loss import LossReport
+from trainer.evaluate import Evaluation, evaluate_adapter
 from trainer.run import RunConfig
 from twin.settings import Settings, SettingsError
 
@@ -102,7 +100,7 @@ def evaluate_with(
     adapter_path: Path,
     generate: int = 0,
     generation: GenerationSettings | None = None,
-) -> tuple[LossReport, dict[str, Any] | None]:
+) -> Evaluation:
     """evaluate_adapter on the device, precision and batch sizes the settings name."""
     device = choose_device(settings.model.device)
     return evaluate_adapter(

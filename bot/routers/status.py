@@ -10,6 +10,7 @@ from aiogram.types import Message
 
 from bot.access import IsOwner
 from bot.drafts import feedback
+from bot.reports import picks_text
 from bot.scheduler import RetrainSchedule
 from engine.service import ReplyService
 from storage import Database
@@ -69,6 +70,8 @@ async def status_lines(
             f"validation loss {evaluation.get('adapter_loss', 0):.3f} vs base "
             f"{evaluation.get('base_loss', 0):.3f} ({evaluation.get('improvement', 0):+.1%})"
         )
+        if "selection" in active.metrics:  # adapters trained before it was measured lack it
+            lines.append(picks_text(active.metrics["selection"]))
     if running is not None:
         lines.append(
             f"Training now: run {running.id}, step {running.step} of {running.total_steps or '?'}"

@@ -1,4 +1,5 @@
-"""`twin eval`: how much better than the base model an adapter predicts your replies."""
+"""`twin eval`: how much better than the base model an adapter predicts your replies, and
+whether it uses the conversation to pick them (selection)."""
 
 from __future__ import annotations
 
@@ -42,15 +43,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"adapter {adapter_id} was trained on {meta['base_model']}, but model.checkpoint "
             f"is {read_config(checkpoint).name}"
         )
-    report, style = evaluate_with(settings, checkpoint, adapter_path, args.generate)
+    evaluation = evaluate_with(settings, checkpoint, adapter_path, args.generate)
     if args.json:
-        print_json(
-            {"adapter": adapter_id, **report.as_dict(), **({"style": style} if style else {})}
-        )
+        print_json({"adapter": adapter_id, **evaluation.as_dict()})
     else:
-        print(format_losses(adapter_id, report))
-        if style:
-            print(format_style(style))
+        print(format_losses(adapter_id, evaluation.losses, evaluation.selection.as_dict()))
+        if evaluation.style:
+            print(format_style(evaluation.style))
     return 0
 
 

@@ -1,0 +1,192 @@
+"""Does the model use the conversation, or only its owner's voice?
+
+`selection`: for each held-out reply that answers a message, the owner's real reply is
+hidden among other replies of the owner from other conversations, and the model picks
+the one the conversation makes most likely. Each candidate is scored by how much the
+sample's prompt raises its likelihood over a prompt with no context and no message:
+mean log-probability per reply token with the prompt, minus without it. Every
+candidate is the owner's own words, so a model that has only learned his style scores
+chance (1 in CANDIDATES); only using what was said can win.
+
+The prompt is computed once per sample and its keys and values copied to every
+candidate (a KV cache), so ten candidates cost little more than one.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from litgpt import Tokenizer
+
+from dataset.prompt import Prompt
+from model.lora import TwinGPT, load_adapter
+from trainer.batches import encode_texts
+from trainer.loss import token_losses
+
+CANDIDATES = 10  # the real reply and nine others: chance is 0.1
+REPLY_TOKENS = 64  # the first tokens of each reply: enough to tell replies apart
+APART_SECONDS = 86_400  # another chat, or a day away: another conversation
+
+
+@dataclass(frozen=True)
+class SelectionTask:
+    prompt: list[int]  # <bos> and the sample's prompt
+    candidates: list[list[int]]  # reply tokens, the real reply first
+
+
+@dataclass
+class SelectionReport:
+    tasks: int
+    candidates: int
+    base: float  # hits@1: how often the real reply scored highest
+    adapter: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def selection_tasks(
+    samples: list[dict[str, Any]],
+    tokenizer: Tokenizer,
+    prompt: Prompt,
+    max_seq_length: int,
+    seed: int = 0,
+) -> list[SelectionTask]:
+    """One task per sample that answers a message and has enough other conversations to
+    draw distractors from (fixed by `seed`)."""
+    answering = [s for s in samples if s["instruction"]]
+    prompts = encode_texts(
+        tokenizer, [prompt.render(s["input"], s["instruction"]) for s in answering]
+    )
+    replies = [
+        [*ids[: REPLY_TOKENS - 1], tokenizer.eos_id]
+        for ids in encode_texts(tokenizer, [s["output"] for s in answering])
+    ]
+    room = max_seq_length - REPLY_TOKENS - 1
+    tasks = []
+    for index, sample in enumerate(answering):
+        others = [other for other, candidate in enumerate(answering) if _apart(sample, candidate)]
+        random.Random(f"{seed}:{index}").shuffle(others)
+        chosen = [replies[index]]
+        for other in others:  # nine distinct replies, none the real one's words
+            if len(chosen) == CANDIDATES:
+                break
+            if replies[other] not in chosen:
+                chosen.append(replies[other])
+        if len(chosen) < CANDIDATES:
+            continue
+        tasks.append(
+            SelectionTask(
+                [tokenizer.bos_id, *prompts[index][-room:]],
+                chosen,
+            )
+        )
+    return tasks
+
+
+def _apart(sample: dict[str, Any], other: dict[str, Any]) -> bool:
+    return sample["chat_id"] != other["chat_id"] or abs(sample["date"] - other["date"]) > (
+        APART_SECONDS
+    )
+
+
+def compare_selection(
+    model: TwinGPT,
+    adapter: dict[str, torch.Tensor],
+    tasks: list[SelectionTask],
+    neutral_prompt: list[int],
+    device: torch.device | str,
+) -> SelectionReport:
+    """hits@1 of the base model (LoRA off) and of the adapter on the same tasks."""
+    load_adapter(model, None)
+    base = hits(model, tasks, neutral_prompt, device)
+    load_adapter(model, adapter)
+    tuned = hits(model, tasks, neutral_prompt, device)
+    return SelectionReport(len(tasks), CANDIDATES, base, tuned)
+
+
+def neutral_prompt(tokenizer: Tokenizer, prompt: Prompt) -> list[int]:
+    """The prompt with no context and no message: what a reply is measured against."""
+    return [tokenizer.bos_id, *encode_texts(tokenizer, [prompt.render("", "")])[0]]
+
+
+@torch.no_grad()
+def hits(
+    model: TwinGPT,
+    tasks: list[SelectionTask],
+    neutral: list[int],
+    device: torch.device | str,
+) -> float:
+    """The share of tasks whose real reply the conversation raises most."""
+    if not tasks:
+        return 0.0
+    was_training = model.training
+    model.eval()
+    distinct = sorted({tuple(c) for task in tasks for c in task.candidates})
+    alone = {}
+    for start in range(0, len(distinct), CANDIDATES):
+        group = [list(c) for c in distinct[start : start + CANDIDATES]]
+        scores = reply_logprobs(model, neutral, group, device)
+        alone.update(zip(map(tuple, group), scores, strict=True))
+    correct = 0
+    for task in tasks:
+        given = reply_logprobs(model, task.prompt, task.candidates, device)
+        lift = [g - alone[tuple(c)] for g, c in zip(given, task.candidates, strict=True)]
+        correct += lift[0] > max(lift[1:])
+    model.clear_kv_cache()
+    model.train(was_training)
+    return correct / len(tasks)
+
+
+def reply_logprobs(
+    model: TwinGPT, prefix: list[int], replies: list[list[int]], device: torch.device | str
+) -> list[float]:
+    """Mean log-probability per token of each reply right after `prefix`.
+
+    The prefix goes through the model once; its cache rows are copied to every reply,
+    which then go through together, padded at the end (causal: padding after a
+    reply cannot change it)."""
+    width = max(map(len, replies))
+    dtype = next(model.parameters()).dtype
+    model.set_kv_cache(len(replies), len(prefix) + width, device=torch.device(device), dtype=dtype)
+    prefill = torch.tensor([prefix], device=device)
+    last = model(
+        prefill,
+        torch.arange(len(prefix), device=device),
+        len(prefix),
+        head_positions=(slice(None), slice(-1, None)),
+        return_hidden=True,
+    ).reshape(1, -1)
+    for block in model.transformer.h:
+        cache = block.attn.kv_cache
+        cache.k[1:, :, : len(prefix)] = cache.k[:1, :, : len(prefix)]
+        cache.v[1:, :, : len(prefix)] = cache.v[:1, :, : len(prefix)]
+    idx = torch.zeros((len(replies), width), dtype=torch.long)
+    positions = torch.zeros((len(replies), width), dtype=torch.bool)
+    for row, reply in enumerate(replies):
+        idx[row, : len(reply)] = torch.tensor(reply)
+        positions[row, : len(reply) - 1] = True  # position j predicts token j + 1
+    hidden = model(
+        idx.to(device),
+        torch.arange(len(prefix), len(prefix) + width, device=device),
+        len(prefix) + width,
+        head_positions=positions.to(device),
+        return_hidden=True,
+    )
+    first = token_losses(
+        model.lm_head,
+        last.expand(len(replies), -1),
+        torch.tensor([r[0] for r in replies], device=device),
+    )
+    rest = token_losses(
+        model.lm_head, hidden, torch.tensor([t for r in replies for t in r[1:]], device=device)
+    )
+    out, start = [], 0
+    for row, reply in enumerate(replies):
+        end = start + len(reply) - 1
+        out.append(-(first[row] + rest[start:end].sum()).item() / len(reply))
+        start = end
+    return out
