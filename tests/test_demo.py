@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from trainer.settings import TrainSettings
 from twin.cli import main
 from twin.commands import demo
 
@@ -18,18 +17,13 @@ def test_demo_runs_end_to_end_then_reuses_everything(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    # The demo's own budget is minutes of the embedded model; a few steps of the tiny
-    # one exercise the same path.
-    monkeypatch.setattr(
-        demo,
-        "DEMO_TRAINING",
-        TrainSettings(batch_size=8, max_steps=3, learning_rate=2e-3, warmup_steps=1),
-    )
+    # The demo trains with the user's settings: here a few steps of the tiny model.
     monkeypatch.setattr(demo, "EXAMPLES", 2)
     toml = tmp_path / "twin.toml"
     toml.write_text(
         f'data_dir = "{tmp_path / "data"}"\n'
         f'[model]\ncheckpoint = "{tiny_checkpoint}"\nprecision = "32-true"\n'
+        "[train]\nbatch_size = 8\nmax_steps = 3\nlearning_rate = 2e-3\nwarmup_steps = 1\n"
     )
 
     assert main(["demo", "--config", str(toml), "--no-chat"]) == 0

@@ -43,7 +43,6 @@ FAST = TrainSettings(
     learning_rate=2e-3,
     warmup_steps=1,
     eval_interval=3,
-    save_interval=2,
 )
 
 
@@ -110,6 +109,40 @@ def test_response_only_loss_equals_masked_cross_entropy(tiny_checkpoint: Path, e
     torch.testing.assert_close(loss_sum, full, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("targets", [["query", "value", "mlp"], ["query", "head"]])
+def test_chunked_loss_gives_the_gradient_of_the_full_cross_entropy(
+    tiny_checkpoint: Path, encoded, targets: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fused loss (frozen head) and the chunked one (a head with LoRA) give the
+    gradient litgpt's full forward and a masked cross-entropy give, chunk edges
+    included."""
+    import trainer.loss
+
+    monkeypatch.setattr(trainer.loss, "HEAD_ROWS", 7)  # many chunks, a ragged last one
+    train_samples, _ = encoded
+    model = build_model(
+        fabric32(), tiny_checkpoint, LoRASettings(dropout=0.0, targets=targets), 512
+    )
+    with torch.no_grad():  # B = 0 would leave A without a gradient
+        for name, param in model.named_parameters():
+            if name.endswith("lora_B"):
+                param.normal_(0, 0.02)
+    batch = collate(train_samples[:5])
+
+    def gradients(loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    fused = gradients(batch_loss(model, batch)[0])
+    logits = model(batch.idx)
+    rows = logits[:, :-1][batch.head_positions[:, :-1]]
+    reference = gradients(F.cross_entropy(rows, batch.targets, reduction="sum"))
+    assert fused.keys() == reference.keys() and fused
+    for name in fused:
+        torch.testing.assert_close(fused[name], reference[name], rtol=1e-3, atol=1e-4)
+
+
 def test_batches_stay_within_the_token_budget_and_group_lengths(encoded) -> None:
     train_samples, _ = encoded
     groups = micro_batches(train_samples, 600)
@@ -150,7 +183,7 @@ def test_resume_after_a_kill_continues_where_it_stopped(
     tiny_checkpoint: Path, encoded, tmp_path: Path
 ) -> None:
     train_samples, val_samples = encoded
-    settings = FAST.model_copy(update={"save_interval": 2, "eval_interval": 100})
+    settings = FAST.model_copy(update={"eval_interval": 2})
 
     def fresh() -> tuple[L.Fabric, torch.nn.Module]:
         fabric = fabric32()
@@ -274,7 +307,7 @@ def test_no_half_adapter_is_ever_registered(
 def test_resume_of_a_killed_run_through_the_run_job(
     tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
 ) -> None:
-    config = config_for(tmp_path, persona_db, tiny_checkpoint)
+    config = config_for(tmp_path, persona_db, tiny_checkpoint, eval_interval=2)  # saved at 2
 
     def kill(progress: Progress) -> None:
         if progress.step == 3:

@@ -338,13 +338,13 @@ async def test_excluded_chats_and_the_twins_own_words_stay_out_of_training(
     assert [p["chat_id"] for p in pairs] == [42]
 
 
-def test_training_without_a_terminal_logs_a_line_per_interval(
+def test_training_without_a_terminal_logs_the_first_step_validations_and_the_last(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from trainer.finetune import Progress
     from twin.commands.common import ProgressLines
 
-    lines = ProgressLines(every=5)
+    lines = ProgressLines()
     for step in range(1, 13):
         lines(
             Progress(
@@ -353,7 +353,7 @@ def test_training_without_a_terminal_logs_a_line_per_interval(
         )
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        "twin: step 5/12, loss 2.000, 300 tokens/s, about 1.2 min left",
+        "twin: step 1/12, loss 2.000, 300 tokens/s, about 1.8 min left",
         "twin: step 10/12, loss 2.000, validation 1.500, 300 tokens/s, about 0.3 min left",
         "twin: step 12/12, loss 2.000, 300 tokens/s, about 0.0 min left",
     ]

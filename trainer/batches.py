@@ -34,8 +34,10 @@ def encode(
     """Tokenize samples; a sample longer than `max_seq_length` loses the oldest part of
     its prompt (after <bos>), never its response."""
     samples = list(samples)
-    prompts = _encode_all(tokenizer, [prompt.render(s["input"], s["instruction"]) for s in samples])
-    responses = _encode_all(tokenizer, [s["output"] for s in samples])
+    prompts = encode_texts(
+        tokenizer, [prompt.render(s["input"], s["instruction"]) for s in samples]
+    )
+    responses = encode_texts(tokenizer, [s["output"] for s in samples])
     out = []
     for prompt_ids, response_ids in zip(prompts, responses, strict=True):
         response_ids = [*response_ids[: max_seq_length - 2], tokenizer.eos_id]
@@ -45,7 +47,7 @@ def encode(
     return out
 
 
-def _encode_all(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+def encode_texts(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     if tokenizer.backend == "huggingface":
         return [e.ids for e in tokenizer.processor.encode_batch(texts, add_special_tokens=False)]
     return [tokenizer.encode(t, bos=False, eos=False).tolist() for t in texts]

@@ -1,11 +1,14 @@
 """LoRA fine-tuning: litgpt's LoRA model in a training loop of twin's own, on Fabric.
 
-Why not litgpt's finetune script: three things it does not do make the difference on
-a CPU and on small personal datasets. The output layer runs only at response tokens
-(TwinGPT); batches are built from samples of similar length under a token budget
-instead of padding everything to one length; and a run can stop at a time budget and
-resume exactly where it was killed (LoRA weights, optimizer, RNG and step, saved
-atomically every `save_interval` steps).
+Why not litgpt's finetune script: what it does not do makes the difference on a CPU
+and on small personal datasets. The output layer runs only at response tokens, a few
+rows at a time (TwinGPT, trainer.loss); batches are built from samples of similar
+length under a token budget instead of padding everything to one length; the run
+plans its length into a time budget, measuring its own speed on the first steps, so
+that the learning rate has decayed when time is up rather than being cut off at its
+peak; it keeps the adapter with the best validation loss and stops when validation
+stops improving; and it resumes exactly where it was killed (LoRA weights, optimizer,
+RNG, step and schedule, saved atomically at every validation).
 
 Multi-GPU is the same loop: Fabric's strategy (DDP, FSDP) and each rank taking its
 share of every step's micro-batches.
@@ -51,7 +54,8 @@ class TrainResult:
     total_steps: int
     tokens: int
     seconds: float
-    stopped: str  # finished, time_budget
+    stopped: str  # finished, time_budget, early_stop
+    best_step: int = 0  # the adapter kept: the step of the best validation loss
     train_losses: list[tuple[int, float]] = field(default_factory=list)
     val_losses: list[tuple[int, float]] = field(default_factory=list)
 
@@ -67,15 +71,20 @@ class TrainResult:
             "seconds": round(self.seconds, 1),
             "tokens_per_s": round(self.tokens_per_s, 1),
             "stopped": self.stopped,
+            "best_step": self.best_step,
             "train_losses": self.train_losses,
             "val_losses": self.val_losses,
         }
 
 
-def plan_steps(samples: list[Encoded], settings: TrainSettings) -> list[list[list[int]]]:
-    """Every optimizer step of the run: its micro-batches, each a list of sample indexes.
+MEASURED_STEPS = 3  # steps timed before the run's length is fixed
+VALIDATIONS = 8  # per run, when eval_interval is empty
 
-    Fixed by the seed, so a resumed run replays the same order."""
+
+def plan_steps(samples: list[Encoded], settings: TrainSettings) -> list[list[list[int]]]:
+    """Every optimizer step the epochs would take: its micro-batches, each a list of
+    sample indexes. Fixed by the seed, so a resumed run replays the same order."""
+    assert settings.batch_size is not None and settings.epochs is not None, "resolve() first"
     groups = micro_batches(samples, settings.micro_batch_tokens)
     steps: list[list[list[int]]] = []
     for epoch in range(settings.epochs):
@@ -94,15 +103,64 @@ def plan_steps(samples: list[Encoded], settings: TrainSettings) -> list[list[lis
     return steps[: settings.max_steps] if settings.max_steps else steps
 
 
-def learning_rate(step: int, total: int, settings: TrainSettings) -> float:
-    """Linear warmup, then cosine decay to min_lr_ratio of the peak."""
-    peak = settings.learning_rate
-    if step < settings.warmup_steps:
-        return peak * (step + 1) / settings.warmup_steps
-    span = max(1, total - settings.warmup_steps)
-    progress = min(1.0, (step - settings.warmup_steps) / span)
-    floor = peak * settings.min_lr_ratio
-    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+@dataclass
+class Schedule:
+    """The run's length and rhythm: fixed once the first steps have been timed."""
+
+    steps: int  # optimizer steps the run will take
+    warmup: int
+    eval_every: int
+    fixed: bool = False  # the length has been fitted to the time budget
+
+    def learning_rate(self, step: int, settings: TrainSettings) -> float:
+        """Linear warmup, then cosine decay to min_lr_ratio of the peak at the last step."""
+        peak = settings.learning_rate
+        if step < self.warmup:
+            return peak * (step + 1) / self.warmup
+        span = max(1, self.steps - self.warmup)
+        progress = min(1.0, (step - self.warmup) / span)
+        floor = peak * settings.min_lr_ratio
+        return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def first_schedule(plan_length: int, settings: TrainSettings) -> Schedule:
+    warmup = settings.warmup_steps or min(10, max(1, round(0.05 * plan_length)))
+    every = settings.eval_interval or max(1, round(plan_length / VALIDATIONS))
+    return Schedule(plan_length, warmup, every, fixed=settings.max_minutes is None)
+
+
+def fit_to_budget(
+    schedule: Schedule,
+    step_tokens: list[int],
+    done: int,
+    seconds: float,
+    tokens: int,
+    val_tokens: int,
+    settings: TrainSettings,
+) -> Schedule:
+    """The schedule cut to the steps that fit in the time budget at the speed measured
+    so far, validations included (forward only: about a third of a step's work)."""
+    assert settings.max_minutes is not None
+    rate = tokens / max(seconds, 1e-9)
+    left = settings.max_minutes * 60 - seconds - VALIDATIONS * val_tokens / (3 * rate)
+    steps = done
+    for count in step_tokens[done : schedule.steps]:
+        left -= count / rate
+        if left < 0:
+            break
+        steps += 1
+    steps = max(steps, done + 1)
+    every = settings.eval_interval or max(1, round(steps / VALIDATIONS))
+    warmup = min(schedule.warmup, max(1, steps // 10))
+    return Schedule(steps, warmup, every, fixed=True)
+
+
+@dataclass
+class _Best:
+    loss: float = math.inf
+    step: int = 0
+    adapter: dict[str, torch.Tensor] = field(default_factory=dict)
+    stale: int = 0  # validations since it improved
 
 
 def train(
@@ -115,11 +173,14 @@ def train(
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> TrainResult:
-    """Train the LoRA weights of `model` (built by model.lora.build_model)."""
+    """Train the LoRA weights of `model` (built by model.lora.build_model); the adapter
+    returned is the one with the best validation loss."""
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_steps(train_samples, settings)
     if not plan:
         raise ValueError("no training samples")
+    step_tokens = [sum(len(train_samples[i].ids) for g in step for i in g) for step in plan]
+    val_tokens = sum(len(s.ids) for s in val_samples)
     raw_model = model
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -129,16 +190,18 @@ def train(
     result = TrainResult(
         adapter={}, steps=0, total_steps=len(plan), tokens=0, seconds=0.0, stopped=""
     )
+    schedule, best = first_schedule(len(plan), settings), _Best()
     if resume:
-        _restore(run_dir / STATE_FILE, raw_model, optimizer, result, len(plan))
+        schedule, best = _restore(run_dir / STATE_FILE, raw_model, optimizer, result, len(plan))
     else:
         torch.manual_seed(settings.seed)
     share = slice(fabric.global_rank, None, fabric.world_size)
     started = time.perf_counter() - result.seconds
     model.train()
-    for step in range(result.steps, len(plan)):
+    while result.steps < schedule.steps:
+        step = result.steps
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, len(plan), settings)
+            group["lr"] = schedule.learning_rate(step, settings)
         groups = plan[step]
         step_targets = sum(train_samples[i].targets for g in groups for i in g)
         mine = groups[share]
@@ -160,15 +223,31 @@ def train(
         result.steps = step + 1
         result.seconds = time.perf_counter() - started
         result.train_losses.append((result.steps, step_loss / step_targets))
+        if not schedule.fixed and result.steps >= MEASURED_STEPS:
+            schedule = fit_to_budget(
+                schedule,
+                step_tokens,
+                result.steps,
+                result.seconds,
+                result.tokens,
+                val_tokens,
+                settings,
+            )
+            result.total_steps = schedule.steps
         val = None
-        if result.steps % settings.eval_interval == 0 and result.steps < len(plan):
+        validate = result.steps % schedule.eval_every == 0 or result.steps == schedule.steps
+        if validate and val_samples:
             val = mean_loss(model, val_samples, settings.micro_batch_tokens, fabric.device)
             result.val_losses.append((result.steps, val))
+            if val < best.loss:
+                best = _Best(val, result.steps, adapter_state(raw_model))
+            else:
+                best.stale += 1
         if on_progress is not None:
             on_progress(
                 Progress(
                     result.steps,
-                    len(plan),
+                    schedule.steps,
                     step_loss / step_targets,
                     result.tokens / max(result.seconds, 1e-9),
                     result.seconds,
@@ -179,22 +258,35 @@ def train(
             settings.max_minutes is not None
             and result.seconds + (result.seconds / result.steps) > settings.max_minutes * 60
         )
-        if result.steps % settings.save_interval == 0 or out_of_time:
-            _save(fabric, run_dir / STATE_FILE, raw_model, optimizer, result)
-        if out_of_time:
+        no_better = settings.patience and best.stale >= settings.patience
+        if out_of_time and result.steps < schedule.steps:
             result.stopped = "time_budget"
+        elif no_better and result.steps < schedule.steps:
+            result.stopped = "early_stop"
+        if validate or result.stopped:
+            _save(
+                fabric,
+                run_dir / STATE_FILE,
+                raw_model,
+                optimizer,
+                result,
+                schedule,
+                best,
+                len(plan),
+            )
+        if result.stopped:
             break
     else:
         result.stopped = "finished"
-    if val_samples:
-        result.val_losses.append(
-            (
-                result.steps,
-                mean_loss(model, val_samples, settings.micro_batch_tokens, fabric.device),
-            )
-        )
-    _save(fabric, run_dir / STATE_FILE, raw_model, optimizer, result)
-    result.adapter = adapter_state(raw_model)
+    if val_samples and (not result.val_losses or result.val_losses[-1][0] != result.steps):
+        val = mean_loss(model, val_samples, settings.micro_batch_tokens, fabric.device)
+        result.val_losses.append((result.steps, val))
+        if val < best.loss:
+            best = _Best(val, result.steps, adapter_state(raw_model))
+    _save(fabric, run_dir / STATE_FILE, raw_model, optimizer, result, schedule, best, len(plan))
+    result.adapter = best.adapter or adapter_state(raw_model)
+    result.best_step = best.step if best.adapter else result.steps
+    load_adapter(raw_model, result.adapter)
     return result
 
 
@@ -204,8 +296,11 @@ def _save(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     result: TrainResult,
+    schedule: Schedule,
+    best: _Best,
+    plan_length: int,
 ) -> None:
-    """LoRA weights, optimizer, RNG and progress; written whole or not at all."""
+    """LoRA weights, optimizer, RNG, progress and schedule; written whole or not at all."""
     if fabric.global_rank != 0:
         return
     state = {
@@ -213,11 +308,14 @@ def _save(
         "optimizer": optimizer.state_dict(),
         "rng": torch.get_rng_state(),
         "steps": result.steps,
-        "total_steps": result.total_steps,
+        "plan_length": plan_length,
         "tokens": result.tokens,
         "seconds": result.seconds,
         "train_losses": result.train_losses,
         "val_losses": result.val_losses,
+        "schedule": [schedule.steps, schedule.warmup, schedule.eval_every, schedule.fixed],
+        "best": [best.loss, best.step, best.stale],
+        "best_adapter": best.adapter,
     }
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
@@ -229,21 +327,26 @@ def _restore(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     result: TrainResult,
-    total_steps: int,
-) -> None:
+    plan_length: int,
+) -> tuple[Schedule, _Best]:
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: no {path}")
     state = torch.load(path, weights_only=True)  # tensors and numbers: no code runs
-    if state["total_steps"] != total_steps:
+    steps, warmup, every, fixed = state["schedule"]
+    if state["plan_length"] != plan_length:
         raise ValueError(
             "cannot resume: the samples or the settings changed since the run started "
-            f"({state['total_steps']} steps then, {total_steps} now)"
+            f"({state['plan_length']} steps planned then, {plan_length} now)"
         )
     load_adapter(model, state["adapter"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"])
     result.steps = state["steps"]
+    result.total_steps = steps
     result.tokens = state["tokens"]
     result.seconds = state["seconds"]
     result.train_losses = [tuple(x) for x in state["train_losses"]]
     result.val_losses = [tuple(x) for x in state["val_losses"]]
+    loss, step, stale = state["best"]
+    best = _Best(loss, int(step), state["best_adapter"], int(stale))
+    return Schedule(int(steps), int(warmup), int(every), bool(fixed)), best

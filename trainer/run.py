@@ -37,6 +37,8 @@ from storage import runs as runs_table
 from trainer.batches import encode
 from trainer.finetune import STATE_FILE, Progress, train
 from trainer.loss import compare, mean_loss
+from trainer.recipe import resolve
+from trainer.sense import compare_selection, neutral_prompt, selection_tasks
 from trainer.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class RunReport:
     reference: str
     reference_loss: float
     improvement: float  # relative to the base model
+    selection: dict[str, Any]  # trainer.sense: base and adapter hits@1
     samples: dict[str, int]
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -177,20 +180,25 @@ def _run(
     train_samples = encode(
         read_samples(samples_path, "train"), tokenizer, prompt, config.train.max_seq_length
     )
-    val_samples = encode(
-        read_samples(samples_path, "val"), tokenizer, prompt, config.train.max_seq_length
-    )
+    val_rows = read_samples(samples_path, "val")
+    val_samples = encode(val_rows, tokenizer, prompt, config.train.max_seq_length)
     model = build_model(fabric, checkpoint_dir, config.lora, config.train.max_seq_length)
+    recipe = resolve(config.train, len(train_samples), device)
 
     stage("training")
     record = _ProgressRecord(store, run_id, on_progress)
-    result = train(
-        fabric, model, train_samples, val_samples, config.train, run_dir, resuming, record
-    )
+    result = train(fabric, model, train_samples, val_samples, recipe, run_dir, resuming, record)
 
     stage("evaluating")
     budget = config.train.micro_batch_tokens
     losses = compare(model, result.adapter, val_samples, budget, fabric.device)
+    selection = compare_selection(
+        model,
+        result.adapter,
+        selection_tasks(val_rows, tokenizer, prompt, config.train.max_seq_length),
+        neutral_prompt(tokenizer, prompt),
+        fabric.device,
+    )
     active = store.run(lambda db: registry.active_for(db, base_name))
     if active is None:
         reference, reference_loss = "the base model", losses.base_loss
@@ -206,6 +214,7 @@ def _run(
         "data_until": max(s["date"] for s in read_samples(samples_path)),
         "training": result.metrics(),
         "evaluation": losses.as_dict(),
+        "selection": selection.as_dict(),
         "reference": reference,
         "reference_loss": reference_loss,
         "precision": precision,
@@ -219,7 +228,7 @@ def _run(
         "created": int(time.time()),
         "run_id": run_id,
         "lora": config.lora.model_dump(),
-        "train": config.train.model_dump(),
+        "train": recipe.model_dump(),
         "prompt": config.prompt.model_dump(),
         "metrics": metrics,
     }
@@ -254,6 +263,7 @@ def _run(
         reference=reference,
         reference_loss=reference_loss,
         improvement=losses.improvement,
+        selection=selection.as_dict(),
         samples={"train": len(train_samples), "val": len(val_samples)},
         training=result.metrics(),
     )

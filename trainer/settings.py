@@ -15,10 +15,14 @@ class TrainSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(
-        128,
+    batch_size: int | None = Field(
+        None,
         ge=1,
-        description="Samples per optimizer step, by gradient accumulation (the seed's 128).",
+        description=(
+            "Samples per optimizer step, by gradient accumulation. Empty: chosen from the\n"
+            "number of samples (8 for a few hundred, up to 128 for tens of thousands)."
+        ),
+        examples=[128],
     )
     micro_batch_tokens: int = Field(
         1024,
@@ -32,24 +36,50 @@ class TrainSettings(BaseModel):
     min_lr_ratio: float = Field(
         0.1,
         description=(
-            "The cosine decay ends at learning_rate * min_lr_ratio, after warmup_steps of warmup."
+            "The cosine decay ends at learning_rate * min_lr_ratio, after the warmup; it\n"
+            "spans the steps that fit in max_minutes at the speed of the first steps."
         ),
     )
-    warmup_steps: int = 5
+    warmup_steps: int | None = Field(
+        None, ge=1, description="Empty: 5 % of the steps, at most 10.", examples=[5]
+    )
     weight_decay: float = 0.0
-    epochs: int = 3
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Passes over the samples, at most. Empty: more for small datasets (up to 8),\n"
+            "fewer for large ones (at least 2); the time budget and early stopping end\n"
+            "most runs sooner."
+        ),
+        examples=[3],
+    )
     max_steps: int | None = Field(
         None, description="Stop after this many optimizer steps.", examples=[100]
     )
     max_minutes: float | None = Field(
         None,
-        description="Stop (keeping what was learned) after this many minutes.",
+        gt=0,
+        description=(
+            "The time budget: the run plans its steps to end within it, keeping what was\n"
+            "learned. Empty: 15 minutes on a CPU, no limit on a GPU."
+        ),
         examples=[60],
     )
-    eval_interval: int = Field(
-        25, description="Validation loss and a resumable checkpoint every so many optimizer steps."
+    eval_interval: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Validation loss and a resumable checkpoint every so many optimizer steps.\n"
+            "Empty: 8 times per run. The adapter kept is the one with the best validation loss."
+        ),
+        examples=[25],
     )
-    save_interval: int = 25
+    patience: int = Field(
+        3,
+        ge=0,
+        description=("Stop early after this many validations without a better loss (0: never)."),
+    )
     seed: int = 42
     devices: int = Field(
         1, description='More GPUs: devices per node and a Fabric strategy ("auto", "ddp", "fsdp").'

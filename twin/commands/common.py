@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
@@ -74,20 +74,21 @@ class ProgressBar:
 
 class ProgressLines:
     """Training progress where no terminal shows a bar (systemd, CI, a pipe): one line
-    on stderr every `every` steps and at the last, with the time left."""
+    at the first step, at every validation and at the last, with the time left."""
 
-    def __init__(self, every: int) -> None:
-        self.every = max(1, every)
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
 
     def __call__(self, progress: Progress) -> None:
-        if progress.step % self.every and progress.step != progress.total_steps:
+        shown = progress.step in (1, progress.total_steps) or progress.val_loss is not None
+        if not shown:
             return
         left = progress.elapsed / max(progress.step, 1) * (progress.total_steps - progress.step)
         validation = "" if progress.val_loss is None else f", validation {progress.val_loss:.3f}"
         print(
             f"twin: step {progress.step}/{progress.total_steps}, loss {progress.loss:.3f}"
             f"{validation}, {progress.tokens_per_s:.0f} tokens/s, about {left / 60:.1f} min left",
-            file=sys.stderr,
+            file=self.stream,
             flush=True,
         )
 

@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     config = run_config(settings, db_path(args, settings))
     terminal = is_terminal()
-    bar = ProgressBar() if terminal else ProgressLines(settings.train.eval_interval)
+    bar = ProgressBar() if terminal else ProgressLines()
     try:
         report = run_training(
             config,
