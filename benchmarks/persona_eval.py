@@ -1,0 +1,91 @@
+"""The training recipe on a development persona: import, train, `twin eval --json`.
+
+    python benchmarks/persona_eval.py iago [--set train.learning_rate=1e-3 ...]
+        [--models DIR] [--work DIR]
+
+A development persona is one character of a public-domain play as a Telegram export
+(tests/dev_personas.py). Each run gets a fresh data folder, the given settings as
+TWIN_* environment variables (the same path a user's config takes), and prints the
+evaluation with the adapter's numbers beside the base model's: loss per reply token
+(`improvement`: the relative drop) and selection (hits@1 of 10, in points over the
+base model). The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def twin(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "twin", *args], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"twin {args[0]} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def main() -> None:
+    from tests.dev_personas import PERSONAS, build
+    from tests.exports import write_json
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("persona", choices=sorted(PERSONAS))
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
+    parser.add_argument("--work", type=Path, help="keep the data folder here")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "twin-dev")
+    args = parser.parse_args()
+
+    work = args.work or Path(tempfile.mkdtemp(prefix=f"twin-{args.persona}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "models").unlink(missing_ok=True)
+    args.models.mkdir(parents=True, exist_ok=True)
+    (work / "models").symlink_to(args.models.resolve())  # the converted model, once
+    export = write_json(work / "result.json", build(PERSONAS[args.persona], args.cache))
+    env = {**os.environ, "TWIN_DATA_DIR": str(work), "PYTHONPATH": str(ROOT)}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        env["TWIN_" + key.upper().replace(".", "__")] = value
+    twin(["import", str(export)], env)
+    started = time.perf_counter()
+    run = json.loads(twin(["train", "--json"], env))
+    minutes = (time.perf_counter() - started) / 60
+    peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest
+    evaluation = json.loads(twin(["eval", "--json", "--adapter", str(run["adapter_id"])], env))
+    selection = evaluation["selection"]
+    summary = {
+        "persona": args.persona,
+        "settings": args.set,
+        "train_minutes": round(minutes, 1),
+        "train_peak_rss_mib": round(peak_rss),
+        "steps": run["training"]["steps"],
+        "best_step": run["training"]["best_step"],
+        "stopped": run["training"]["stopped"],
+        "tokens_per_s": run["training"]["tokens_per_s"],
+        "samples": run["samples"],
+        "base_loss": round(evaluation["base_loss"], 4),
+        "adapter_loss": round(evaluation["adapter_loss"], 4),
+        "improvement": round(evaluation["improvement"], 4),
+        "selection_tasks": selection["tasks"],
+        "selection_base": selection["base"],
+        "selection_adapter": selection["adapter"],
+        "selection_points": round(100 * (selection["adapter"] - selection["base"]), 1),
+    }
+    print(json.dumps(evaluation, ensure_ascii=False))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
