@@ -9,8 +9,10 @@ the same loss at about twice the speed (docs/embedded-model.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import lightning as L
 import torch
@@ -20,6 +22,8 @@ from litgpt.model import do_softcapping
 
 from model.checkpoints import load_weights, read_config
 from model.settings import LoRASettings
+
+T = TypeVar("T")
 
 
 def lora_config(base: Config, settings: LoRASettings) -> lora.Config:
@@ -180,6 +184,17 @@ def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
         for name, param in model.named_parameters()
         if "lora_" in name
     }
+
+
+def base_and_adapter(
+    model: torch.nn.Module, adapter: dict[str, torch.Tensor], measure: Callable[[], T]
+) -> tuple[T, T]:
+    """`measure()` on the base model (LoRA off), then with `adapter` in place (left in
+    place): every comparison of the two sees the same samples the same way."""
+    load_adapter(model, None)
+    base = measure()
+    load_adapter(model, adapter)
+    return base, measure()
 
 
 def load_adapter(model: torch.nn.Module, state: dict[str, torch.Tensor] | None) -> None:

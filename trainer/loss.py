@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model.lora import load_adapter
+from model.lora import base_and_adapter
 from trainer.batches import Batch, Encoded, collate, micro_batches
 
 HEAD_ROWS = 256  # rows of the output layer's logits alive at once: 256 x 262k floats
@@ -125,10 +125,9 @@ def compare(
     device: torch.device | str,
 ) -> LossReport:
     """The base model (LoRA off) and the adapter on the same samples."""
-    load_adapter(model, None)
-    base = mean_loss(model, samples, token_budget, device)
-    load_adapter(model, adapter)
-    tuned = mean_loss(model, samples, token_budget, device)
+    base, tuned = base_and_adapter(
+        model, adapter, lambda: mean_loss(model, samples, token_budget, device)
+    )
     return LossReport(
         samples=len(samples),
         tokens=sum(s.targets for s in samples),

@@ -22,7 +22,7 @@ import torch
 from litgpt import Tokenizer
 
 from dataset.prompt import Prompt
-from model.lora import TwinGPT, load_adapter
+from model.lora import TwinGPT, base_and_adapter
 from trainer.batches import encode_texts
 from trainer.loss import token_losses
 
@@ -101,10 +101,9 @@ def compare_selection(
     device: torch.device | str,
 ) -> SelectionReport:
     """hits@1 of the base model (LoRA off) and of the adapter on the same tasks."""
-    load_adapter(model, None)
-    base = hits(model, tasks, neutral_prompt, device)
-    load_adapter(model, adapter)
-    tuned = hits(model, tasks, neutral_prompt, device)
+    base, tuned = base_and_adapter(
+        model, adapter, lambda: hits(model, tasks, neutral_prompt, device)
+    )
     return SelectionReport(len(tasks), CANDIDATES, base, tuned)
 
 

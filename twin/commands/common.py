@@ -61,6 +61,9 @@ class ProgressBar:
         if self.bar is None:
             self.bar = tqdm(total=progress.total_steps, desc="train", unit="step")
             self.bar.update(progress.step - 1)
+        if self.bar.total != progress.total_steps:  # the run fitted its length to its budget
+            self.bar.total = progress.total_steps
+            self.bar.refresh()
         self.bar.update(1)
         postfix = {"loss": f"{progress.loss:.3f}", "tok/s": f"{progress.tokens_per_s:.0f}"}
         if progress.val_loss is not None:
