@@ -32,7 +32,13 @@ class TrainSettings(BaseModel):
     max_seq_length: int = Field(
         1024, description="Longer samples lose the oldest part of their prompt, never their reply."
     )
-    learning_rate: float = 3e-4
+    learning_rate: float = Field(
+        1e-3,
+        description=(
+            "The peak learning rate. A few dozen small steps need more than the seed's 3e-4\n"
+            "(measured on held-out dialogue)."
+        ),
+    )
     min_lr_ratio: float = Field(
         0.1,
         description=(
