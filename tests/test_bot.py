@@ -280,6 +280,7 @@ async def test_retrain_trains_reports_and_swaps_the_adapter(harness: Harness) ->
         lambda: [t for t in fake.texts(OWNER) if t.startswith("Training run")], timeout=240
     )
     assert "finished: adapter" in result[0] and "promoted" in result[0]
+    assert "Picks your real reply among 10 of yours" in result[0]  # selection, chance 10%
     await fake.wait_for(lambda: fake.sent(OWNER, "sendPhoto"))
     photo = fake.sent(OWNER, "sendPhoto")[0]
     assert photo[photo["photo"].removeprefix("attach://")]["size"] > 1000  # a real PNG

@@ -179,6 +179,69 @@ def test_loss_goes_down_and_only_lora_weights_train(
             assert torch.equal(param, frozen[name]), name
 
 
+def test_the_recipe_follows_the_number_of_samples_and_the_machine() -> None:
+    from trainer.recipe import resolve
+
+    few = resolve(TrainSettings(), 243, "cpu")  # a few hundred replies
+    assert (few.batch_size, few.epochs, few.max_minutes) == (8, 8, 15.0)
+    some = resolve(TrainSettings(), 600, "cpu")
+    assert (some.batch_size, some.epochs) == (16, 4)
+    many = resolve(TrainSettings(), 51_000, "cuda")  # the seed's dataset, on a GPU
+    assert (many.batch_size, many.epochs, many.max_minutes) == (128, 2, None)
+    chosen = resolve(TrainSettings(batch_size=32, epochs=1, max_minutes=5), 243, "cpu")
+    assert (chosen.batch_size, chosen.epochs, chosen.max_minutes) == (32, 1, 5)
+
+
+def test_the_schedule_is_cut_to_the_steps_that_fit_the_budget() -> None:
+    from trainer.finetune import Schedule, fit_to_budget
+
+    settings = TrainSettings(max_minutes=1.0, learning_rate=1.0, min_lr_ratio=0.1)
+    planned = Schedule(steps=40, warmup=4, eval_every=5)
+    # Three steps of 1,000 tokens took 30 s: 100 tokens/s, 30 s left, so three more.
+    fitted = fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, 0, settings)
+    assert (fitted.steps, fitted.fixed, fitted.eval_every) == (6, True, 1)
+    # Validation takes its share: 8 passes over 300 tokens at a third of the cost.
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, 300, settings).steps == 5
+    assert fitted.learning_rate(fitted.steps - 1, settings) == pytest.approx(0.1)  # decayed
+    # A budget that fits every planned step keeps the plan.
+    roomy = settings.model_copy(update={"max_minutes": 60.0})
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, 0, roomy).steps == 40
+
+
+def test_training_keeps_the_best_adapter_and_stops_when_validation_gets_worse(
+    tiny_checkpoint: Path, encoded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.finetune
+    from model.lora import adapter_state
+
+    train_samples, val_samples = encoded
+    scripted = iter([3.0, 2.0, 2.5, 2.6, 1.0])  # best at step 2, then two worse ones
+    monkeypatch.setattr(trainer.finetune, "mean_loss", lambda *_: next(scripted))
+    fabric = fabric32()
+    model = build_model(fabric, tiny_checkpoint, LoRASettings(), 512)
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+    settings = FAST.model_copy(
+        update={"max_steps": 10, "epochs": 4, "eval_interval": 1, "patience": 2}
+    )
+    result = train(
+        fabric,
+        model,
+        train_samples[:80],
+        val_samples[:4],
+        settings,
+        tmp_path,
+        on_progress=lambda p: seen.setdefault(p.step, adapter_state(model)),
+    )
+    assert result.stopped == "early_stop" and result.steps == 4
+    assert result.val_losses == [(1, 3.0), (2, 2.0), (3, 2.5), (4, 2.6)]
+    assert result.best_step == 2
+    # The adapter returned, and left in the model, is step 2's, not the last one.
+    for name, value in seen[2].items():
+        assert torch.equal(result.adapter[name], value)
+        assert torch.equal(dict(model.named_parameters())[name].detach(), value)
+    assert any(not torch.equal(seen[4][n], v) for n, v in seen[2].items())
+
+
 def test_resume_after_a_kill_continues_where_it_stopped(
     tiny_checkpoint: Path, encoded, tmp_path: Path
 ) -> None:

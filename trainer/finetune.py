@@ -117,7 +117,7 @@ class Schedule:
         peak = settings.learning_rate
         if step < self.warmup:
             return peak * (step + 1) / self.warmup
-        span = max(1, self.steps - self.warmup)
+        span = max(1, self.steps - 1 - self.warmup)
         progress = min(1.0, (step - self.warmup) / span)
         floor = peak * settings.min_lr_ratio
         return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
