@@ -7,7 +7,8 @@
 layer the plain way (all response positions of a micro-batch at once, then
 cross-entropy): what the chunked, fused loss in trainer/loss.py replaced.
 
-Both train the embedded model (Gemma 3 270M) in bf16-true on the same samples (the
+Both train the embedded model (Gemma 3 270M) in the precision twin picks for this CPU
+(bf16-true where it computes bf16 natively, else fp32) on the same samples (the
 shipped persona, as `twin dataset` builds them, each prompt rendered by twin's
 template and given to litgpt as its instruction with the "default" prompt style, the
 prompt masked from the loss on both sides), with the same max_seq_length, rank, alpha,
@@ -87,6 +88,7 @@ def child_ours(
 
     from dataset.build import read_samples
     from dataset.prompt import Prompt
+    from model.device import choose_precision
     from model.lora import build_model
     from model.settings import LoRASettings
     from trainer.batches import encode
@@ -97,7 +99,7 @@ def child_ours(
         import trainer.finetune
 
         trainer.finetune.batch_loss = naive_batch_loss
-    fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
+    fabric = L.Fabric(accelerator="cpu", devices=1, precision=choose_precision("cpu"))
     settings = TrainSettings(
         batch_size=batch,
         epochs=1,
@@ -142,6 +144,8 @@ def child_stock(
     from litgpt.finetune.lora import setup
     from litgpt.prompts import Default
 
+    from model.device import choose_precision
+
     # setup() ends by re-parsing sys.argv to save its hyperparameters: give it its own.
     sys.argv = ["litgpt", checkpoint]
     captured = io.StringIO()
@@ -151,7 +155,7 @@ def child_stock(
         setup(
             Path(checkpoint),
             out_dir=Path(out_dir),
-            precision="bf16-true",
+            precision=choose_precision("cpu"),
             devices=1,
             lora_r=16,
             lora_alpha=32,

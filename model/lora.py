@@ -160,6 +160,18 @@ class TwinGPT(lora.GPT):
         return logits
 
 
+def frozen_linear(module: torch.nn.Module) -> torch.nn.Linear | None:
+    """`module` as a plain linear layer whose weight does not train, if it is one.
+
+    litgpt wraps every layer LoRA could adapt in a LoRALinear, the output layer
+    included; with rank 0 it is the plain layer inside."""
+    if isinstance(module, lora.LoRALinear) and module.r == 0:
+        module = module.linear
+    if type(module) is torch.nn.Linear and module.bias is None and not module.weight.requires_grad:
+        return module
+    return None
+
+
 def build_model(
     fabric: L.Fabric, checkpoint_dir: Path, settings: LoRASettings, max_seq_length: int
 ) -> TwinGPT:

@@ -19,7 +19,7 @@ from dataset.prompt import Prompt
 from dataset.settings import DatasetSettings, PromptSettings
 from model import registry
 from model.checkpoints import read_config
-from model.lora import build_model, load_adapter
+from model.lora import build_model, frozen_linear, load_adapter
 from model.settings import LoRASettings, ModelSettings
 from storage import Database, with_database
 from storage import runs as runs_table
@@ -128,6 +128,8 @@ def test_chunked_loss_gives_the_gradient_of_the_full_cross_entropy(
             if name.endswith("lora_B"):
                 param.normal_(0, 0.02)
     batch = collate(train_samples[:5])
+    fused_path = frozen_linear(model.lm_head) is not None
+    assert fused_path == ("head" not in targets)
 
     def gradients(loss: torch.Tensor) -> dict[str, torch.Tensor]:
         model.zero_grad(set_to_none=True)
@@ -141,6 +143,18 @@ def test_chunked_loss_gives_the_gradient_of_the_full_cross_entropy(
     assert fused.keys() == reference.keys() and fused
     for name in fused:
         torch.testing.assert_close(fused[name], reference[name], rtol=1e-3, atol=1e-4)
+
+
+def test_the_loss_runs_on_a_bf16_model_behind_fabric(tiny_checkpoint: Path, encoded) -> None:
+    """Fabric hands a bf16-true model's outputs back in float32; the head must still
+    get its own dtype (this broke training on GPUs and bf16 CPUs once)."""
+    fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
+    model = build_model(fabric, tiny_checkpoint, LoRASettings(), 512)
+    wrapped = fabric.setup(model)
+    loss, count = batch_loss(wrapped, collate(encoded[0][:2]))
+    loss.backward()
+    assert torch.isfinite(loss) and count > 0
+    assert all(p.grad is not None for n, p in model.named_parameters() if n.endswith("lora_A"))
 
 
 def test_batches_stay_within_the_token_budget_and_group_lengths(encoded) -> None:

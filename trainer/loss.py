@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model.lora import base_and_adapter
+from model.lora import base_and_adapter, frozen_linear
 from trainer.batches import Batch, Encoded, collate, micro_batches
 
 HEAD_ROWS = 256  # rows of the output layer's logits alive at once: 256 x 262k floats
@@ -37,23 +37,23 @@ def token_losses(
     A frozen plain linear head (the usual case: LoRA leaves the output layer alone)
     takes the fused path: each chunk's logits give the loss and, at once, the gradient
     of the hidden states, so no logits outlive their chunk. A head that trains (LoRA
-    on "head") goes chunk by chunk through autograd instead."""
-    frozen = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
-    if frozen:
-        return _LinearCrossEntropy.apply(hidden, head.weight, targets)
-    return (
-        torch.cat(
-            [
-                F.cross_entropy(
-                    head(hidden[start : start + HEAD_ROWS]).float(),
-                    targets[start : start + HEAD_ROWS],
-                    reduction="none",
-                )
-                for start in range(0, hidden.size(0), HEAD_ROWS)
-            ]
-        )
-        if hidden.size(0)
-        else hidden.new_zeros(0, dtype=torch.float32)
+    on "head") goes chunk by chunk through autograd instead. The hidden states come in
+    the head's dtype: Fabric hands a bf16 model's outputs back in float32."""
+    hidden = hidden.to(next(head.parameters()).dtype)
+    linear = frozen_linear(head)
+    if linear is not None:
+        return _LinearCrossEntropy.apply(hidden, linear.weight, targets)
+    if not hidden.size(0):
+        return hidden.new_zeros(0, dtype=torch.float32)
+    return torch.cat(
+        [
+            F.cross_entropy(
+                head(hidden[start : start + HEAD_ROWS]).float(),
+                targets[start : start + HEAD_ROWS],
+                reduction="none",
+            )
+            for start in range(0, hidden.size(0), HEAD_ROWS)
+        ]
     )
 
 
