@@ -220,6 +220,10 @@ def test_the_schedule_is_cut_to_the_steps_that_fit_the_budget() -> None:
     # A budget that fits every planned step keeps the plan.
     roomy = settings.model_copy(update={"max_minutes": 60.0})
     assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, 0, roomy).steps == 40
+    # Out of time: one more step, but never past the plan (a plan of three, all taken).
+    assert fit_to_budget(planned, [1000] * 40, 3, 90.0, 3000, 0, settings).steps == 4
+    short = Schedule(steps=3, warmup=1, eval_every=1)
+    assert fit_to_budget(short, [1000] * 3, 3, 30.0, 3000, 0, settings).steps == 3
 
 
 def test_training_keeps_the_best_adapter_and_stops_when_validation_gets_worse(

@@ -149,7 +149,7 @@ def fit_to_budget(
         if left < 0:
             break
         steps += 1
-    steps = max(steps, done + 1)
+    steps = min(schedule.steps, max(steps, done + 1))  # at least one more, never past the plan
     every = settings.eval_interval or max(1, round(steps / VALIDATIONS))
     warmup = min(schedule.warmup, max(1, steps // 10))
     return Schedule(steps, warmup, every, fixed=True)
