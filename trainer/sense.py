@@ -178,10 +178,12 @@ def reply_logprobs(
     first = token_losses(
         model.lm_head,
         last.expand(len(replies), -1),
-        torch.tensor([r[0] for r in replies], device=device),
+        torch.tensor([reply[0] for reply in replies], device=device),
     )
     rest = token_losses(
-        model.lm_head, hidden, torch.tensor([t for r in replies for t in r[1:]], device=device)
+        model.lm_head,
+        hidden,
+        torch.tensor([t for reply in replies for t in reply[1:]], device=device),
     )
     out, start = [], 0
     for row, reply in enumerate(replies):

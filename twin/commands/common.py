@@ -79,8 +79,8 @@ class ProgressLines:
     """Training progress where no terminal shows a bar (systemd, CI, a pipe): one line
     at the first step, at every validation and at the last, with the time left."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream  # None: stderr as it is when a line is printed
 
     def __call__(self, progress: Progress) -> None:
         shown = progress.step in (1, progress.total_steps) or progress.val_loss is not None
@@ -91,7 +91,7 @@ class ProgressLines:
         print(
             f"twin: step {progress.step}/{progress.total_steps}, loss {progress.loss:.3f}"
             f"{validation}, {progress.tokens_per_s:.0f} tokens/s, about {left / 60:.1f} min left",
-            file=self.stream,
+            file=self.stream or sys.stderr,
             flush=True,
         )
 
