@@ -1,14 +1,15 @@
-"""The training recipe on a development persona: import, train, `twin eval --json`.
+"""The training recipe on a development persona: import, train, and the held-out numbers.
 
     python benchmarks/persona_eval.py iago [--set train.learning_rate=1e-3 ...]
-        [--models DIR] [--work DIR]
+        [--models DIR] [--work DIR] [--eval]
 
 A development persona is one character of a public-domain play as a Telegram export
 (tests/dev_personas.py). Each run gets a fresh data folder, the given settings as
 TWIN_* environment variables (the same path a user's config takes), and prints the
-evaluation with the adapter's numbers beside the base model's: loss per reply token
-(`improvement`: the relative drop) and selection (hits@1 of 10, in points over the
-base model). The last line is one JSON object.
+adapter's numbers beside the base model's as `twin train --json` reports them: loss per
+reply token (`improvement`: the relative drop) and selection (hits@1 of 10, in points
+over the base model). `--eval` prints `twin eval --json` as well (the same numbers,
+computed again, with token counts and perplexities). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
     parser.add_argument("--work", type=Path, help="keep the data folder here")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "twin-dev")
+    parser.add_argument("--eval", action="store_true", help="print `twin eval --json` too")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix=f"twin-{args.persona}-"))
@@ -63,8 +65,7 @@ def main() -> None:
     run = json.loads(twin(["train", "--json"], env))
     minutes = (time.perf_counter() - started) / 60
     peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest
-    evaluation = json.loads(twin(["eval", "--json", "--adapter", str(run["adapter_id"])], env))
-    selection = evaluation["selection"]
+    selection = run["selection"]
     summary = {
         "persona": args.persona,
         "settings": args.set,
@@ -75,15 +76,16 @@ def main() -> None:
         "stopped": run["training"]["stopped"],
         "tokens_per_s": run["training"]["tokens_per_s"],
         "samples": run["samples"],
-        "base_loss": round(evaluation["base_loss"], 4),
-        "adapter_loss": round(evaluation["adapter_loss"], 4),
-        "improvement": round(evaluation["improvement"], 4),
+        "base_loss": round(run["base_loss"], 4),
+        "adapter_loss": round(run["adapter_loss"], 4),
+        "improvement": round(run["improvement"], 4),
         "selection_tasks": selection["tasks"],
         "selection_base": selection["base"],
         "selection_adapter": selection["adapter"],
         "selection_points": round(100 * (selection["adapter"] - selection["base"]), 1),
     }
-    print(json.dumps(evaluation, ensure_ascii=False))
+    if args.eval:
+        print(twin(["eval", "--json", "--adapter", str(run["adapter_id"])], env).strip())
     print(json.dumps(summary))
 
 

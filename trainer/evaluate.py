@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from litgpt import Tokenizer
 from sacrebleu.metrics import CHRF
 
@@ -22,7 +23,7 @@ from dataset.settings import PromptSettings
 from engine.generate import DegenerateReply, ReplyEngine
 from engine.settings import GenerationSettings
 from model import registry
-from model.lora import build_model
+from model.lora import TwinGPT, build_model
 from model.settings import LoRASettings
 from trainer.batches import encode
 from trainer.loss import LossReport, compare
@@ -64,14 +65,8 @@ def evaluate_adapter(
     model = build_model(fabric, checkpoint_dir, LoRASettings(**meta["lora"]), max_seq_length)
     tokenizer = Tokenizer(checkpoint_dir)
     adapter = registry.load(adapter_path)
-    encoded = encode(samples, tokenizer, prompt, max_seq_length)
-    losses = compare(model, adapter, encoded, token_budget, fabric.device)
-    selection = compare_selection(
-        model,
-        adapter,
-        selection_tasks(samples, tokenizer, prompt, max_seq_length),
-        neutral_prompt(tokenizer, prompt),
-        fabric.device,
+    losses, selection = held_out(
+        model, adapter, samples, tokenizer, prompt, max_seq_length, token_budget, fabric.device
     )
     del model
     style = None
@@ -87,6 +82,31 @@ def evaluate_adapter(
             generation,
         )
     return Evaluation(losses, selection, style)
+
+
+def held_out(
+    model: TwinGPT,
+    adapter: dict[str, torch.Tensor],
+    samples: list[dict[str, Any]],
+    tokenizer: Tokenizer,
+    prompt: Prompt,
+    max_seq_length: int,
+    token_budget: int,
+    device: torch.device,
+) -> tuple[LossReport, SelectionReport]:
+    """The two numbers every adapter is judged by, base model beside adapter: the loss per
+    reply token, and selection. Training reports them for the adapter it made and `twin
+    eval` for any adapter, so both take them from here."""
+    encoded = encode(samples, tokenizer, prompt, max_seq_length)
+    losses = compare(model, adapter, encoded, token_budget, device)
+    selection = compare_selection(
+        model,
+        adapter,
+        selection_tasks(samples, tokenizer, prompt, max_seq_length),
+        neutral_prompt(tokenizer, prompt),
+        device,
+    )
+    return losses, selection
 
 
 def generated_style(

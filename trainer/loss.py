@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from model.lora import base_and_adapter, frozen_linear
 from trainer.batches import Batch, Encoded, collate, micro_batches
 
-HEAD_ROWS = 256  # rows of the output layer's logits alive at once: 256 x 262k floats
+HEAD_ROWS = 128  # rows of the output layer's logits alive at once: 128 x 262k floats
 
 
 def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:

@@ -35,10 +35,10 @@ from model.settings import LoRASettings, ModelSettings
 from storage import BlockingDatabase, Database, StorageError
 from storage import runs as runs_table
 from trainer.batches import encode
+from trainer.evaluate import held_out
 from trainer.finetune import STATE_FILE, Progress, train
-from trainer.loss import compare, mean_loss
+from trainer.loss import mean_loss
 from trainer.recipe import resolve
-from trainer.sense import compare_selection, neutral_prompt, selection_tasks
 from trainer.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -191,12 +191,14 @@ def _run(
 
     stage("evaluating")
     budget = config.train.micro_batch_tokens
-    losses = compare(model, result.adapter, val_samples, budget, fabric.device)
-    selection = compare_selection(
+    losses, selection = held_out(
         model,
         result.adapter,
-        selection_tasks(val_rows, tokenizer, prompt, config.train.max_seq_length),
-        neutral_prompt(tokenizer, prompt),
+        val_rows,
+        tokenizer,
+        prompt,
+        config.train.max_seq_length,
+        budget,
         fabric.device,
     )
     active = store.run(lambda db: registry.active_for(db, base_name))
