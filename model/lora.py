@@ -19,6 +19,7 @@ import torch
 from litgpt import lora
 from litgpt.config import Config
 from litgpt.model import do_softcapping
+from torch.utils.checkpoint import checkpoint
 
 from model.checkpoints import load_weights, read_config
 from model.settings import LoRASettings
@@ -48,9 +49,21 @@ class _HeadAt(torch.nn.Module):
         return self.head(x[self.positions])
 
 
+class _Recomputed(torch.nn.Module):
+    """A block that keeps only its input for the backward pass and runs again there."""
+
+    def __init__(self, block: torch.nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, *args: object) -> torch.Tensor:
+        return checkpoint(self.block, *args, use_reentrant=False)
+
+
 class TwinGPT(lora.GPT):
-    """litgpt's LoRA GPT with two additions: the output layer only where it is needed
-    (`head_positions`), and a KV cache that is correct for prompts of any length."""
+    """litgpt's LoRA GPT with three additions: the output layer only where it is needed
+    (`head_positions`), blocks that recompute their activations in the backward pass
+    on request (`recompute`), and a KV cache that is correct for prompts of any length."""
 
     def forward(  # type: ignore[override]
         self,
@@ -60,14 +73,18 @@ class TwinGPT(lora.GPT):
         lm_head_chunk_size: int = 0,
         head_positions: torch.Tensor | tuple | None = None,
         return_hidden: bool = False,
+        recompute: bool = False,
     ) -> torch.Tensor:
         """litgpt's forward; with `head_positions` (a boolean mask of idx's shape, or an
         index such as `(slice(None), slice(-1, None))`), logits at those positions only;
         with `return_hidden`, the hidden states there instead, for a loss that applies
-        the head itself a few rows at a time (trainer.loss).
+        the head itself a few rows at a time (trainer.loss). With `recompute`, each
+        block keeps only its input for the backward pass: memory for a long sample as
+        for a short one, at the cost of a second forward.
 
-        The head is wrapped for the duration of the call rather than the forward copied,
-        so everything else (sliding windows, soft-capping) stays litgpt's."""
+        The head and blocks are wrapped for the duration of the call rather than the
+        forward copied, so everything else (sliding windows, soft-capping) stays
+        litgpt's."""
         if return_hidden and self.config.final_logit_softcapping is not None:
             raise ValueError("hidden states are only returned for a head without soft-capping")
         if input_pos is not None:
@@ -76,13 +93,15 @@ class TwinGPT(lora.GPT):
             )
         if head_positions is None and not return_hidden:
             return super().forward(idx, input_pos, input_pos_maxp1, lm_head_chunk_size)
-        head = self.lm_head
+        head, blocks = self.lm_head, self.transformer.h
         positions = head_positions if head_positions is not None else (slice(None),)
         self.lm_head = _HeadAt(torch.nn.Identity() if return_hidden else head, positions)
+        if recompute:
+            self.transformer.h = torch.nn.ModuleList(_Recomputed(block) for block in blocks)
         try:
             return super().forward(idx)
         finally:
-            self.lm_head = head
+            self.lm_head, self.transformer.h = head, blocks
 
     def set_kv_cache(
         self,

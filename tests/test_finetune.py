@@ -145,6 +145,44 @@ def test_chunked_loss_gives_the_gradient_of_the_full_cross_entropy(
         torch.testing.assert_close(fused[name], reference[name], rtol=1e-3, atol=1e-4)
 
 
+def test_recomputed_blocks_give_the_same_gradient_and_keep_far_less(
+    tiny_checkpoint: Path, encoded
+) -> None:
+    """A sample longer than a micro-batch is trained with its blocks recomputed: the
+    same loss and gradients, a fraction of the tensors kept for the backward pass, and
+    the model as it was afterwards."""
+    model = build_model(fabric32(), tiny_checkpoint, LoRASettings(dropout=0.0), 512)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("lora_B"):
+                param.normal_(0, 0.02)
+    batch = collate(encoded[0][:4])
+    blocks = model.transformer.h
+
+    def run(recompute: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        kept = 0
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            nonlocal kept
+            kept += tensor.numel() * tensor.element_size()
+            return tensor
+
+        model.zero_grad(set_to_none=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss, _ = batch_loss(model, batch, recompute=recompute)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return loss.detach(), grads, kept
+
+    loss, grads, kept = run(recompute=False)
+    again, regrads, rekept = run(recompute=True)
+    torch.testing.assert_close(again, loss)
+    for name in grads:
+        torch.testing.assert_close(regrads[name], grads[name], rtol=1e-4, atol=1e-6)
+    assert rekept < kept / 3, (rekept, kept)
+    assert model.transformer.h is blocks
+
+
 def test_the_loss_runs_on_a_bf16_model_behind_fabric(tiny_checkpoint: Path, encoded) -> None:
     """Fabric hands a bf16-true model's outputs back in float32; the head must still
     get its own dtype (this broke training on GPUs and bf16 CPUs once)."""

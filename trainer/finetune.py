@@ -210,7 +210,10 @@ def train(
             batch = collate([train_samples[i] for i in group]).to(fabric.device)
             last = position == len(mine) - 1
             with fabric.no_backward_sync(model, enabled=not last):
-                loss, _ = batch_loss(model, batch)
+                # A sample longer than a micro-batch goes alone; recomputing its
+                # activations keeps training memory where micro_batch_tokens puts it.
+                oversize = batch.idx.numel() > settings.micro_batch_tokens
+                loss, _ = batch_loss(model, batch, recompute=oversize)
                 # Summed over tokens, divided by the step's tokens: every response token
                 # weighs the same whatever micro-batch it fell in. Ranks average
                 # gradients, so each rank's share is scaled back up.

@@ -19,13 +19,18 @@ from trainer.batches import Batch, Encoded, collate, micro_batches
 HEAD_ROWS = 128  # rows of the output layer's logits alive at once: 128 x 262k floats
 
 
-def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
+def batch_loss(
+    model: torch.nn.Module, batch: Batch, recompute: bool = False
+) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over the batch's response tokens, and how many there are.
 
     The output layer runs only at those positions, and a few rows at a time: a
     micro-batch of a thousand response tokens would otherwise hold gigabytes of logits
-    (a 262k-token vocabulary, in float32, plus their softmax and gradient)."""
-    hidden = model(batch.idx, head_positions=batch.head_positions, return_hidden=True)
+    (a 262k-token vocabulary, in float32, plus their softmax and gradient). `recompute`:
+    see model.lora.TwinGPT."""
+    hidden = model(
+        batch.idx, head_positions=batch.head_positions, return_hidden=True, recompute=recompute
+    )
     return token_losses(model.lm_head, hidden, batch.targets).sum(), batch.targets.numel()
 
 
