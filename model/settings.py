@@ -55,9 +55,9 @@ class LoRASettings(BaseModel):
         ge=0,
         lt=1,
         description=(
-            "Dropout on the adapter's input. Off: a run of a few epochs does not overfit\n"
-            "by it, and each adapted layer would keep a copy of its input for the backward\n"
-            "pass (a tenth of training memory, and slower)."
+            "Dropout on the adapter's input. Off by default: early stopping keeps the best\n"
+            "adapter, and with dropout each adapted layer keeps a copy of its input for the\n"
+            "backward pass (a tenth of training memory, and slower)."
         ),
     )
     targets: list[Target] = Field(
