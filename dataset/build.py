@@ -4,7 +4,8 @@ The recipe is DESIGN.md's "Dataset": conversations (dataset.conversations) becom
 samples (dataset.samples), personal data scrubbed, exact duplicates dropped. The newest
 conversations are the validation split, so a score is on replies the model never saw,
 and no conversation is on both sides. The file is litgpt's instruction format
-(`instruction`, `input`, `output`) plus `split`, `chat_id` and `date`.
+(`instruction`, `input`, `output`) plus `split`, `chat_id` and `date`; split "other"
+holds the other people's turns of training conversations when dataset.other_turns is on.
 
 The work is cut into jobs of whole conversations that worker processes build in
 parallel (a large history on two cores takes half the time); the result is
@@ -27,7 +28,7 @@ from typing import Any
 from dataset.conversations import conversation_starts, conversation_turns
 from dataset.pii import ScrubStats, scrub
 from dataset.prompt import Prompt
-from dataset.samples import SampleRules, conversation_samples
+from dataset.samples import SampleRules, conversation_samples, seen_from_the_other_side
 from dataset.settings import DatasetSettings, PromptSettings
 from storage.chats import Chat
 from storage.reader import Reader
@@ -46,7 +47,7 @@ class DatasetStats:
     chats: int = 0
     messages: int = 0
     conversations: int = 0
-    samples: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+    samples: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0, "other": 0})
     characters: int = 0  # of instruction + input + output, over the samples written
     tokens: bool = False  # whether the context budget was measured in tokens
     dropped: dict[str, int] = field(default_factory=dict)
@@ -130,6 +131,7 @@ class _Context:
     rules: SampleRules
     gap: int
     cutoff: tuple[int, int] | None
+    other_turns: bool  # the other people's turns as samples too (split "other")
     tokenizer: str | None  # a checkpoint whose tokenizer measures the budget; None: chars
 
 
@@ -177,25 +179,28 @@ def _build(job: _Job) -> _JobResult:
     dropped: Counter[str] = Counter()
     lines: list[str] = []
     keys: list[bytes] = []
-    counts = {"train": 0, "val": 0}
+    counts = {"train": 0, "val": 0, "other": 0}
     characters = 0
     for turns in conversation_turns(rows, context.gap, prompt, pii):
         is_val = context.cutoff is not None and (turns[0].date, job.chat_id) >= context.cutoff
-        split = "val" if is_val else "train"
-        for sample in conversation_samples(
-            turns,
-            chat_id=job.chat_id,
-            split=split,
-            prompt=prompt,
-            rules=context.rules,
-            measure=_worker["measure"],
-            dropped=dropped,
-        ):
-            text = "\0".join((sample.instruction, sample.input, sample.output))
-            keys.append(hashlib.blake2b(text.encode(), digest_size=_KEY).digest())
-            lines.append(sample.as_json())
-            counts[split] += 1
-            characters += len(text) - 2
+        sides = [("val" if is_val else "train", turns, dropped)]
+        if context.other_turns and not is_val:  # held-out conversations stay unseen
+            sides.append(("other", seen_from_the_other_side(turns), Counter()))
+        for split, seen, counter in sides:
+            for sample in conversation_samples(
+                seen,
+                chat_id=job.chat_id,
+                split=split,
+                prompt=prompt,
+                rules=context.rules,
+                measure=_worker["measure"],
+                dropped=counter,
+            ):
+                text = "\0".join((sample.instruction, sample.input, sample.output))
+                keys.append(hashlib.blake2b(text.encode(), digest_size=_KEY).digest())
+                lines.append(sample.as_json())
+                counts[split] += 1
+                characters += len(text) - 2
     blob = ("\n".join(lines) + "\n").encode() if lines else b""
     return _JobResult(blob, b"".join(keys), counts, characters, dropped, pii.counts, len(rows))
 
@@ -253,6 +258,7 @@ def build_dataset(
         ),
         gap=settings.session_gap,
         cutoff=_validation_cutoff(starts, settings.val_fraction),
+        other_turns=settings.other_turns,
         tokenizer=str(tokenizer) if tokenizer else None,
     )
     total = sum(job.messages for job in jobs)

@@ -3,6 +3,9 @@
 Every turn of the owner is a sample: `instruction` is the other person's turn before
 it (empty when the owner opens the conversation), `input` the earlier turns with
 speaker tags, trimmed from the oldest side to a budget, `output` the owner's turn.
+
+`seen_from_the_other_side` turns a conversation around, so that the other person's
+turns can become samples the same way (dataset.other_turns).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dataset.conversations import Turn
 from dataset.prompt import Prompt
@@ -74,6 +77,12 @@ def conversation_samples(
             chat_id=chat_id,
             date=turn.date,
         )
+
+
+def seen_from_the_other_side(turns: list[Turn]) -> list[Turn]:
+    """The conversation with the speakers swapped: the other person's turns are then
+    the owner's, and their samples read like the owner's with the tags the other way."""
+    return [replace(turn, is_owner=not turn.is_owner) for turn in turns]
 
 
 def owner_contexts(

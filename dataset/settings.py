@@ -71,6 +71,14 @@ class DatasetSettings(BaseModel):
         1, description="Replies outside these lengths (characters) are left out."
     )
     max_response_chars: int = 1000
+    other_turns: bool = Field(
+        False,
+        description=(
+            "Also learn from the other people's turns (the conversation seen from their "
+            "side; training conversations only): more about how conversations go, less "
+            "training time for your own replies."
+        ),
+    )
     val_fraction: float = Field(
         0.1,
         description=(

@@ -92,6 +92,21 @@ async def test_speaker_tags_follow_the_prompt_settings(tmp_path: Path) -> None:
     assert samples[1]["input"] == "Friend: a\nMe: b"
 
 
+async def test_the_other_side_learns_only_from_training_conversations(tmp_path: Path) -> None:
+    old = [(0, "them: a"), (10, "me: b"), (20, "them: c"), (30, "me: d")]
+    new = [(5 * DAY, "them: held"), (5 * DAY + 10, "me: out"), (5 * DAY + 20, "them: bye")]
+    chats = [chat(PEER, dialogue(PEER, old + new))]
+    samples, stats = await build(tmp_path, chats, val_fraction=0.5)
+    assert {s["split"] for s in samples} == {"train", "val"}  # off unless asked for
+
+    samples, stats = await build(tmp_path / "on", chats, val_fraction=0.5, other_turns=True)
+    theirs = [(s["instruction"], s["input"], s["output"]) for s in samples if s["split"] == "other"]
+    # Their turns, with the tags the other way round; nothing of the held-out conversation.
+    assert theirs == [("", "", "a"), ("b", "I: a", "c")]
+    assert [s["output"] for s in samples if s["split"] != "other"] == ["b", "d", "out"]
+    assert stats.samples == {"train": 2, "val": 1, "other": 2}
+
+
 async def test_openers_have_an_empty_instruction_unless_dropped(tmp_path: Path) -> None:
     lines = [(0, "me: доброе утро"), (10, "them: привет"), (20, "me: как ты")]
     samples, _ = await build(tmp_path, [chat(PEER, dialogue(PEER, lines))])

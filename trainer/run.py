@@ -177,9 +177,8 @@ def _run(
     fabric.seed_everything(config.train.seed, verbose=False)
     tokenizer = Tokenizer(checkpoint_dir)
     prompt = Prompt(config.prompt)
-    train_samples = encode(
-        read_samples(samples_path, "train"), tokenizer, prompt, config.train.max_seq_length
-    )
+    train_rows = [s for s in read_samples(samples_path) if s["split"] in ("train", "other")]
+    train_samples = encode(train_rows, tokenizer, prompt, config.train.max_seq_length)
     val_rows = read_samples(samples_path, "val")
     val_samples = encode(val_rows, tokenizer, prompt, config.train.max_seq_length)
     model = build_model(fabric, checkpoint_dir, config.lora, config.train.max_seq_length)

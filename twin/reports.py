@@ -108,6 +108,8 @@ def format_stats(stats: DatasetStats) -> str:
         return ", ".join(f"{n:,} {name}" for name, n in counts.items()) or "none"
 
     unit = "tokens" if stats.tokens else "characters"
+    other = stats.samples["other"]
+    theirs = f", {other:,} of other people's turns" if other else ""
     return "\n".join(
         [
             f"Dataset: {stats.path}",
@@ -115,7 +117,7 @@ def format_stats(stats: DatasetStats) -> str:
             f"  messages       {stats.messages:,}",
             f"  conversations  {stats.conversations:,}",
             f"  samples        {stats.samples['train']:,} train, "
-            f"{stats.samples['val']:,} validation",
+            f"{stats.samples['val']:,} validation{theirs}",
             f"  size           {stats.characters:,} characters (context budget in {unit})",
             f"  dropped        {listed(stats.dropped)}",
             f"  scrubbed       {listed(stats.pii)}",
