@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nThe demo took {time.monotonic() - started:.1f} s.")
 
     _step(5, "Talk to the twin")
-    command = f"{sys.argv[0]} chat --db {database}"
+    command = f"{sys.executable} -m twin chat --db {database}"  # this interpreter: no PATH needed
     if args.no_chat or not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(f"  Run `{command}` to chat with Kostya's twin.")
         return 0
