@@ -37,10 +37,10 @@ class TrainSettings(BaseModel):
         1024, description="Longer samples lose the oldest part of their prompt, never their reply."
     )
     learning_rate: float = Field(
-        1e-3,
+        3e-4,
         description=(
-            "The peak learning rate. A few dozen small steps need more than the seed's 3e-4\n"
-            "(measured on held-out dialogue)."
+            "The peak learning rate. 1e-3 learns faster but overfits within two epochs of a\n"
+            "few hundred replies: 3e-4 ends lower on held-out dialogue."
         ),
     )
     min_lr_ratio: float = Field(
