@@ -207,7 +207,7 @@ async def test_the_newest_conversations_are_validation_with_no_leak(tmp_path: Pa
     samples = read_samples(out)
     train = [s for s in samples if s["split"] == "train"]
     val = [s for s in samples if s["split"] == "val"]
-    assert stats.samples == {"train": len(train), "val": len(val)} and len(val) > 20
+    assert stats.samples == {"train": len(train), "val": len(val), "other": 0} and len(val) > 20
     # Every validation sample is newer than every training sample of its chat, and
     # no (instruction, context, reply) appears on both sides.
     for chat_id in {s["chat_id"] for s in val}:

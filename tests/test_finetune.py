@@ -6,6 +6,8 @@ import json
 import os
 import socket
 import time
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -370,6 +372,18 @@ def test_training_run_promotes_then_rejects_a_worse_candidate(
     assert "worse" in adapters[1].reason
     runs = with_database(config.db_path, lambda db: runs_table.latest(db))
     assert runs.status == "finished" and runs.metrics["promoted"] is False
+
+
+def test_other_peoples_turns_are_trained_on_but_never_measured(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, persona_db, tiny_checkpoint, max_steps=1)
+    config = replace(config, dataset=DatasetSettings(val_fraction=0.1, other_turns=True))
+    report = run_training(config)
+    dataset = registry.read_meta(Path(report.adapter_path))["dataset"]
+    splits = Counter(sample["split"] for sample in read_samples(Path(dataset)))
+    assert splits["other"] > 0
+    assert report.samples == {"train": splits["train"] + splits["other"], "val": splits["val"]}
 
 
 def test_a_second_run_is_refused_while_one_runs(
