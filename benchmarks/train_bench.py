@@ -212,6 +212,9 @@ def main() -> None:
     parser.add_argument("--against", choices=["stock", "naive-head"], default="stock")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.against == "stock" and args.steps < 2:
+        # litgpt's cosine schedule runs over max_steps minus the warmup step: zero at 1.
+        parser.error("--steps must be at least 2 against stock litgpt")
     if args.child:
         job, *rest = args.child
         if job in ("ours", "naive-head"):
