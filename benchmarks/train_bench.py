@@ -110,7 +110,9 @@ def child_ours(
         learning_rate=3e-4,
         warmup_steps=1,
     )
-    model = build_model(fabric, Path(checkpoint), LoRASettings(dropout=0.05), max_seq_length)
+    model = build_model(
+        fabric, Path(checkpoint), LoRASettings(dropout=0.05), max_seq_length, narrow_embedding=True
+    )
     tokenizer = Tokenizer(Path(checkpoint))
     train_samples = encode(
         read_samples(Path(samples), "train"), tokenizer, Prompt(), max_seq_length

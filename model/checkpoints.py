@@ -201,15 +201,18 @@ def _tied(state: dict[str, torch.Tensor]) -> bool:
     return wte is not None and head is not None and wte.data_ptr() == head.data_ptr()
 
 
-def load_weights(model: GPT, path: Path, strict: bool = True) -> None:
-    """Copy the checkpoint's weights into `model` (built on its device and dtype)."""
+def load_weights(model: GPT, path: Path, strict: bool = True) -> torch.dtype | None:
+    """Copy the checkpoint's weights into `model` (built on its device and dtype). The
+    dtype the checkpoint stores a tied embedding in; None if it is not tied."""
     state = torch.load(path / WEIGHTS, mmap=True, weights_only=True, map_location="cpu")
     model.load_state_dict(state, strict=strict)
-    if _tied(state):
-        # One tensor for both, as trained: saves the vocabulary x width copy (335 MB
-        # in bf16 for Gemma's 262k tokens). A LoRA head keeps its base in `.linear`.
-        head = getattr(model.lm_head, "linear", model.lm_head)
-        head.weight = model.transformer.wte.weight
+    if not _tied(state):
+        return None
+    # One tensor for both, as trained: saves the vocabulary x width copy (335 MB in
+    # bf16 for Gemma's 262k tokens). A LoRA head keeps its base in `.linear`.
+    head = getattr(model.lm_head, "linear", model.lm_head)
+    head.weight = model.transformer.wte.weight
+    return state["transformer.wte.weight"].dtype
 
 
 def info(settings: ModelSettings, models_dir: Path) -> ModelInfo:

@@ -22,6 +22,7 @@ from litgpt.model import do_softcapping
 from torch.utils.checkpoint import checkpoint
 
 from model.checkpoints import load_weights, read_config
+from model.embedding import narrow_tied_embedding
 from model.settings import LoRASettings
 
 T = TypeVar("T")
@@ -186,24 +187,32 @@ def frozen_linear(module: torch.nn.Module) -> torch.nn.Linear | None:
     included; with rank 0 it is the plain layer inside."""
     if isinstance(module, lora.LoRALinear) and module.r == 0:
         module = module.linear
-    if type(module) is torch.nn.Linear and module.bias is None and not module.weight.requires_grad:
-        return module
+    if isinstance(module, torch.nn.Linear) and module.bias is None:  # NarrowHead is one
+        return None if module.weight.requires_grad else module
     return None
 
 
 def build_model(
-    fabric: L.Fabric, checkpoint_dir: Path, settings: LoRASettings, max_seq_length: int
+    fabric: L.Fabric,
+    checkpoint_dir: Path,
+    settings: LoRASettings,
+    max_seq_length: int,
+    narrow_embedding: bool = False,
 ) -> TwinGPT:
     """The base checkpoint with fresh LoRA weights (A random, B zero: the base model's
-    behaviour), only LoRA trainable."""
+    behaviour), only LoRA trainable. `narrow_embedding`: keep a tied embedding in the
+    dtype the checkpoint stores it in where the model computes in a wider one
+    (model.embedding; for training, which never runs the whole output layer at once)."""
     config = lora_config(read_config(checkpoint_dir), settings)
     with fabric.init_module(empty_init=True):
         model = TwinGPT(config)
-    load_weights(model, checkpoint_dir, strict=False)
+    stored = load_weights(model, checkpoint_dir, strict=False)
     for module in model.modules():
         if isinstance(module, lora.LoRALinear):
             module.reset_parameters()  # empty_init skipped it
     lora.mark_only_lora_as_trainable(model)
+    if narrow_embedding and stored is not None:
+        narrow_tied_embedding(model, stored)
     model.max_seq_length = max_seq_length
     return model
 

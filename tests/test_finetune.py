@@ -118,9 +118,12 @@ def test_chunked_loss_gives_the_gradient_of_the_full_cross_entropy(
     """The fused loss (frozen head) and the chunked one (a head with LoRA) give the
     gradient litgpt's full forward and a masked cross-entropy give, chunk edges
     included."""
+    import model.embedding
     import trainer.loss
 
-    monkeypatch.setattr(trainer.loss, "HEAD_ROWS", 7)  # many chunks, a ragged last one
+    # many chunks, a ragged last one: rows of a trainable head, the vocabulary of a frozen one
+    monkeypatch.setattr(trainer.loss, "HEAD_ROWS", 7)
+    monkeypatch.setattr(model.embedding, "VOCAB_ROWS", 37)
     train_samples, _ = encoded
     model = build_model(
         fabric32(), tiny_checkpoint, LoRASettings(dropout=0.0, targets=targets), 512
@@ -145,6 +148,75 @@ def test_chunked_loss_gives_the_gradient_of_the_full_cross_entropy(
     assert fused.keys() == reference.keys() and fused
     for name in fused:
         torch.testing.assert_close(fused[name], reference[name], rtol=1e-3, atol=1e-4)
+
+
+def test_an_embedding_kept_in_bf16_gives_what_its_float32_widening_gives(
+    tiny_checkpoint: Path, encoded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training stores the tied embedding and output layer in bf16 (as the checkpoint
+    does) while computing in float32: the loss, the gradients, selection's logits and the
+    cached forward equal a float32 model holding the same bf16-rounded values, and the
+    matrix takes half the bytes."""
+    import model.embedding
+    from model.embedding import NarrowHead, narrow_tied_embedding
+
+    monkeypatch.setattr(model.embedding, "VOCAB_ROWS", 37)
+    train_samples, _ = encoded
+    batch = collate(train_samples[:5])
+
+    def built() -> torch.nn.Module:
+        torch.manual_seed(3)
+        tiny = build_model(fabric32(), tiny_checkpoint, LoRASettings(dropout=0.0), 512)
+        with torch.no_grad():
+            for name, param in tiny.named_parameters():
+                if name.endswith("lora_B"):
+                    param.normal_(0, 0.02)
+        return tiny
+
+    wide, narrow = built(), built()
+    with torch.no_grad():  # the values a bf16 checkpoint holds
+        wide.transformer.wte.weight.copy_(wide.transformer.wte.weight.bfloat16().float())
+    assert narrow_tied_embedding(narrow, torch.bfloat16)
+    assert narrow.transformer.wte.weight.dtype == torch.bfloat16
+    assert narrow.lm_head.weight is narrow.transformer.wte.weight
+    assert isinstance(narrow.lm_head, NarrowHead) and frozen_linear(narrow.lm_head) is not None
+    assert not narrow_tied_embedding(narrow, torch.bfloat16)  # already narrow
+
+    def loss_and_gradients(tiny: torch.nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        tiny.zero_grad(set_to_none=True)
+        loss, _ = batch_loss(tiny, batch)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in tiny.named_parameters() if p.requires_grad}
+        return loss.detach(), grads
+
+    (wide_loss, wide_grads), (narrow_loss, narrow_grads) = map(loss_and_gradients, (wide, narrow))
+    torch.testing.assert_close(narrow_loss, wide_loss, rtol=1e-5, atol=1e-4)
+    assert narrow_grads.keys() == wide_grads.keys() and narrow_grads
+    for name in wide_grads:
+        torch.testing.assert_close(narrow_grads[name], wide_grads[name], rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        rows = (slice(None), slice(-3, None))
+        torch.testing.assert_close(
+            narrow(batch.idx, head_positions=rows), wide(batch.idx, head_positions=rows)
+        )
+        for tiny in (wide, narrow):
+            tiny.set_kv_cache(batch_size=1)
+        prompt = batch.idx[:1, :9]
+        positions = torch.arange(9)
+        torch.testing.assert_close(narrow(prompt, positions), wide(prompt, positions))
+
+
+def test_a_trainable_or_untied_output_layer_keeps_its_dtype(tiny_checkpoint: Path) -> None:
+    from model.embedding import narrow_tied_embedding
+
+    with_head = build_model(fabric32(), tiny_checkpoint, LoRASettings(targets=["head"]), 512)
+    assert not narrow_tied_embedding(with_head, torch.bfloat16)
+    untied = build_model(fabric32(), tiny_checkpoint, LoRASettings(), 512)
+    untied.lm_head.linear.weight = torch.nn.Parameter(
+        untied.lm_head.linear.weight.detach().clone(), requires_grad=False
+    )
+    assert not narrow_tied_embedding(untied, torch.bfloat16)
+    assert untied.transformer.wte.weight.dtype == torch.float32
 
 
 def test_recomputed_blocks_give_the_same_gradient_and_keep_far_less(

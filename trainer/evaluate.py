@@ -62,7 +62,8 @@ def evaluate_adapter(
     samples = read_samples(samples_path, "val")
     prompt = Prompt(PromptSettings(**meta["prompt"]))
     fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
-    model = build_model(fabric, checkpoint_dir, LoRASettings(**meta["lora"]), max_seq_length)
+    lora = LoRASettings(**meta["lora"])
+    model = build_model(fabric, checkpoint_dir, lora, max_seq_length, narrow_embedding=True)
     tokenizer = Tokenizer(checkpoint_dir)
     adapter = registry.load(adapter_path)
     losses, selection = held_out(

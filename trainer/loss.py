@@ -13,10 +13,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from model.embedding import head_dtype, vocabulary_slices
 from model.lora import base_and_adapter, frozen_linear
 from trainer.batches import Batch, Encoded, collate, micro_batches
 
-HEAD_ROWS = 128  # rows of the output layer's logits alive at once: 128 x 262k floats
+HEAD_ROWS = 128  # rows of a trainable output layer's logits alive at once: 128 x 262k floats
 
 
 def batch_loss(
@@ -40,11 +41,12 @@ def token_losses(
     """The cross-entropy of each target token given the hidden state before it.
 
     A frozen plain linear head (the usual case: LoRA leaves the output layer alone)
-    takes the fused path: each chunk's logits give the loss and, at once, the gradient
-    of the hidden states, so no logits outlive their chunk. A head that trains (LoRA
-    on "head") goes chunk by chunk through autograd instead. The hidden states come in
-    the head's dtype: Fabric hands a bf16 model's outputs back in float32."""
-    hidden = hidden.to(next(head.parameters()).dtype)
+    takes the fused path: the loss and, at once, the gradient of the hidden states, a
+    slice of the vocabulary at a time, so no full row of logits ever exists. A head
+    that trains (LoRA on "head") goes HEAD_ROWS rows at a time through autograd
+    instead. The hidden states come in the head's compute dtype: Fabric hands a bf16
+    model's outputs back in float32."""
+    hidden = hidden.to(head_dtype(head))
     linear = frozen_linear(head)
     if linear is not None:
         return _LinearCrossEntropy.apply(hidden, linear.weight, targets)
@@ -63,27 +65,40 @@ def token_losses(
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
-    """Cross-entropy of `hidden @ weight.T` per row, computed HEAD_ROWS rows at a time,
-    with the hidden states' gradient computed in the same pass (the weight is frozen)."""
+    """Cross-entropy of `hidden @ weight.T` per row, with the hidden states' gradient
+    computed in the same pass (the weight is frozen).
+
+    The vocabulary goes a slice at a time (model.embedding.vocabulary_slices, widened
+    to the hidden states' dtype there: the weight may be stored in bf16), with a
+    running maximum and sum for the normaliser, as in online softmax: the loss is
+    `log sum exp(logits) - logit[target]`, and the gradient `softmax @ weight -
+    weight[target]`, whose sum over slices is rescaled whenever the maximum grows."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
-        losses = torch.empty(hidden.size(0), dtype=torch.float32, device=hidden.device)
-        grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        for start in range(0, hidden.size(0), HEAD_ROWS):
-            rows = slice(start, start + HEAD_ROWS)
-            logits = (hidden[rows] @ weight.T).float()
-            wanted = targets[rows]
-            normaliser = torch.logsumexp(logits, dim=-1)
-            losses[rows] = normaliser - logits.gather(1, wanted[:, None]).squeeze(1)
-            if grad is not None:
-                # d loss / d logits = softmax - one-hot; through the head: @ weight
-                probabilities = logits.sub_(normaliser[:, None]).exp_()
-                probabilities[torch.arange(wanted.numel(), device=wanted.device), wanted] -= 1
-                grad[rows] = probabilities.to(hidden.dtype) @ weight
-        ctx.save_for_backward(grad if grad is not None else hidden.new_empty(0))
+        wanted = weight[targets].to(hidden.dtype)
+        target_logits = (hidden * wanted).sum(-1).float()
+        rows = hidden.size(0)
+        peak = torch.full((rows,), -torch.inf, dtype=torch.float32, device=hidden.device)
+        total = torch.zeros(rows, dtype=torch.float32, device=hidden.device)
+        need_grad = ctx.needs_input_grad[0]
+        weighted = torch.zeros_like(hidden, dtype=torch.float32) if need_grad else None
+        for slice_weight in vocabulary_slices(weight, hidden.dtype):
+            logits = (hidden @ slice_weight.T).float()
+            new_peak = torch.maximum(peak, logits.amax(-1))
+            shrink = (peak - new_peak).exp_()  # exp(-inf) = 0 on the first slice
+            exps = logits.sub_(new_peak[:, None]).exp_()
+            total.mul_(shrink).add_(exps.sum(-1))
+            if weighted is not None:
+                weighted.mul_(shrink[:, None]).add_(exps.to(hidden.dtype) @ slice_weight)
+            peak = new_peak
+        losses = peak + total.log() - target_logits
+        if weighted is None:
+            ctx.save_for_backward(hidden.new_empty(0))
+        else:
+            ctx.save_for_backward((weighted / total[:, None]).to(hidden.dtype) - wanted)
         return losses
 
     @staticmethod

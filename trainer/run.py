@@ -181,7 +181,9 @@ def _run(
     train_samples = encode(train_rows, tokenizer, prompt, config.train.max_seq_length)
     val_rows = read_samples(samples_path, "val")
     val_samples = encode(val_rows, tokenizer, prompt, config.train.max_seq_length)
-    model = build_model(fabric, checkpoint_dir, config.lora, config.train.max_seq_length)
+    model = build_model(
+        fabric, checkpoint_dir, config.lora, config.train.max_seq_length, narrow_embedding=True
+    )
     recipe = resolve(config.train, len(train_samples), device)
 
     stage("training")
