@@ -159,6 +159,7 @@ def test_an_embedding_kept_in_bf16_gives_what_its_float32_widening_gives(
     matrix takes half the bytes."""
     import model.embedding
     from model.embedding import NarrowHead, narrow_tied_embedding
+    from trainer.sense import reply_logprobs
 
     monkeypatch.setattr(model.embedding, "VOCAB_ROWS", 37)
     train_samples, _ = encoded
@@ -204,6 +205,15 @@ def test_an_embedding_kept_in_bf16_gives_what_its_float32_widening_gives(
         prompt = batch.idx[:1, :9]
         positions = torch.arange(9)
         torch.testing.assert_close(narrow(prompt, positions), wide(prompt, positions))
+        # selection's scores: its KV cache in the dtype the model computes in
+        replies = [batch.idx[0, 9:15].tolist(), batch.idx[1, 3:7].tolist()]
+        prefix = batch.idx[0, :9].tolist()
+        torch.testing.assert_close(
+            reply_logprobs(narrow, prefix, replies, "cpu"),
+            reply_logprobs(wide, prefix, replies, "cpu"),
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 def test_a_trainable_or_untied_output_layer_keeps_its_dtype(tiny_checkpoint: Path) -> None:

@@ -23,6 +23,7 @@ from dataset.settings import PromptSettings
 from engine.generate import DegenerateReply, ReplyEngine
 from engine.settings import GenerationSettings
 from model import registry
+from model.device import release_memory
 from model.lora import TwinGPT, build_model
 from model.settings import LoRASettings
 from trainer.batches import encode
@@ -98,8 +99,10 @@ def held_out(
     """The two numbers every adapter is judged by, base model beside adapter: the loss per
     reply token, and selection. Training reports them for the adapter it made and `twin
     eval` for any adapter, so both take them from here."""
+    release_memory()  # what training freed: evaluation has other shapes
     encoded = encode(samples, tokenizer, prompt, max_seq_length)
     losses = compare(model, adapter, encoded, token_budget, device)
+    release_memory()
     selection = compare_selection(
         model,
         adapter,

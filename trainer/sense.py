@@ -22,6 +22,7 @@ import torch
 from litgpt import Tokenizer
 
 from dataset.prompt import Prompt
+from model.embedding import head_dtype
 from model.lora import TwinGPT, base_and_adapter
 from trainer.batches import encode_texts
 from trainer.loss import token_losses
@@ -149,7 +150,7 @@ def reply_logprobs(
     which then go through together, padded at the end (causal: padding after a
     reply cannot change it)."""
     width = max(map(len, replies))
-    dtype = next(model.parameters()).dtype
+    dtype = head_dtype(model.lm_head)  # what the model computes in (its embedding may be narrower)
     model.set_kv_cache(len(replies), len(prefix) + width, device=torch.device(device), dtype=dtype)
     prefill = torch.tensor([prefix], device=device)
     last = model(
