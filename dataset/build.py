@@ -76,6 +76,16 @@ def select_chats(chats: Iterable[Chat], settings: DatasetSettings) -> list[Chat]
     return chosen
 
 
+def sample_rules(settings: DatasetSettings, budget: int) -> SampleRules:
+    """Which of the owner's turns count, as the settings say (the memory obeys them too)."""
+    return SampleRules(
+        budget=budget,
+        drop_openers=settings.drop_openers,
+        min_response_chars=settings.min_response_chars,
+        max_response_chars=settings.max_response_chars,
+    )
+
+
 # -- planning ------------------------------------------------------------------------
 
 
@@ -250,12 +260,7 @@ def build_dataset(
     context = _Context(
         db_path=str(db_path),
         prompt=prompt,
-        rules=SampleRules(
-            budget=budget,
-            drop_openers=settings.drop_openers,
-            min_response_chars=settings.min_response_chars,
-            max_response_chars=settings.max_response_chars,
-        ),
+        rules=sample_rules(settings, budget),
         gap=settings.session_gap,
         cutoff=_validation_cutoff(starts, settings.val_fraction),
         other_turns=settings.other_turns,

@@ -148,6 +148,27 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE messages ADD COLUMN by_twin INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: the owner's exchanges (another person's turn, the owner's reply), scrubbed, in a
+    # full-text index ranked by BM25: what the twin recalls when a similar message
+    # comes. Words are split by Unicode letters and digits, case and accents folded
+    # (storage.memory says why this tokenizer). `exchange_state` says how far each
+    # chat is indexed, so that new messages re-index only the chat's last conversation.
+    """
+    CREATE VIRTUAL TABLE exchanges USING fts5 (
+        message,
+        reply,
+        chat_id UNINDEXED,
+        conversation UNINDEXED,
+        date UNINDEXED,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE exchange_state (
+        chat_id       INTEGER PRIMARY KEY,
+        conversation  INTEGER NOT NULL,  -- date the chat's last indexed conversation began
+        first_message INTEGER NOT NULL,  -- its first message's id
+        last_message  INTEGER NOT NULL   -- the last message indexed
+    );
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

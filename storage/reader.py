@@ -35,16 +35,17 @@ class Reader:
         rows = self._conn.execute("SELECT id, type, title FROM chats ORDER BY id")
         return [Chat(*row) for row in rows]
 
-    def chat_dates(self, chat_id: int) -> list[tuple[int, int]]:
-        """(message_id, date) of a chat's messages, in order: cheap, for planning.
+    def chat_dates(self, chat_id: int, first_id: int | None = None) -> list[tuple[int, int]]:
+        """(message_id, date) of a chat's messages (from `first_id` on), in order:
+        cheap, for planning.
 
         Here and in chat_rows, what the twin sent by itself (auto mode) is left out:
         training on the model's own words would teach it its own habits, not the
         owner's."""
         return self._conn.execute(
-            "SELECT message_id, date FROM messages WHERE chat_id = ? AND by_twin = 0 "
-            "ORDER BY message_id",
-            (chat_id,),
+            "SELECT message_id, date FROM messages WHERE chat_id = ? AND message_id >= ? "
+            "AND by_twin = 0 ORDER BY message_id",
+            (chat_id, -(2**63) if first_id is None else first_id),
         ).fetchall()
 
     def chat_rows(self, chat_id: int, first_id: int, last_id: int) -> list[tuple[Any, ...]]:

@@ -38,3 +38,15 @@ class HistoryRow(NamedTuple):
     text: str
     media: str | None = None
     media_detail: str | None = None
+
+
+class ExchangeRow(NamedTuple):
+    """Something said to the owner and the owner's reply to it, from their history:
+    what the twin recalls when a similar message comes (the memory room). Its text is
+    scrubbed of personal data exactly as training text is."""
+
+    chat_id: int
+    conversation: int  # unix seconds of the first message of its conversation
+    date: int  # of the reply
+    message: str  # the other person's turn
+    reply: str  # the owner's turn

@@ -1,0 +1,84 @@
+"""Recalling the owner's past exchanges for a reply.
+
+The query is the message to answer and the turn before it. Of its words, only those
+that pick exchanges out are searched for: the rarest few the index holds, leaving out
+words so common (more than `COMMON` of all exchanges) that they would rank half the
+history. Messages are text, never query syntax: a word is letters and digits, and the
+index is asked for each one quoted (storage.memory.match_expression), so quotes, `*`,
+`NEAR` or `-` in a message, or a message of nothing but emoji, give fewer memories or
+none, never an error. Exchanges with the same person rank higher (`SAME_CHAT`), and
+only exchanges of conversations that began before the one being answered are
+recalled: a sample is never shown its own reply, or anything said after it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from storage.memory import ExchangeSearch
+from storage.rows import ExchangeRow
+
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: what the index's tokenizer keeps
+QUERY_TERMS = 12  # the rarest words of a query that are searched for
+COMMON = 0.05  # a word in more than this share of the exchanges picks nothing out
+SAME_CHAT = 1.5  # how much more an exchange with the same person counts
+POOL = 8  # exchanges ranked per one wanted, for the same-chat preference to reorder
+
+
+def words(text: str) -> list[str]:
+    """The distinct words of `text` as the index folds them: lower case, and accents
+    taken off Latin letters (the tokenizer keeps Cyrillic й and ё as they are)."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if not word.isascii():
+            word = "".join(_fold(char) for char in word)
+        seen.setdefault(word, None)
+    return list(seen)
+
+
+def _fold(char: str) -> str:
+    if ord(char) >= 0x250:  # beyond the Latin blocks
+        return char
+    return "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+
+
+class Recall:
+    """Searches one index; knows its size for telling common words from telling ones."""
+
+    def __init__(self, search: ExchangeSearch) -> None:
+        self.search = search
+        self.size = search.size()
+
+    def terms(self, texts: Sequence[str]) -> list[str]:
+        """The words of `texts` worth searching for, rarest first."""
+        candidates = [w for text in texts for w in words(text)]
+        counts = self.search.document_frequencies(list(dict.fromkeys(candidates)))
+        held = sorted((count, word) for word, count in counts.items() if count > 0)
+        telling = [word for count, word in held if count <= COMMON * self.size]
+        return (telling or [word for _, word in held[:3]])[:QUERY_TERMS]
+
+    def __call__(
+        self,
+        texts: Sequence[str],
+        k: int,
+        *,
+        before: int | None = None,
+        chat_id: int | None = None,
+        only_this_chat: bool = False,
+    ) -> list[ExchangeRow]:
+        """Up to `k` exchanges answering messages like `texts`, best first: from
+        conversations that began before `before`; those of chat `chat_id` preferred, or
+        the only ones with `only_this_chat`."""
+        if k <= 0 or not self.size:
+            return []
+        terms = self.terms(texts)
+        found = self.search.search(
+            terms, k * POOL, before=before, chat_id=chat_id if only_this_chat else None
+        )
+        ranked = sorted(
+            found,
+            key=lambda hit: -hit[1] * (SAME_CHAT if hit[0].chat_id == chat_id else 1.0),
+        )
+        return [row for row, _ in ranked[:k]]
