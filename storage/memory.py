@@ -23,6 +23,7 @@ from pathlib import Path
 
 from storage.database import Database
 from storage.errors import StorageError
+from storage.reader import Reader
 from storage.rows import ExchangeRow
 
 _COLUMNS = ", ".join(ExchangeRow._fields)
@@ -90,31 +91,24 @@ def match_expression(terms: Sequence[str]) -> str:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-class ExchangeSearch:
+class ExchangeSearch(Reader):
     """Read-only searches of the index, without an event loop (a prompt is built in the
     reply engine's worker thread, a dataset in worker processes)."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__(path)
         try:
-            self._conn = sqlite3.connect(
-                f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=False
-            )
             # How many exchanges hold a word: a view of the index, in this connection's
             # own temporary schema (the database itself is opened read-only).
             self._conn.execute(
                 "CREATE VIRTUAL TABLE temp.exchange_terms USING fts5vocab(main, exchanges, row)"
             )
         except sqlite3.Error as err:
+            self.close()
             raise StorageError(f"cannot search the memory of {path}: {err}") from err
-
-    def close(self) -> None:
-        self._conn.close()
 
     def __enter__(self) -> ExchangeSearch:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def size(self) -> int:
         row = self._conn.execute("SELECT COUNT(*) FROM exchanges").fetchone()
