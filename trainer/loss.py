@@ -78,15 +78,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
-        wanted = weight[targets].to(hidden.dtype)
-        target_logits = (hidden * wanted).sum(-1).float()
         rows = hidden.size(0)
+        target_logits = torch.empty(rows, dtype=torch.float32, device=hidden.device)
         peak = torch.full((rows,), -torch.inf, dtype=torch.float32, device=hidden.device)
         total = torch.zeros(rows, dtype=torch.float32, device=hidden.device)
         need_grad = ctx.needs_input_grad[0]
         weighted = torch.zeros_like(hidden, dtype=torch.float32) if need_grad else None
+        first = 0  # the vocabulary id of the slice's first row
         for slice_weight in vocabulary_slices(weight, hidden.dtype):
             logits = (hidden @ slice_weight.T).float()
+            # each target's logit as the normaliser sees it (the same rounding in bf16)
+            inside = (targets >= first) & (targets < first + slice_weight.size(0))
+            target_logits[inside] = logits[inside, targets[inside] - first]
+            first += slice_weight.size(0)
             new_peak = torch.maximum(peak, logits.amax(-1))
             shrink = (peak - new_peak).exp_()  # exp(-inf) = 0 on the first slice
             exps = logits.sub_(new_peak[:, None]).exp_()
@@ -98,6 +102,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if weighted is None:
             ctx.save_for_backward(hidden.new_empty(0))
         else:
+            wanted = weight[targets].to(hidden.dtype)
             ctx.save_for_backward((weighted / total[:, None]).to(hidden.dtype) - wanted)
         return losses
 
