@@ -40,7 +40,7 @@ class RefreshReport:
 
 @dataclass(frozen=True)
 class _ChatUpdate:
-    since: int  # exchanges of conversations that began then or later are replaced
+    since: int | None  # exchanges of conversations begun then or later are replaced
     rows: list[ExchangeRow]
     until: IndexedUntil
     messages: int
@@ -111,7 +111,7 @@ def _chat_update(
     ]
     last_id, last_date = dates[starts[-1]]
     return _ChatUpdate(
-        since=dates[0][1],
+        since=dates[0][1] if indexed is not None else None,
         rows=exchanges,
         until=IndexedUntil(last_date, first_message=last_id, last_message=dates[-1][0]),
         messages=len(dates),

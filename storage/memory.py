@@ -46,15 +46,20 @@ async def indexed_until(db: Database) -> dict[int, IndexedUntil]:
 
 
 async def replace_from(
-    db: Database, chat_id: int, rows: Sequence[ExchangeRow], since: int, until: IndexedUntil
+    db: Database,
+    chat_id: int,
+    rows: Sequence[ExchangeRow],
+    since: int | None,
+    until: IndexedUntil,
 ) -> None:
-    """The chat's exchanges of conversations that began at `since` or later are `rows`,
-    and the chat is indexed `until` there. One transaction: a search sees the chat as
-    it was or as it is, never half."""
+    """The chat's exchanges of conversations that began at `since` or later are `rows`
+    (None: the chat has none indexed yet), and the chat is indexed `until` there. One
+    transaction: a search sees the chat as it was or as it is, never half."""
     async with db.transaction():
-        await db.execute(
-            "DELETE FROM exchanges WHERE chat_id = ? AND conversation >= ?", (chat_id, since)
-        )
+        if since is not None:  # a scan of the index: only where there is something to replace
+            await db.execute(
+                "DELETE FROM exchanges WHERE chat_id = ? AND conversation >= ?", (chat_id, since)
+            )
         await db.executemany(f"INSERT INTO exchanges ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
         await db.execute(
             "INSERT OR REPLACE INTO exchange_state "
@@ -78,11 +83,6 @@ async def forget(db: Database, keep: Sequence[int]) -> int:
         gone = await db.execute(f"DELETE FROM exchanges WHERE chat_id NOT IN ({marks})", keep)
         await db.execute(f"DELETE FROM exchange_state WHERE chat_id NOT IN ({marks})", keep)
     return gone
-
-
-async def count(db: Database) -> int:
-    row = await db.fetchone("SELECT COUNT(*) FROM exchanges")
-    return int(row[0]) if row else 0
 
 
 def match_expression(terms: Sequence[str]) -> str:
