@@ -109,10 +109,9 @@ def _chat_update(
         for turns in conversation_turns(rows, dataset.session_gap, prompt, ScrubStats())
         for exchange in conversation_exchanges(turns, chat_id, rules)
     ]
-    last_id, last_date = dates[starts[-1]]
     return _ChatUpdate(
-        since=dates[0][1] if indexed is not None else None,
+        since=dates[0][1] if indexed is not None else None,  # that conversation's start
         rows=exchanges,
-        until=IndexedUntil(last_date, first_message=last_id, last_message=dates[-1][0]),
+        until=IndexedUntil(first_message=dates[starts[-1]][0], last_message=dates[-1][0]),
         messages=len(dates),
     )

@@ -1,6 +1,6 @@
 """Recalling the owner's past exchanges for a reply.
 
-The query is the message to answer and the turn before it. Of its words, only those
+The query is the text of the message to answer. Of its words, only those
 that pick exchanges out are searched for: the rarest few the index holds, leaving out
 words so common (more than `COMMON` of all exchanges) that they would rank half the
 history. Messages are text, never query syntax: a word is letters and digits, and the

@@ -69,7 +69,7 @@ def narrow_tied_embedding(model: torch.nn.Module, dtype: torch.dtype = torch.bfl
     weight = wte.weight
     if type(head) is not torch.nn.Linear or head.weight is not weight:
         return False
-    if weight.requires_grad or weight.dtype == dtype or dtype.itemsize >= weight.dtype.itemsize:
+    if weight.requires_grad or dtype.itemsize >= weight.dtype.itemsize:
         return False
     narrow = torch.nn.Parameter(weight.detach().to(dtype), requires_grad=False)
     model.transformer.wte = NarrowEmbedding(narrow, weight.dtype)

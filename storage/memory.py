@@ -33,15 +33,12 @@ _COLUMNS = ", ".join(ExchangeRow._fields)
 class IndexedUntil:
     """How far a chat is indexed: its last conversation is re-indexed when messages come."""
 
-    conversation: int  # the date the chat's last indexed conversation began
-    first_message: int  # that conversation's first message id
+    first_message: int  # the first message of the chat's last indexed conversation
     last_message: int  # the last message indexed
 
 
 async def indexed_until(db: Database) -> dict[int, IndexedUntil]:
-    rows = await db.fetchall(
-        "SELECT chat_id, conversation, first_message, last_message FROM exchange_state"
-    )
+    rows = await db.fetchall("SELECT chat_id, first_message, last_message FROM exchange_state")
     return {chat_id: IndexedUntil(*rest) for chat_id, *rest in rows}
 
 
@@ -62,9 +59,9 @@ async def replace_from(
             )
         await db.executemany(f"INSERT INTO exchanges ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
         await db.execute(
-            "INSERT OR REPLACE INTO exchange_state "
-            "(chat_id, conversation, first_message, last_message) VALUES (?, ?, ?, ?)",
-            (chat_id, until.conversation, until.first_message, until.last_message),
+            "INSERT OR REPLACE INTO exchange_state (chat_id, first_message, last_message) "
+            "VALUES (?, ?, ?)",
+            (chat_id, until.first_message, until.last_message),
         )
 
 

@@ -164,8 +164,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE exchange_state (
         chat_id       INTEGER PRIMARY KEY,
-        conversation  INTEGER NOT NULL,  -- date the chat's last indexed conversation began
-        first_message INTEGER NOT NULL,  -- its first message's id
+        first_message INTEGER NOT NULL,  -- the first message of its last indexed conversation
         last_message  INTEGER NOT NULL   -- the last message indexed
     );
     """,
