@@ -1,7 +1,7 @@
 """What the bot needs to run, and nothing else of twin's configuration.
 
 The sections are the configuration's own (bot.settings, engine.settings,
-dataset.settings): their defaults are defined there, once.
+dataset.settings, memory.settings): their defaults are defined there, once.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from bot.settings import BotSettings, RetrainSettings, UserbotSettings
 from dataset.settings import DatasetSettings, PromptSettings
 from engine.settings import GenerationSettings
+from memory.settings import MemorySettings
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class BotConfig:
     # How samples are built: /style describes the owner from the same samples.
     dataset: DatasetSettings = field(default_factory=DatasetSettings)
     prompt: PromptSettings = field(default_factory=PromptSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
 
     def allows(self, user_id: int) -> bool:
         allow = self.bot.allow

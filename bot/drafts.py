@@ -31,6 +31,7 @@ from dataset.conversations import message_text
 from engine.errors import DegenerateReply
 from engine.settings import GenerationSettings
 from exporter.live import Incoming, LiveUserbot, Outgoing
+from memory.section import Scope
 from storage import Database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
@@ -271,7 +272,8 @@ class DraftWorkflow:
     async def _draft_text(self, chat_id: int) -> tuple[str, str] | None:
         rows = await messages_table.recent(self.db, chat_id, self.settings.history_limit)
         try:
-            reply = await self.replies.reply(rows, await self.generation())
+            # A draft is the owner's own reply: everything he remembers, this chat first.
+            reply = await self.replies.reply(rows, await self.generation(), Scope(chat_id))
         except DegenerateReply as err:
             log.warning("no draft for chat %s: %s", chat_id, err)
             return None

@@ -7,6 +7,9 @@ turns into text (speaker tags, the burst separator, the template) lives here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from dataset.settings import PromptSettings
 
 
@@ -42,7 +45,25 @@ class Prompt:
         s = self.settings
         return ["\n###", f"\n{s.other_tag}:", f"\n{s.owner_tag}:"]
 
-    def render(self, context: str, instruction: str) -> str:
+    def exchange(self, message: str, reply: str) -> str:
+        """A remembered exchange: the message and the owner's reply, tagged as turns."""
+        return f"{self.tagged(message, False)}\n{self.tagged(reply, True)}"
+
+    def memory(self, facts: str, exchanges: list[str]) -> str:
+        """What fills {memory}: the owner's facts and his remembered exchanges (from
+        `exchange`), each section only when it has something."""
+        s = self.settings
+        text = s.facts_template.format(facts=facts) if facts else ""
+        if exchanges:
+            text += s.memory_template.format(exchanges="\n\n".join(exchanges))
+        return text
+
+    def render(self, context: str, instruction: str, memory: str = "") -> str:
         """The prompt text; the response follows it directly."""
         template = self.settings.template if context else self.settings.template_no_context
-        return template.format(context=context, instruction=instruction)
+        return template.format(context=context, instruction=instruction, memory=memory)
+
+    def render_sample(self, sample: Mapping[str, Any]) -> str:
+        """A sample's prompt (a line of samples.jsonl); "memory" is there when it was
+        trained with memory."""
+        return self.render(sample["input"], sample["instruction"], sample.get("memory", ""))

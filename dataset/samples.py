@@ -39,6 +39,7 @@ class Sample:
     split: str
     chat_id: int
     date: int
+    conversation: int  # when its conversation began: memory recalls only older ones
 
     def as_json(self) -> str:
         """One JSONL line: the text json.dumps(ensure_ascii=False) writes for the dict,
@@ -46,7 +47,8 @@ class Sample:
         return (
             f'{{"instruction": {_quote(self.instruction)}, "input": {_quote(self.input)}, '
             f'"output": {_quote(self.output)}, "split": {_quote(self.split)}, '
-            f'"chat_id": {self.chat_id}, "date": {self.date}}}'
+            f'"chat_id": {self.chat_id}, "date": {self.date}, '
+            f'"conversation": {self.conversation}}}'
         )
 
 
@@ -76,6 +78,7 @@ def conversation_samples(
             split=split,
             chat_id=chat_id,
             date=turn.date,
+            conversation=turns[0].date,
         )
 
 
@@ -108,14 +111,18 @@ def owner_contexts(
 
 
 def reply_prompt(
-    turns: list[Turn], prompt: Prompt, budget: int, measure: Callable[[str], int]
+    turns: list[Turn],
+    prompt: Prompt,
+    budget: int,
+    measure: Callable[[str], int],
+    memory: Callable[[str], str] | None = None,
 ) -> str:
     """The prompt for the owner's next turn after `turns`: exactly the prompt a training
-    sample of that turn would have had."""
+    sample of that turn would have had. `memory` gives {memory} for the message answered."""
     upcoming = [*turns, Turn(is_owner=True, text="", date=0, media_only=False)]
     index, context = list(owner_contexts(upcoming, prompt, budget, measure))[-1]
     instruction = upcoming[index - 1].text if index > 0 else ""
-    return prompt.render(context, instruction)
+    return prompt.render(context, instruction, memory(instruction) if memory else "")
 
 
 def drop_reason(turn: Turn, has_instruction: bool, rules: SampleRules) -> str | None:

@@ -71,6 +71,8 @@ class Recall:
         """Up to `k` exchanges answering messages like `texts`, best first: from
         conversations that began before `before`; those of chat `chat_id` preferred, or
         the only ones with `only_this_chat`."""
+        if not self.size:  # empty when opened: the history may have come since
+            self.size = self.search.size()
         if k <= 0 or not self.size:
             return []
         terms = self.terms(texts)

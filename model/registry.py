@@ -41,7 +41,10 @@ def save(adapters_dir: Path, state: dict[str, torch.Tensor], meta: dict[str, Any
     try:
         torch.save(state, work / WEIGHTS)
         (work / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
-        final = adapters_dir / name
+        final, copy = adapters_dir / name, 1
+        while final.exists():  # two adapters saved within one second
+            copy += 1
+            final = adapters_dir / f"{name}-{copy}"
         os.rename(work, final)
         return final
     finally:

@@ -92,8 +92,8 @@ class ExchangeSearch(Reader):
     """Read-only searches of the index, without an event loop (a prompt is built in the
     reply engine's worker thread, a dataset in worker processes)."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, any_thread: bool = False) -> None:
+        super().__init__(path, any_thread)
         try:
             # How many exchanges hold a word: a view of the index, in this connection's
             # own temporary schema (the database itself is opened read-only).

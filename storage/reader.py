@@ -16,9 +16,12 @@ from storage.errors import StorageError
 
 
 class Reader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, any_thread: bool = False) -> None:
+        """`any_thread`: usable from any thread, one at a time (the caller's to ensure)."""
         try:
-            self._conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+            self._conn = sqlite3.connect(
+                f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=not any_thread
+            )
         except sqlite3.Error as err:
             raise StorageError(f"cannot read database {path}: {err}") from err
 

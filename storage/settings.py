@@ -13,6 +13,7 @@ from storage.database import Database
 
 OWNER_ID = "owner_id"
 STYLE = "style"  # the owner's /style knobs: {"temperature": 0.9, "length": "short"}
+FACTS = "facts"  # the owner's facts, set with /facts: win over memory.facts
 MEMORY_RULES = "memory_rules"  # the settings the exchanges index was built by
 
 

@@ -49,6 +49,7 @@ async def test_one_second_more_starts_a_new_conversation(tmp_path: Path) -> None
         "split": "train",
         "chat_id": PEER,
         "date": samples[1]["date"],
+        "conversation": samples[1]["date"] - 1,  # began with their message, a second before
     }
 
 

@@ -19,6 +19,7 @@ from litgpt import Tokenizer
 from dataset.build import read_samples
 from dataset.prompt import Prompt
 from dataset.settings import DatasetSettings, PromptSettings
+from memory.settings import MemorySettings
 from model import registry
 from model.checkpoints import read_config
 from model.lora import build_model, frozen_linear, load_adapter
@@ -70,6 +71,7 @@ def config_for(tmp_path: Path, persona_db: Path, tiny: Path, **train: object) ->
         train=FAST.model_copy(update=train),
         dataset=DatasetSettings(val_fraction=0.1),
         prompt=PromptSettings(),
+        memory=MemorySettings(),
     )
 
 

@@ -34,9 +34,7 @@ def encode(
     """Tokenize samples; a sample longer than `max_seq_length` loses the oldest part of
     its prompt (after <bos>), never its response."""
     samples = list(samples)
-    prompts = encode_texts(
-        tokenizer, [prompt.render(s["input"], s["instruction"]) for s in samples]
-    )
+    prompts = encode_texts(tokenizer, [prompt.render_sample(s) for s in samples])
     responses = encode_texts(tokenizer, [s["output"] for s in samples])
     out = []
     for prompt_ids, response_ids in zip(prompts, responses, strict=True):

@@ -137,7 +137,7 @@ def generated_style(
     for side, path in (("base", None), ("adapter", adapter_path)):
         engine.use_adapter(path)
         for index, sample in enumerate(val):
-            text = prompt.render(sample["input"], sample["instruction"])
+            text = prompt.render_sample(sample)
             try:
                 reply = engine.generate(text, settings.model_copy(update={"seed": index}))
                 replies[side].append(separator.join(reply.messages))

@@ -27,13 +27,17 @@ from litgpt import Tokenizer
 from dataset.build import DatasetStats, build_dataset, read_samples
 from dataset.prompt import Prompt
 from dataset.settings import DatasetSettings, PromptSettings
+from memory.index import refresh
+from memory.samples import remember
+from memory.settings import MemorySettings
 from model import registry
-from model.checkpoints import prepare, read_config
+from model.checkpoints import counter_of, prepare, read_config
 from model.device import choose_device, choose_precision
 from model.lora import build_model, load_adapter
 from model.settings import LoRASettings, ModelSettings
 from storage import BlockingDatabase, Database, StorageError
 from storage import runs as runs_table
+from storage import settings as stored_settings
 from trainer.batches import encode
 from trainer.evaluate import held_out
 from trainer.finetune import STATE_FILE, Progress, train
@@ -61,6 +65,7 @@ class RunConfig:
     train: TrainSettings
     dataset: DatasetSettings
     prompt: PromptSettings
+    memory: MemorySettings
 
     @property
     def runs_dir(self) -> Path:
@@ -150,6 +155,8 @@ def _run(
     stage("preparing the model")
     checkpoint_dir = prepare(config.model, config.models_dir, progress=on_progress is not None)
     base_name = read_config(checkpoint_dir).name
+    tokenizer = Tokenizer(checkpoint_dir)
+    prompt = Prompt(config.prompt)
     samples_path = run_dir / SAMPLES_FILE
     if not resuming:
         stage("building the dataset")
@@ -158,6 +165,9 @@ def _run(
             config.db_path, samples_path, config.dataset, config.prompt, checkpoint_dir
         )
         _require_samples(stats)
+        if config.memory.enabled:
+            stage("recalling memories")
+            _remember(config, store, samples_path, prompt, tokenizer)
     fingerprint = hashlib.sha256(samples_path.read_bytes()).hexdigest()
     store.run(
         lambda db: runs_table.update(
@@ -175,8 +185,6 @@ def _run(
     )
     fabric.launch()
     fabric.seed_everything(config.train.seed, verbose=False)
-    tokenizer = Tokenizer(checkpoint_dir)
-    prompt = Prompt(config.prompt)
     train_rows = [s for s in read_samples(samples_path) if s["split"] in ("train", "other")]
     train_samples = encode(train_rows, tokenizer, prompt, config.train.max_seq_length)
     val_rows = read_samples(samples_path, "val")
@@ -233,6 +241,8 @@ def _run(
         "lora": config.lora.model_dump(),
         "train": recipe.model_dump(),
         "prompt": config.prompt.model_dump(),
+        # Served with memory only when trained with it: the prompt it learned from.
+        "memory": config.memory.enabled,
         "metrics": metrics,
     }
     path = registry.save(config.adapters_dir, result.adapter, meta)
@@ -270,6 +280,29 @@ def _run(
         samples={"train": len(train_samples), "val": len(val_samples)},
         training=result.metrics(),
     )
+
+
+def _remember(
+    config: RunConfig,
+    store: BlockingDatabase,
+    samples_path: Path,
+    prompt: Prompt,
+    tokenizer: Tokenizer,
+) -> None:
+    """Bring the exchanges index up to the history, then give every sample the
+    memories a reply at its time would have had."""
+    report = store.run(lambda db: refresh(db, config.dataset, config.prompt))
+    log.info("memory: %d exchanges indexed in %.1f s", report.exchanges, report.seconds)
+    facts = store.run(lambda db: stored_settings.get(db, stored_settings.FACTS))
+    recalled = remember(
+        samples_path,
+        config.db_path,
+        prompt,
+        config.memory,
+        counter_of(tokenizer),
+        config.memory.facts if facts is None else facts,
+    )
+    log.info("memory: %d samples recalled past exchanges", recalled)
 
 
 def _require_samples(stats: DatasetStats) -> None:

@@ -59,9 +59,7 @@ def selection_tasks(
     """One task per sample that answers a message and has enough other conversations to
     draw distractors from (fixed by `seed`)."""
     answering = [s for s in samples if s["instruction"]]
-    prompts = encode_texts(
-        tokenizer, [prompt.render(s["input"], s["instruction"]) for s in answering]
-    )
+    prompts = encode_texts(tokenizer, [prompt.render_sample(s) for s in answering])
     replies = [
         [*ids[: REPLY_TOKENS - 1], tokenizer.eos_id]
         for ids in encode_texts(tokenizer, [s["output"] for s in answering])

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from bot.settings import BotSettings, RetrainSettings, UserbotSettings
 from dataset.settings import DatasetSettings, PromptSettings
 from engine.settings import GenerationSettings
+from memory.settings import MemorySettings
 from model.settings import LoRASettings, ModelSettings
 from trainer.settings import TrainSettings
 
@@ -119,6 +120,7 @@ class Settings(BaseSettings):
     retrain: RetrainSettings = RetrainSettings()
     dataset: DatasetSettings = DatasetSettings()
     prompt: PromptSettings = PromptSettings()
+    memory: MemorySettings = MemorySettings()
     model: ModelSettings = ModelSettings()
     lora: LoRASettings = LoRASettings()
     train: TrainSettings = TrainSettings()

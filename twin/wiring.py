@@ -36,12 +36,16 @@ def make_engine(settings: Settings) -> ReplyEngine:
     )
 
 
-def make_service(settings: Settings, engine: ReplyEngine | None = None) -> ReplyService:
+def make_service(
+    settings: Settings, database: Path, engine: ReplyEngine | None = None
+) -> ReplyService:
     return ReplyService(
         (lambda: engine) if engine is not None else (lambda: make_engine(settings)),
         Prompt(settings.prompt),
         settings.dataset.session_gap,
         settings.dataset.context_tokens,
+        settings.memory,
+        database,
     )
 
 
@@ -55,6 +59,7 @@ def run_config(settings: Settings, database: Path) -> RunConfig:
         train=settings.train,
         dataset=settings.dataset,
         prompt=settings.prompt,
+        memory=settings.memory,
     )
 
 
@@ -91,6 +96,7 @@ def bot_config(
         drafts=settings.userbot,
         dataset=settings.dataset,
         prompt=settings.prompt,
+        memory=settings.memory,
     )
 
 

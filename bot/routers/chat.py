@@ -11,12 +11,22 @@ from aiogram.utils.chat_action import ChatActionSender
 from bot.config import BotConfig
 from bot.delivery import send_messages
 from engine.errors import DegenerateReply
-from engine.service import ReplyService
+from engine.service import EVERYONE, ReplyService
 from engine.settings import with_knobs
+from memory.section import Scope
 from storage import Database, bot_messages
 from storage import settings as settings_table
 
 log = logging.getLogger(__name__)
+
+
+def memory_scope(message: Message, config: BotConfig) -> Scope:
+    """What the twin may remember talking to this person: the owner hears everything;
+    anyone else only the owner's own chat with them, unless the owner shares more."""
+    user_id = message.from_user.id
+    if user_id == config.owner_id:
+        return EVERYONE
+    return Scope(user_id, only_this_chat=not config.memory.share_with_bot_users)
 
 
 def router() -> Router:
@@ -35,7 +45,9 @@ async def talk(
     await replies.refresh(db)
     async with ChatActionSender.typing(chat_id=chat_id, bot=bot):
         try:
-            reply = await replies.reply(history, with_knobs(config.generation, knobs))
+            reply = await replies.reply(
+                history, with_knobs(config.generation, knobs), memory_scope(message, config)
+            )
         except DegenerateReply as err:
             log.warning("no reply for chat %s: %s", chat_id, err)
             await message.answer("…I'm lost for words. Say that again?")

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             train=settings.train,
             dataset=settings.dataset,
             prompt=settings.prompt,
+            memory=settings.memory,
         )
         bar = ProgressBar() if is_terminal() else ProgressLines(sys.stdout)
         try:

@@ -90,7 +90,7 @@ async def _serve(args: argparse.Namespace, settings: Settings, database: Path) -
         config = bot_config(
             settings, await _owner(db, settings.telegram.owner_id), database, args.config
         )
-        replies = make_service(settings)
+        replies = make_service(settings, database)
         try:
             await run_bot(config, db, replies, userbot_starter(settings, db))
         finally:

@@ -9,6 +9,7 @@ from typing import Any
 from engine.generate import DegenerateReply, Reply, ReplyEngine
 from engine.service import ReplyService
 from engine.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
+from memory.section import Scope
 from storage import BlockingDatabase, Database, StorageError
 from storage import chats as chats_table
 from storage import messages as messages_table
@@ -57,7 +58,7 @@ def run_reply(args: argparse.Namespace, settings: Settings) -> int:
 
     with BlockingDatabase(database, create=True) as store:
         rows = store.run(stored_history)  # a wrong --chat fails before the model loads
-        service = make_service(settings, make_engine(settings))
+        service = make_service(settings, database, make_engine(settings))
         reply = store.run(lambda db: _answer(db, service, settings, rows, args))
     if args.json:
         print_json(
@@ -91,13 +92,14 @@ async def _answer(
     generation = with_knobs(settings.generate, knobs)
     if args.seed is not None:
         generation = generation.model_copy(update={"seed": args.seed})
-    return await service.reply([*rows, incoming], generation)
+    return await service.reply([*rows, incoming], generation, Scope(args.chat))
 
 
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
+    database = db_path(args, settings)
     engine = make_engine(settings)
-    service = make_service(settings, engine)
-    with BlockingDatabase(db_path(args, settings), create=True) as store:
+    service = make_service(settings, database, engine)
+    with BlockingDatabase(database, create=True) as store:
         knobs = store.run(lambda db: _ready(db, service))
         generation = with_knobs(settings.generate, knobs)
         _converse(store, service, engine, generation, settings.generate)

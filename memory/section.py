@@ -1,0 +1,59 @@
+"""What the twin remembers for one reply: the text of the prompt's {memory}.
+
+The owner's facts, then the exchanges recalled for the message being answered, best
+first, as many as fit `memory.tokens` (an exchange longer than the whole budget is
+skipped rather than cut). Training samples and replies get it from here alike, so an
+adapter trained with memory is served exactly the prompt it learned from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dataset.prompt import Prompt
+from memory.recall import Recall
+from memory.settings import MemorySettings
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose exchanges a reply may recall."""
+
+    chat_id: int | None  # the person answered: exchanges with them rank first
+    only_this_chat: bool = False  # a bot user who may not hear about anyone else
+    before: int | None = None  # only conversations that began before this date
+
+
+class MemorySection:
+    def __init__(
+        self,
+        prompt: Prompt,
+        settings: MemorySettings,
+        recall: Recall | None,
+        measure: Callable[[str], int],
+    ) -> None:
+        self.prompt = prompt
+        self.settings = settings
+        self.recall = recall  # None: an empty history, nothing to recall
+        self.measure = measure
+
+    def __call__(self, message: str, scope: Scope, facts: str) -> str:
+        """{memory} for a reply to `message` (empty for a conversation's opener)."""
+        exchanges: list[str] = []
+        if message and self.recall is not None:
+            found = self.recall(
+                [message],
+                self.settings.k,
+                before=scope.before,
+                chat_id=scope.chat_id,
+                only_this_chat=scope.only_this_chat,
+            )
+            room = self.settings.tokens
+            for row in found:
+                text = self.prompt.exchange(row.message, row.reply)
+                size = self.measure(text) + 2  # +2: the blank line between exchanges
+                if size <= room:
+                    exchanges.append(text)
+                    room -= size
+        return self.prompt.memory(facts.strip(), exchanges)

@@ -1,0 +1,170 @@
+"""Memory in the prompt: samples trained with exactly what replies are served, nothing
+recalled from a sample's own conversation or after it, and bot users kept to their chat."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dataset.build import build_dataset, read_samples
+from dataset.prompt import Prompt
+from dataset.settings import DEFAULT_TEMPLATE, DatasetSettings, PromptSettings
+from engine.generate import ReplyEngine
+from engine.service import EVERYONE, ReplyService
+from memory.index import refresh
+from memory.recall import Recall
+from memory.samples import remember
+from memory.section import MemorySection, Scope
+from memory.settings import MemorySettings
+from model import registry
+from model.checkpoints import read_config, token_counter
+from model.lora import adapter_state
+from storage import messages, open_database
+from storage.memory import ExchangeSearch
+from storage.rows import ExchangeRow, HistoryRow
+from tests.exports import T0, chat, dialogue, full_export, import_into
+from twin.commands.demo import sample_export
+
+PEER, OTHER = 2000, 3000
+DAY = 86400
+FACTS = "Живу в Казани, зовут Тёма."
+
+
+def unused_engine() -> ReplyEngine:
+    raise AssertionError("building a prompt needs no model")
+
+
+def service_over(db_path: Path, memory: MemorySettings, context_tokens: int = 384) -> ReplyService:
+    service = ReplyService(unused_engine, Prompt(), DAY, context_tokens, memory, db_path)
+    service.remembers = True  # as refresh() decides for an adapter trained with memory
+    return service
+
+
+async def test_a_prompt_without_memory_is_the_template_as_before() -> None:
+    assert Prompt().render("I: hi", "как дела?") == DEFAULT_TEMPLATE.replace("{memory}", "").format(
+        context="I: hi", instruction="как дела?"
+    )
+
+
+async def test_samples_are_trained_with_the_prompt_replies_are_served(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, sample_export())
+    out = tmp_path / "samples.jsonl"
+    dataset = DatasetSettings(val_fraction=0.1, context_tokens=64)
+    build_dataset(db_path, out, dataset, PromptSettings(), tiny_checkpoint)
+    memory = MemorySettings(facts=FACTS)
+    async with open_database(db_path) as db:
+        await refresh(db, dataset, PromptSettings())
+    measure = token_counter(tiny_checkpoint)
+    recalled = remember(out, db_path, Prompt(), memory, measure, memory.facts)
+    samples = read_samples(out)
+    assert recalled > len(samples) // 2
+    service = service_over(db_path, memory, dataset.context_tokens)
+    chat_id = samples[0]["chat_id"]
+    async with open_database(db_path) as db:
+        rows = await messages.recent(db, chat_id, limit=10**6)
+    checked = 0
+    for sample in [s for s in samples if s["chat_id"] == chat_id][:60]:
+        if not sample["instruction"]:
+            continue
+        before = [r for r in rows if r.date < sample["date"]]
+        served = service.prompt_for(before, measure, Scope(chat_id))
+        assert served == Prompt().render_sample(sample)
+        checked += "### How you answered" in served
+    assert checked >= 20
+    await service.close()
+
+
+async def test_a_sample_recalls_only_conversations_older_than_its_own(tmp_path: Path) -> None:
+    """The same request every day, answered differently: the sample of day n may recall
+    the replies of days before n, never its own, never a later one."""
+    days = [
+        line
+        for n in range(8)
+        for line in (
+            (2 * n * DAY, "them: займёшь денег до пятницы?"),
+            (2 * n * DAY + 60, f"me: ответ {n}"),
+        )
+    ]
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, full_export([chat(PEER, dialogue(PEER, days))]))
+    out = tmp_path / "samples.jsonl"
+    dataset = DatasetSettings(val_fraction=0.25)
+    build_dataset(db_path, out, dataset, PromptSettings())
+    async with open_database(db_path) as db:
+        await refresh(db, dataset, PromptSettings())
+    remember(out, db_path, Prompt(), MemorySettings(k=5, tokens=1000), len, "")
+    samples = read_samples(out)
+    assert {s["split"] for s in samples} == {"train", "val"}
+    for sample in samples:
+        day = int(sample["output"].split()[-1])
+        shown = [int(n) for n in re.findall(r"ответ (\d)", sample["memory"])]
+        assert shown and all(n < day for n in shown) if day else shown == []
+        assert len(shown) == min(day, 5)
+
+
+async def test_memory_keeps_to_its_budget_and_the_facts_come_first(tmp_path: Path) -> None:
+    db_path = tmp_path / "twin.db"
+    rows = [(0, "them: pizza tonight?"), (30, "me: " + "sure " * 40), (DAY, "them: pizza?")]
+    rows += [(DAY + 30, "me: ok")]
+    await import_into(db_path, full_export([chat(PEER, dialogue(PEER, rows))]))
+    async with open_database(db_path) as db:
+        await refresh(db, DatasetSettings(), PromptSettings())
+    with ExchangeSearch(db_path) as search:
+        section = MemorySection(Prompt(), MemorySettings(tokens=40), Recall(search), len)
+        text = section("pizza", Scope(PEER), FACTS)
+        assert text == (
+            f"### About you:\n{FACTS}\n\n"
+            "### How you answered similar messages before:\nR: pizza?\nI: ok\n\n"
+        )  # the long reply does not fit 40 characters: left out, not cut
+        assert section("", Scope(PEER), "") == ""  # an opener, no facts: nothing at all
+        assert section('🙂 "*" NEAR -', Scope(PEER), "") == ""
+
+
+async def test_bot_users_recall_only_their_own_chat_with_the_owner(tmp_path: Path) -> None:
+    pizza = [(0, "them: pizza tonight?"), (30, "me: sure, the usual place at 8")]
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, full_export([chat(OTHER, dialogue(OTHER, pizza))]))
+    async with open_database(db_path) as db:
+        await refresh(db, DatasetSettings(), PromptSettings())
+    service = service_over(db_path, MemorySettings())
+    asked = [HistoryRow(PEER, False, T0 + 9 * DAY, "pizza tonight?")]
+    assert "usual place" in service.prompt_for(asked, len, EVERYONE)  # the owner's view
+    assert "usual place" in service.prompt_for(asked, len, Scope(OTHER, only_this_chat=True))
+    assert "usual place" not in service.prompt_for(asked, len, Scope(PEER, only_this_chat=True))
+    await service.close()
+
+
+async def test_an_adapter_trained_without_memory_is_served_without_it(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    db_path = tmp_path / "twin.db"
+    engine = ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=256)
+    service = ReplyService(lambda: engine, Prompt(), DAY, 64, MemorySettings(), db_path)
+    async with open_database(db_path) as db:
+        await service.refresh(db)
+        assert service.remembers  # the base model: memory as configured
+        state = adapter_state(engine.model)
+        for trained_with in (False, True):
+            meta = {
+                "base_model": read_config(tiny_checkpoint).name,
+                "dataset_fingerprint": str(trained_with),
+                "lora": engine.lora.model_dump(),
+                "memory": trained_with,
+            }
+            path = registry.save(tmp_path / "adapters", state, meta)
+            await registry.activate(db, await registry.register(db, path, meta, None, 1.0))
+            await service.refresh(db)
+            assert service.remembers is trained_with
+    await service.close()
+    off = ReplyService(lambda: engine, Prompt(), DAY, 64, MemorySettings(enabled=False), db_path)
+    async with open_database(db_path) as db:
+        await off.refresh(db)
+    assert not off.remembers
+    await off.close()
+
+
+def test_exchange_rows_name_their_fields() -> None:
+    assert ExchangeRow._fields == ("chat_id", "conversation", "date", "message", "reply")
