@@ -122,6 +122,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--naive-queries", type=int, default=3)
+    parser.add_argument(
+        "--vocabulary",
+        type=int,
+        default=50_000,
+        help="distinct words, drawn by Zipf's law as in real chats (0: 36 everyday words)",
+    )
     parser.add_argument("--tokenizers", type=Path, nargs="+", metavar="SAMPLES")
     args = parser.parse_args()
     if args.tokenizers:
@@ -130,7 +136,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         export, db_path = Path(tmp) / "export.json", Path(tmp) / "twin.db"
-        write_export(export, args.messages)
+        write_export(export, args.messages, vocabulary=args.vocabulary)
         imported, indexing, messages, exchanges, before = asyncio.run(
             _import_and_index(export, db_path)
         )

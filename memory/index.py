@@ -4,17 +4,23 @@ Each chat the dataset may use (dataset.build.select_chats: the owner's choice of
 chats, never bots, channels or excluded ones) is indexed up to its last message. New
 messages re-index only the chat's last indexed conversation (they may continue it) and
 what follows; a chat that may no longer be used leaves the index at the next refresh.
-The work of each chat runs in a thread, so the bot's event loop keeps answering.
+The work of each chat runs in a thread, so the bot's event loop keeps answering; the
+first index of a large history (an import) in worker processes, as many as
+`dataset.workers` allows, while this process writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
-from dataset.build import sample_rules, select_chats
+from dataset.build import PARALLEL_FROM_MESSAGES, sample_rules, select_chats
 from dataset.conversations import conversation_starts, conversation_turns
 from dataset.pii import ScrubStats
 from dataset.prompt import Prompt
@@ -37,17 +43,27 @@ class RefreshReport:
     removed: int = 0  # exchanges of chats that may no longer be used
     seconds: float = 0.0
 
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class _ChatUpdate:
+    chat_id: int
     since: int | None  # exchanges of conversations begun then or later are replaced
     rows: list[ExchangeRow]
     until: IndexedUntil
     messages: int
 
 
-async def refresh(db: Database, dataset: DatasetSettings, prompt: PromptSettings) -> RefreshReport:
-    """Index what is new in every chat the dataset may use; forget the others."""
+async def refresh(
+    db: Database,
+    dataset: DatasetSettings,
+    prompt: PromptSettings,
+    only: Collection[int] | None = None,
+) -> RefreshReport:
+    """Index what is new in every chat the dataset may use and forget the others; with
+    `only`, just those chats (a message came there), if the dataset may use them."""
     started = time.perf_counter()
     report = RefreshReport()
     rules = _rules(dataset, prompt)
@@ -56,19 +72,28 @@ async def refresh(db: Database, dataset: DatasetSettings, prompt: PromptSettings
         async with db.transaction():
             await index.clear(db)
             await stored_settings.put(db, stored_settings.MEMORY_RULES, rules)
+        only = None  # every chat is to be indexed again, not just those asked for
     indexed = await index.indexed_until(db)
-    chosen = [chat.id for chat in select_chats(await asyncio.to_thread(_chats, db.path), dataset)]
-    for chat_id in chosen:
-        update = await asyncio.to_thread(
-            _chat_update, db.path, chat_id, indexed.get(chat_id), dataset, Prompt(prompt)
-        )
+    chats, messages = await asyncio.to_thread(_chats, db.path)
+    chosen = [chat.id for chat in select_chats(chats, dataset)]
+    targets = chosen if only is None else [c for c in chosen if c in only]
+    jobs = [
+        (db.path, chat_id, indexed.get(chat_id), dataset, Prompt(prompt)) for chat_id in targets
+    ]
+    workers = dataset.workers or os.cpu_count() or 1
+    if indexed or messages < PARALLEL_FROM_MESSAGES or workers < 2 or len(jobs) < 2:
+        updates = _in_a_thread(jobs)  # new messages since the last refresh: little work
+    else:
+        updates = _in_processes(jobs, workers)  # a first import: all of it
+    async for update in updates:
         if update is None:
             continue
-        await index.replace_from(db, chat_id, update.rows, update.since, update.until)
+        await index.replace_from(db, update.chat_id, update.rows, update.since, update.until)
         report.chats += 1
         report.messages += update.messages
         report.exchanges += len(update.rows)
-    report.removed = await index.forget(db, chosen)
+    if only is None:
+        report.removed = await index.forget(db, chosen)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -83,9 +108,32 @@ def _rules(dataset: DatasetSettings, prompt: PromptSettings) -> dict[str, object
     }
 
 
-def _chats(path: Path) -> list[Chat]:
+def _chats(path: Path) -> tuple[list[Chat], int]:
     with Reader(path) as reader:
-        return reader.chats()
+        return reader.chats(), reader.message_count()
+
+
+_Job = tuple[Path, int, IndexedUntil | None, DatasetSettings, Prompt]  # _chat_update's
+
+
+async def _in_a_thread(jobs: list[_Job]) -> AsyncIterator[_ChatUpdate | None]:
+    for job in jobs:
+        yield await asyncio.to_thread(_chat_update, *job)
+
+
+async def _in_processes(jobs: list[_Job], workers: int) -> AsyncIterator[_ChatUpdate | None]:
+    """Chats read and cut into exchanges in worker processes while this one writes the
+    index: the Python work runs on every core. Spawned, not forked: the caller may hold
+    threads (aiosqlite's) that a fork would copy mid-operation."""
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pending = [loop.run_in_executor(pool, _chat_update, *job) for job in jobs]
+        try:
+            for future in pending:  # in order: one chat's update at a time to the index
+                yield await future
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _chat_update(
@@ -110,6 +158,7 @@ def _chat_update(
         for exchange in conversation_exchanges(turns, chat_id, rules)
     ]
     return _ChatUpdate(
+        chat_id=chat_id,
         since=dates[0][1] if indexed is not None else None,  # that conversation's start
         rows=exchanges,
         until=IndexedUntil(first_message=dates[starts[-1]][0], last_message=dates[-1][0]),

@@ -3,12 +3,16 @@
 The query is the text of the message to answer. Of its words, only those
 that pick exchanges out are searched for: the rarest few the index holds, leaving out
 words so common (more than `COMMON` of all exchanges) that they would rank half the
-history. Messages are text, never query syntax: a word is letters and digits, and the
-index is asked for each one quoted (storage.memory.match_expression), so quotes, `*`,
-`NEAR` or `-` in a message, or a message of nothing but emoji, give fewer memories or
-none, never an error. Exchanges with the same person rank higher (`SAME_CHAT`), and
-only exchanges of conversations that began before the one being answered are
-recalled: a sample is never shown its own reply, or anything said after it.
+history, and stopping before the words chosen hold more than `POSTINGS` exchanges
+between them (a search's work grows with them).
+
+Messages are text, never query syntax: a word is letters and digits, and the index
+is asked for each one quoted (storage.memory.match_expression), so quotes, `*`, `NEAR`
+or `-` in a message, or a message of nothing but emoji, give fewer memories or none,
+never an error. Exchanges with the same person rank higher (`SAME_CHAT`), and only
+exchanges of conversations that began before the one being answered are recalled: a
+sample is never shown its own reply, or anything said after it. An exchange repeated
+word for word is recalled once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from storage.rows import ExchangeRow
 
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what the index's tokenizer keeps
 QUERY_TERMS = 12  # the rarest words of a query that are searched for
-COMMON = 0.05  # a word in more than this share of the exchanges picks nothing out
+COMMON = 0.05  # a word in more than this share of the exchanges picks nothing out...
+COMMON_FLOOR = 50  # ...unless it is in this few: a small history has no common words
+POSTINGS = 20_000  # exchanges the searched words may hold in all: bounds a search's work
+CACHED_FROM = 1_000  # counts this large are remembered: they cost a scan to count
 SAME_CHAT = 1.5  # how much more an exchange with the same person counts
 POOL = 8  # exchanges ranked per one wanted, for the same-chat preference to reorder
 
@@ -50,14 +57,36 @@ class Recall:
     def __init__(self, search: ExchangeSearch) -> None:
         self.search = search
         self.size = search.size()
+        # How many exchanges hold a word costs a pass over the word's entries: the
+        # counts of frequent words, asked for again and again, are kept. They change
+        # slowly as history comes; a rare word, cheap to count, is counted every time
+        # (so a new word is found as soon as it is indexed).
+        self._frequent: dict[str, int] = {}
+
+    def frequencies(self, candidates: list[str]) -> dict[str, int]:
+        counts = {w: self._frequent[w] for w in candidates if w in self._frequent}
+        missing = [w for w in candidates if w not in counts]
+        for word, count in self.search.document_frequencies(missing).items():
+            counts[word] = count
+            if count >= CACHED_FROM:
+                self._frequent[word] = count
+        return counts
 
     def terms(self, texts: Sequence[str]) -> list[str]:
-        """The words of `texts` worth searching for, rarest first."""
-        candidates = [w for text in texts for w in words(text)]
-        counts = self.search.document_frequencies(list(dict.fromkeys(candidates)))
-        held = sorted((count, word) for word, count in counts.items() if count > 0)
-        telling = [word for count, word in held if count <= COMMON * self.size]
-        return (telling or [word for _, word in held[:3]])[:QUERY_TERMS]
+        """The words of `texts` worth searching for, rarest first: none that is common,
+        and no more than POSTINGS exchanges' worth. A message of common words only
+        ("ok", "how are you") picks nothing out of the history: it recalls nothing."""
+        candidates = list(dict.fromkeys(w for text in texts for w in words(text)))
+        limit = max(COMMON * self.size, COMMON_FLOOR)
+        held = sorted((n, w) for w, n in self.frequencies(candidates).items() if 0 < n <= limit)
+        terms: list[str] = []
+        postings = 0
+        for count, word in held[:QUERY_TERMS]:
+            postings += count
+            if terms and postings > POSTINGS:
+                break
+            terms.append(word)
+        return terms
 
     def __call__(
         self,
@@ -76,6 +105,8 @@ class Recall:
         if k <= 0 or not self.size:
             return []
         terms = self.terms(texts)
+        if not terms:
+            return []
         found = self.search.search(
             terms, k * POOL, before=before, chat_id=chat_id if only_this_chat else None
         )
@@ -83,4 +114,7 @@ class Recall:
             found,
             key=lambda hit: -hit[1] * (SAME_CHAT if hit[0].chat_id == chat_id else 1.0),
         )
-        return [row for row, _ in ranked[:k]]
+        distinct: dict[tuple[str, str], ExchangeRow] = {}
+        for row, _ in ranked:  # an exchange the owner had word for word before: once
+            distinct.setdefault((row.message, row.reply), row)
+        return list(distinct.values())[:k]

@@ -38,6 +38,9 @@ class Reader:
         rows = self._conn.execute("SELECT id, type, title FROM chats ORDER BY id")
         return [Chat(*row) for row in rows]
 
+    def message_count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
     def chat_dates(self, chat_id: int, first_id: int | None = None) -> list[tuple[int, int]]:
         """(message_id, date) of a chat's messages (from `first_id` on), in order:
         cheap, for planning.

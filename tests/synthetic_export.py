@@ -8,6 +8,7 @@ stream: a million messages never sit in memory at once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterator
@@ -27,8 +28,33 @@ _WORDS = [
 _EMOJI = ["😂", "👍", "🙂", "🔥", "❤️", "🤔"]
 
 
-def _text(rng: random.Random) -> str:
-    words = rng.choices(_WORDS, k=rng.randint(1, 14))
+_SYLLABLES = (
+    ["ка", "ло", "ми", "ра", "сто", "ве", "ну", "ор", "кот", "пе", "ку", "зо", "ли", "ги"],
+    ["en", "or", "ti", "la", "ve", "mo", "ber", "sa", "da", "ri", "ton", "ke", "lu", "an"],
+)
+
+
+class Vocabulary:
+    """`size` words drawn as people's words are (Zipf: the n-th most frequent word
+    comes about 1/n as often as the first): the everyday words above, then made-up
+    ones, so that most words of a message are rare across a history."""
+
+    def __init__(self, size: int) -> None:
+        made = random.Random(size)
+        seen = dict.fromkeys(_WORDS)
+        while len(seen) < size:
+            script = made.choice(_SYLLABLES)
+            seen.setdefault("".join(made.choices(script, k=made.randint(2, 4))))
+        self.words = list(seen)
+        self.cumulative = list(itertools.accumulate(1 / rank for rank in range(1, size + 1)))
+
+    def choose(self, rng: random.Random, count: int) -> list[str]:
+        return rng.choices(self.words, cum_weights=self.cumulative, k=count)
+
+
+def _text(rng: random.Random, vocabulary: Vocabulary | None = None) -> str:
+    count = rng.randint(1, 14)
+    words = vocabulary.choose(rng, count) if vocabulary else rng.choices(_WORDS, k=count)
     text = " ".join(words)
     if rng.random() < 0.2:
         text += " " + rng.choice(_EMOJI)
@@ -42,7 +68,14 @@ def _text(rng: random.Random) -> str:
     return text
 
 
-def _message(rng: random.Random, message_id: int, date: int, peer_id: int, peer_name: str) -> dict:
+def _message(
+    rng: random.Random,
+    message_id: int,
+    date: int,
+    peer_id: int,
+    peer_name: str,
+    vocabulary: Vocabulary | None,
+) -> dict:
     mine = rng.random() < 0.5
     sender_id, sender = (OWNER_ID, OWNER_NAME) if mine else (peer_id, peer_name)
     iso = datetime.fromtimestamp(date).isoformat()
@@ -97,7 +130,7 @@ def _message(rng: random.Random, message_id: int, date: int, peer_id: int, peer_
                 "height": 960,
             }
         )
-    text = _text(rng)
+    text = _text(rng, vocabulary)
     if roll > 0.9:
         head, _, tail = text.partition(" ")
         message["text"] = [{"type": "bold", "text": head}, " " + tail] if tail else text
@@ -111,12 +144,17 @@ def _message(rng: random.Random, message_id: int, date: int, peer_id: int, peer_
 
 
 def _chat_messages(
-    rng: random.Random, count: int, peer_id: int, peer_name: str, start: int
+    rng: random.Random,
+    count: int,
+    peer_id: int,
+    peer_name: str,
+    start: int,
+    vocabulary: Vocabulary | None,
 ) -> Iterator[dict]:
     date = start
     for message_id in range(1, count + 1):
         date += rng.choice((5, 20, 60, 300, 3600, 90_000))
-        yield _message(rng, message_id, date, peer_id, peer_name)
+        yield _message(rng, message_id, date, peer_id, peer_name, vocabulary)
 
 
 def _dump(value: Any, indent: int) -> str:
@@ -126,10 +164,17 @@ def _dump(value: Any, indent: int) -> str:
 
 
 def write_export(
-    path: Path, messages: int, chats: int = 20, seed: int = 0, start: int = 1_600_000_000
+    path: Path,
+    messages: int,
+    chats: int = 20,
+    seed: int = 0,
+    start: int = 1_600_000_000,
+    vocabulary: int = 0,
 ) -> Path:
-    """Write a full-account export of `messages` messages across `chats` personal chats."""
+    """Write a full-account export of `messages` messages across `chats` personal chats,
+    their words from the few everyday ones above or (`vocabulary` > 0) a Vocabulary."""
     rng = random.Random(seed)
+    words = Vocabulary(vocabulary) if vocabulary else None
     per_chat = [messages // chats + (1 if i < messages % chats else 0) for i in range(chats)]
     with Path(path).open("w", encoding="utf-8") as out:
         _write_header(out)
@@ -142,7 +187,9 @@ def write_export(
             out.write(",\n   {" if index else "\n   {")
             out.write(f'\n    "name": {json.dumps(peer_name)},\n    "type": "personal_chat",')
             out.write(f'\n    "id": {peer_id},\n    "messages": [')
-            for n, message in enumerate(_chat_messages(rng, count, peer_id, peer_name, start)):
+            for n, message in enumerate(
+                _chat_messages(rng, count, peer_id, peer_name, start, words)
+            ):
                 out.write(",\n     " if n else "\n     ")
                 out.write(_dump(message, 5))
             out.write("\n    ]\n   }")

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from dataset.settings import DatasetSettings, PromptSettings
+from memory import index as memory_index
 from memory.index import refresh
 from memory.recall import Recall, words
+from storage import memory as index
 from storage import open_database
 from storage.memory import ExchangeSearch
 from storage.rows import ExchangeRow
@@ -106,6 +108,18 @@ async def test_new_messages_give_what_indexing_everything_at_once_gives(tmp_path
     assert (report.chats, report.messages, report.exchanges) == (0, 0, 0)
 
 
+async def test_a_large_first_index_in_worker_processes_is_the_same_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, full_export(history()))
+    alone = await indexed(db_path, workers=1)
+    async with open_database(db_path) as db:
+        await index.clear(db)
+    monkeypatch.setattr(memory_index, "PARALLEL_FROM_MESSAGES", 1)  # "large"
+    assert sorted(await indexed(db_path, workers=2)) == sorted(alone)
+
+
 async def test_changed_rules_index_everything_again(tmp_path: Path) -> None:
     """A shorter session gap cuts conversations differently: the index is rebuilt, as a
     new one would be."""
@@ -189,3 +203,35 @@ async def test_an_empty_history_recalls_nothing(tmp_path: Path) -> None:
     assert await indexed(db_path) == []
     with ExchangeSearch(db_path) as search:
         assert Recall(search)(["hello"], 3) == []
+
+
+async def test_an_exchange_said_word_for_word_again_is_recalled_once(tmp_path: Path) -> None:
+    days = [
+        (2 * n * DAY + at, line)
+        for n in range(3)
+        for at, line in ((0, "them: pizza?"), (9, "me: sure"))
+    ]
+    days += [(7 * DAY, "them: pizza tonight?"), (7 * DAY + 9, "me: not today")]
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, full_export([chat(PEER, dialogue(PEER, days))]))
+    await indexed(db_path)
+    with ExchangeSearch(db_path) as search:
+        found = Recall(search)(["pizza"], 3)
+    assert sorted(r.reply for r in found) == ["not today", "sure"]
+
+
+async def test_common_words_alone_recall_nothing(tmp_path: Path) -> None:
+    """ "hello" is in every one of 80 exchanges: it picks none out. A rare word does."""
+    days = [
+        (2 * n * DAY + at, line)
+        for n in range(80)
+        for at, line in ((0, f"them: hello {'zebra' if n == 5 else 'there'}"), (9, f"me: hi {n}"))
+    ]
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, full_export([chat(PEER, dialogue(PEER, days))]))
+    await indexed(db_path)
+    with ExchangeSearch(db_path) as search:
+        recall = Recall(search)
+        assert recall(["hello"], 3) == []
+        assert recall(["hello there"], 3) == []
+        assert [r.reply for r in recall(["hello zebra"], 3)] == ["hi 5"]

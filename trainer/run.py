@@ -294,6 +294,7 @@ def _remember(
     report = store.run(lambda db: refresh(db, config.dataset, config.prompt))
     log.info("memory: %d exchanges indexed in %.1f s", report.exchanges, report.seconds)
     facts = store.run(lambda db: stored_settings.get(db, stored_settings.FACTS))
+    started = time.perf_counter()
     recalled = remember(
         samples_path,
         config.db_path,
@@ -302,7 +303,11 @@ def _remember(
         counter_of(tokenizer),
         config.memory.facts if facts is None else facts,
     )
-    log.info("memory: %d samples recalled past exchanges", recalled)
+    log.info(
+        "memory: %d samples recalled past exchanges (%.1f s)",
+        recalled,
+        time.perf_counter() - started,
+    )
 
 
 def _require_samples(stats: DatasetStats) -> None:
