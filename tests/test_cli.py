@@ -37,12 +37,26 @@ def test_import_json_output(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert {"chats", "new", "duplicates", "skipped", "owner_id"} <= report.keys()
     assert (report["chats"], report["new"], report["owner_id"]) == (7, 24, 5550001)
+    # The owner's replies are remembered as they arrive: the import indexes them.
+    with sqlite3.connect(db) as conn:
+        (indexed,) = conn.execute("SELECT COUNT(*) FROM exchanges").fetchone()
+    assert report["memory"]["exchanges"] == indexed > 0
+    off = twin(
+        "import",
+        str(FULL),
+        "--db",
+        str(tmp_path / "off.db"),
+        "--json",
+        env={"TWIN_MEMORY__ENABLED": "false"},
+    )
+    assert json.loads(off.stdout)["memory"] is None
 
 
 def test_import_human_output_and_second_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     db = tmp_path / "x.db"
     assert main(["import", str(FULL), "--db", str(db)]) == 0
-    assert "24 new" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "24 new" in out and "exchanges of" in out
     assert main(["import", str(FULL / "result.json"), "--db", str(db)]) == 0
     assert "0 new, 0 updated, 24 already stored" in capsys.readouterr().out
 

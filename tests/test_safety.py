@@ -207,6 +207,7 @@ async def test_an_owner_id_that_disagrees_with_the_database_is_refused(db: Datab
 async def test_a_userbot_logged_in_as_someone_else_is_refused(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from bot.memory_keeper import MemoryKeeper
     from exporter.userbot import UserbotError
     from tests.fake_telethon import ScriptedTelegram, user
     from twin.commands import run as run_command
@@ -218,7 +219,8 @@ async def test_a_userbot_logged_in_as_someone_else_is_refused(
         data_dir=tmp_path,
         telegram={"api_id": 1, "api_hash": "h", "session": "s"},  # type: ignore[arg-type]
     )
-    start = run_command.userbot_starter(settings, db)
+    memory = MemoryKeeper(db, settings.memory, settings.dataset, settings.prompt)
+    start = run_command.userbot_starter(settings, db, memory)
 
     class Workflow:
         owner_id = 111

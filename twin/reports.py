@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dataset.build import DatasetStats
     from exporter.desktop_import import ImportReport
+    from memory.index import RefreshReport
     from model.checkpoints import ModelInfo
     from trainer.loss import LossReport
     from trainer.run import RunReport
@@ -31,6 +32,16 @@ def format_import(report: ImportReport) -> str:
             f"  owner     {report.owner_id}",
             f"  took      {report.seconds:.1f} s",
         ]
+    )
+
+
+def format_memory(report: RefreshReport | None) -> str:
+    """The import's and the sync's last line: what the twin now remembers."""
+    if report is None:
+        return "  memory    off (memory.enabled = false)"
+    return (
+        f"  memory    {report.exchanges:,} exchanges of {report.chats:,} chats indexed, "
+        f"{report.removed:,} removed, {report.seconds:.1f} s"
     )
 
 

@@ -17,8 +17,10 @@ from engine.generate import ReplyEngine
 from engine.service import ReplyService
 from engine.settings import GenerationSettings
 from exporter.userbot import UserbotConfig
+from memory.index import RefreshReport, refresh
 from model.checkpoints import prepare
 from model.device import choose_device, choose_precision
+from storage import Database
 from trainer.evaluate import Evaluation, evaluate_adapter
 from trainer.run import RunConfig
 from twin.settings import Settings, SettingsError
@@ -119,3 +121,10 @@ def evaluate_with(
         generate=generate,
         generation=generation or settings.generate,
     )
+
+
+async def remember_history(db: Database, settings: Settings) -> RefreshReport | None:
+    """Bring the memory up to the history after an import or a sync; None when off."""
+    if not settings.memory.enabled:
+        return None
+    return await refresh(db, settings.dataset, settings.prompt)

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from exporter.desktop_import import ImportReport, import_desktop_export
+from memory.index import RefreshReport
 from storage import open_database
 from twin.commands.common import (
     config_options,
@@ -16,8 +17,9 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
-from twin.reports import format_import
+from twin.reports import format_import, format_memory
 from twin.settings import Settings
+from twin.wiring import remember_history
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,20 +40,25 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     owner = args.me if args.me is not None else settings.telegram.owner_id
-    report = asyncio.run(
-        _import(db_path(args, settings), args.path, owner, args.dry_run, is_terminal())
+    report, memory = asyncio.run(
+        _import(db_path(args, settings), args.path, owner, args.dry_run, settings)
     )
     if args.json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "memory": memory.as_dict() if memory else None})
     else:
         print(format_import(report))
+        if not args.dry_run:
+            print(format_memory(memory))
     return 0
 
 
 async def _import(
-    db_file: Path, path: Path, owner: int | None, dry_run: bool, progress: bool
-) -> ImportReport:
+    db_file: Path, path: Path, owner: int | None, dry_run: bool, settings: Settings
+) -> tuple[ImportReport, RefreshReport | None]:
     async with open_database(db_file, discard_if_new=dry_run) as db:
-        return await import_desktop_export(
-            db, path, owner_id=owner, dry_run=dry_run, progress=progress
+        report = await import_desktop_export(
+            db, path, owner_id=owner, dry_run=dry_run, progress=is_terminal()
         )
+        if dry_run:
+            return report, None
+        return report, await remember_history(db, settings)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bot.app import run_bot
 from bot.drafts import DraftWorkflow
-from exporter.live import LiveUserbot
+from bot.memory_keeper import MemoryKeeper
+from exporter.live import LiveUserbot, Outgoing
 from exporter.userbot import UserbotError, connect, make_client
 from storage import Database, open_database
 from storage import settings as settings_table
@@ -30,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def userbot_starter(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, memory: MemoryKeeper
 ) -> Callable[[DraftWorkflow], Awaitable[LiveUserbot]] | None:
     """How `twin run` connects the userbot, or None when it is off or not set up."""
     config = userbot_config(settings)
@@ -52,7 +53,12 @@ def userbot_starter(
                 f"{workflow.owner_id}: it would send other people's messages to the wrong "
                 "account; log in as the owner (twin login) or fix telegram.owner_id"
             )
-        live = LiveUserbot(client, db, me.id, workflow.on_incoming, workflow.on_outgoing)
+
+        async def outgoing(message: Outgoing) -> None:
+            await workflow.on_outgoing(message)
+            memory.chat_changed(message.chat_id)  # the owner's reply: a new exchange
+
+        live = LiveUserbot(client, db, me.id, workflow.on_incoming, outgoing)
         live.attach()
         logging.getLogger(__name__).info("userbot listening as %s", me.id)
         return live
@@ -91,7 +97,10 @@ async def _serve(args: argparse.Namespace, settings: Settings, database: Path) -
             settings, await _owner(db, settings.telegram.owner_id), database, args.config
         )
         replies = make_service(settings, database)
+        memory = MemoryKeeper(db, settings.memory, settings.dataset, settings.prompt)
+        memory.start()
         try:
-            await run_bot(config, db, replies, userbot_starter(settings, db))
+            await run_bot(config, db, replies, userbot_starter(settings, db, memory))
         finally:
+            await memory.stop()
             await replies.close()

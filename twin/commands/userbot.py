@@ -8,6 +8,7 @@ import getpass
 
 from exporter.sync import SyncReport, sync
 from exporter.userbot import connect, login, make_client
+from memory.index import RefreshReport
 from storage import open_database
 from twin.commands.common import (
     config_options,
@@ -17,8 +18,9 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
+from twin.reports import format_memory
 from twin.settings import Settings
-from twin.wiring import userbot_config
+from twin.wiring import remember_history, userbot_config
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -65,22 +67,24 @@ def run_login(args: argparse.Namespace, settings: Settings) -> int:
 def run_sync(args: argparse.Namespace, settings: Settings) -> int:
     config = userbot_config(settings)
 
-    async def go() -> SyncReport:
+    async def go() -> tuple[SyncReport, RefreshReport | None]:
         client = make_client(config)
         await connect(client)
         try:
             async with open_database(db_path(args, settings)) as db:
-                return await sync(client, db, progress=is_terminal())
+                report = await sync(client, db, progress=is_terminal())
+                return report, await remember_history(db, settings)
         finally:
             await client.disconnect()
 
-    report = asyncio.run(go())
+    report, memory = asyncio.run(go())
     if args.json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "memory": memory.as_dict() if memory else None})
     else:
         print(
             f"Synced {report.chats} chats: {report.new:,} new messages, {report.updated:,} updated"
         )
+        print(format_memory(memory))
         if report.blocked_until:
             print("Telegram asked to slow down: run twin sync again later to go on.")
     return 0

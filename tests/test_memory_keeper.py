@@ -1,0 +1,66 @@
+"""The memory kept current while twin runs: what came while it was off, then each chat
+the owner writes in, one refresh at a time."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from bot.memory_keeper import MemoryKeeper
+from dataset.settings import DatasetSettings, PromptSettings
+from exporter import ingest
+from memory.settings import MemorySettings
+from storage import open_database
+from storage.rows import MessageRow
+from tests.exports import OWNER, T0, chat, dialogue, full_export, import_into
+
+PEER, OTHER = 2000, 3000
+
+
+def exchanges(db_path: Path) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(db_path) as conn:
+        found = conn.execute("SELECT chat_id, message, reply FROM exchanges ORDER BY date")
+        return found.fetchall()
+
+
+async def test_start_indexes_everything_and_a_new_reply_joins_at_once(tmp_path: Path) -> None:
+    db_path = tmp_path / "twin.db"
+    lines = [(0, "them: pizza tonight?"), (30, "me: sure, at 8")]
+    await import_into(
+        db_path,
+        full_export([chat(PEER, dialogue(PEER, lines)), chat(OTHER, dialogue(OTHER, lines))]),
+    )
+    async with open_database(db_path) as db:
+        keeper = MemoryKeeper(db, MemorySettings(), DatasetSettings(), PromptSettings())
+        keeper.start()
+        keeper.chat_changed(PEER)  # at once: the two refreshes must not index PEER twice
+        await keeper.stop()
+        assert sorted(exchanges(db_path)) == [
+            (PEER, "pizza tonight?", "sure, at 8"),
+            (OTHER, "pizza tonight?", "sure, at 8"),
+        ]
+        # A live message and the owner's answer, as the userbot stores them.
+        for message_id, sender, at, text in (
+            (90, PEER, 60, "and beer?"),
+            (91, OWNER, 90, "beer too"),
+        ):
+            row = MessageRow(PEER, message_id, sender, sender == OWNER, T0 + at, text, *[None] * 5)
+            async with db.transaction():
+                await ingest.store(db, [row])
+        keeper.chat_changed(PEER)
+        await keeper.stop()
+        assert exchanges(db_path)[-1] == (PEER, "and beer?", "beer too")
+
+
+async def test_memory_off_indexes_nothing(tmp_path: Path) -> None:
+    db_path = tmp_path / "twin.db"
+    lines = [(0, "them: pizza tonight?"), (30, "me: sure, at 8")]
+    await import_into(db_path, full_export([chat(PEER, dialogue(PEER, lines))]))
+    async with open_database(db_path) as db:
+        keeper = MemoryKeeper(
+            db, MemorySettings(enabled=False), DatasetSettings(), PromptSettings()
+        )
+        keeper.start()
+        keeper.chat_changed(PEER)
+        await keeper.stop()
+    assert exchanges(db_path) == []
