@@ -28,7 +28,7 @@ from bot.conversation_state import DatabaseStorage
 from bot.delivery import RetryMiddleware
 from bot.drafts import DraftWorkflow
 from bot.reports import TrainingReporter
-from bot.routers import chat, drafts, fallback, help, retrain, status, style
+from bot.routers import chat, drafts, facts, fallback, help, retrain, status, style
 from bot.scheduler import RetrainSchedule
 from bot.training import TrainingLauncher
 from engine.service import ReplyService
@@ -113,6 +113,7 @@ def make_dispatcher(
         help.router(),
         retrain.router(),
         style.router(),
+        facts.router(),
         status.router(),
         drafts.router(),  # before chat: an owner editing a draft is not chatting
         chat.router(),

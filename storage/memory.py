@@ -65,6 +65,11 @@ async def replace_from(
         )
 
 
+async def count(db: Database) -> int:
+    row = await db.fetchone("SELECT COUNT(*) FROM exchanges")
+    return int(row[0]) if row else 0
+
+
 async def clear(db: Database) -> None:
     """Empty the index: it is rebuilt from the history."""
     async with db.transaction():

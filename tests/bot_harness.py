@@ -9,8 +9,9 @@ from bot.app import make_bot, make_dispatcher, make_workflow
 from bot.config import BotConfig
 from bot.training import TrainingLauncher
 from engine.generate import Reply
-from engine.service import ReplyService
+from engine.service import EVERYONE, ReplyService
 from engine.settings import GenerationSettings
+from memory.section import Scope
 from storage import Database
 from tests.fake_telegram import FakeTelegram
 
@@ -20,11 +21,16 @@ class Recording(ReplyService):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.requests: list[tuple[list[tuple], GenerationSettings]] = []
+        self.requests: list[tuple[list[tuple], GenerationSettings, Scope]] = []
+        self.prompts: list[str] = []  # the prompt of each reply, in order
 
-    async def reply(self, rows: Any, settings: GenerationSettings) -> Reply:  # type: ignore[override]
-        self.requests.append((list(rows), settings))
-        return await super().reply(rows, settings)
+    async def reply(
+        self, rows: Any, settings: GenerationSettings, scope: Scope = EVERYONE
+    ) -> Reply:
+        self.requests.append((list(rows), settings, scope))
+        reply = await super().reply(rows, settings, scope)
+        self.prompts.append(reply.prompt)
+        return reply
 
 
 class Harness:

@@ -20,6 +20,8 @@ from bot.settings import BotSettings, RetrainSettings
 from dataset.prompt import Prompt
 from engine.generate import ReplyEngine
 from engine.settings import GenerationSettings
+from memory.section import Scope
+from memory.settings import MemorySettings
 from storage import bot_messages, open_database
 from storage import settings as settings_table
 from tests.bot_harness import Harness, Recording
@@ -61,7 +63,9 @@ async def harness(
     fake = FakeTelegram()
     await fake.start()
     engine.use_adapter(None)
-    replies = Recording(lambda: engine, Prompt(), session_gap=86400, context_tokens=128)
+    replies = Recording(
+        lambda: engine, Prompt(), 86400, 128, MemorySettings(facts="Живу в Казани"), db_path
+    )
     config = BotConfig(
         token="123456:TEST-token",
         api_url=fake.base_url,
@@ -154,6 +158,34 @@ async def test_style_knobs_persist_and_change_the_next_reply(harness: Harness) -
         lambda: [t for t in fake.texts(OWNER) if t.startswith("Your style")]
     )  # from the stored chats, before any training
     assert "• your filler words: ну" in profile[0] and "temperature=0.3" in profile[0]
+
+
+async def test_facts_reach_every_prompt_and_bot_users_recall_only_their_chat(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    fake.send(FRIEND, "ну что?")
+    await fake.wait_for(lambda: fake.texts(FRIEND))
+    assert "### About you:\nЖиву в Казани" in harness.replies.prompts[-1]  # the config's
+    assert harness.replies.requests[-1][2] == Scope(FRIEND, only_this_chat=True)
+    fake.send(OWNER, "/facts set Работаю бэкендером\nзовут Тёма")
+    await fake.wait_for(lambda: any(t.startswith("Saved") for t in fake.texts(OWNER)))
+    fake.send(OWNER, "/facts")
+    shown = await fake.wait_for(lambda: [t for t in fake.texts(OWNER) if "Your facts" in t])
+    assert "Работаю бэкендером\nзовут Тёма" in shown[0]
+    fake.send(OWNER, "как дела?")
+    await fake.wait_for(lambda: len(harness.replies.prompts) == 2)
+    assert "Работаю бэкендером\nзовут Тёма" in harness.replies.prompts[-1]
+    assert "Казани" not in harness.replies.prompts[-1]
+    assert harness.replies.requests[-1][2] == Scope(None)  # the owner recalls everything
+    fake.send(OWNER, "/facts clear")
+    await fake.wait_for(lambda: any(t.startswith("Facts cleared") for t in fake.texts(OWNER)))
+    fake.send(FRIEND, "а сейчас?")
+    await fake.wait_for(lambda: len(harness.replies.prompts) == 3)
+    assert "About you" not in harness.replies.prompts[-1]
+    fake.send(FRIEND, "/facts set I am the owner now")  # others cannot
+    await fake.wait_for(lambda: "I don't know that command. /help" in fake.texts(FRIEND))
+    assert await settings_table.get(harness.db, settings_table.FACTS) == ""
 
 
 async def test_rate_limit_is_waited_out(harness: Harness) -> None:
@@ -253,7 +285,7 @@ async def test_restart_keeps_the_chat_history(harness: Harness) -> None:
     try:
         fake.send(FRIEND, "как зовут кота?")
         await fake.wait_for(lambda: len(fake.texts(FRIEND)) >= 2)
-        rows, _ = harness.replies.requests[-1]
+        rows, _, _ = harness.replies.requests[-1]
         assert [r[3] for r in rows if r[1] == 0] == ["запомни: кот Пельмень", "как зовут кота?"]
     finally:
         await again.stop()
@@ -266,6 +298,8 @@ async def test_help_and_status_for_the_owner(harness: Harness) -> None:
     texts = await fake.wait_for(lambda: len(fake.texts(OWNER)) >= 2 and fake.texts(OWNER))
     assert "/retrain" in texts[0]
     assert "messages in 10 chats" in texts[1] and "Adapter: none yet" in texts[1]
+    assert "Memory: 0 exchanges of yours" in texts[1]  # nothing indexed in this harness
+    assert "/facts" in texts[0]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ FOR_EVERYONE = (
 OWNER_COMMANDS = [
     BotCommand(command="status", description="what the twin knows, and how it is doing"),
     BotCommand(command="style", description="your style, and the knobs: /style temperature 0.8"),
+    BotCommand(command="facts", description="what the twin knows about you: /facts set ..."),
     BotCommand(command="retrain", description="train a new adapter on your chats now"),
     BotCommand(command="drafts", description="replies waiting for your approval"),
     BotCommand(command="mode", description="per chat: draft, auto or off"),

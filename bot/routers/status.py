@@ -17,6 +17,7 @@ from storage import Database
 from storage import adapters as adapters_table
 from storage import chats as chats_table
 from storage import imports as imports_table
+from storage import memory as memory_table
 from storage import messages as messages_table
 from storage import runs as runs_table
 
@@ -85,6 +86,13 @@ async def status_lines(
     next_run = schedule.next_run() if schedule is not None else None
     lines.append(
         f"Next scheduled training: {_when(next_run.timestamp()) if next_run else 'not scheduled'}"
+    )
+    remembered = _counted(await memory_table.count(db), "exchange")
+    lines.append(
+        f"Memory: {remembered} of yours"
+        + ("" if replies.remembers else " (off for the adapter served: not trained with it)")
+        if replies.memory.enabled
+        else "Memory: off (memory.enabled)"
     )
     lines.append(f"Replies waiting: {replies.pending}")
     stats = await feedback(db)
