@@ -51,6 +51,12 @@ OUTCOMES = {
 }
 
 
+def draft_scope(chat_id: int, mode: str) -> Scope:
+    """What a draft may recall: one the owner reads, all he remembers (this chat
+    first); one that goes out by itself (auto), only this chat: nobody checks it."""
+    return Scope(chat_id, only_this_chat=mode == "auto")
+
+
 class DraftWorkflow:
     def __init__(
         self,
@@ -89,7 +95,7 @@ class DraftWorkflow:
             return
         async with self._lock(incoming.chat_id):
             said = message_text(incoming.text, incoming.media, incoming.media_detail)
-            drafted = await self._draft_text(incoming.chat_id)
+            drafted = await self._draft_text(incoming.chat_id, mode)
             if drafted is None:
                 await self.bot.send_message(
                     self.owner_id, f"{incoming.name} wrote: {said}\n(I could not draft a reply.)"
@@ -218,7 +224,7 @@ class DraftWorkflow:
         if draft is None or draft.status != "pending":
             return False
         async with self._lock(draft.chat_id):
-            drafted = await self._draft_text(draft.chat_id)
+            drafted = await self._draft_text(draft.chat_id, await self.mode(draft.chat_id))
             if drafted is None:
                 return False
             prompt, text = drafted
@@ -269,11 +275,12 @@ class DraftWorkflow:
 
     # -- helpers -----------------------------------------------------------------------
 
-    async def _draft_text(self, chat_id: int) -> tuple[str, str] | None:
+    async def _draft_text(self, chat_id: int, mode: str) -> tuple[str, str] | None:
         rows = await messages_table.recent(self.db, chat_id, self.settings.history_limit)
         try:
-            # A draft is the owner's own reply: everything he remembers, this chat first.
-            reply = await self.replies.reply(rows, await self.generation(), Scope(chat_id))
+            reply = await self.replies.reply(
+                rows, await self.generation(), draft_scope(chat_id, mode)
+            )
         except DegenerateReply as err:
             log.warning("no draft for chat %s: %s", chat_id, err)
             return None

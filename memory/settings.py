@@ -38,6 +38,7 @@ class MemorySettings(BaseModel):
         description=(
             "Let the bot's conversations with other people recall your exchanges with anyone.\n"
             "Off: they recall only your own chat with that person (your replies to one person\n"
-            "can tell things about another). Drafts and your own bot chat recall everything."
+            "can tell things about another). Drafts and your own bot chat recall everything;\n"
+            "replies sent in auto mode only their own chat."
         ),
     )

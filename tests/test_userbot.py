@@ -13,7 +13,7 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from bot.config import BotConfig
-from bot.drafts import feedback
+from bot.drafts import draft_scope, feedback
 from bot.keyboards import DraftAction
 from bot.settings import RetrainSettings, UserbotSettings
 from dataset.build import build_dataset, preferences_path, read_samples
@@ -23,6 +23,7 @@ from engine.generate import ReplyEngine
 from engine.settings import GenerationSettings
 from exporter.live import LiveUserbot
 from exporter.sync import sync
+from memory.section import Scope
 from storage import Database, open_database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
@@ -329,10 +330,21 @@ def drafting(loop: Loop, *texts: str) -> None:
     auto mode's filter judges words)."""
     queue = list(texts)
 
-    async def draft_text(chat_id: int) -> tuple[str, str]:
+    async def draft_text(chat_id: int, mode: str) -> tuple[str, str]:
         return "the prompt", queue.pop(0)
 
     loop.harness.workflow._draft_text = draft_text  # type: ignore[method-assign]
+
+
+def test_a_draft_sent_by_itself_recalls_only_its_own_chat() -> None:
+    assert draft_scope(ANNA, "draft") == Scope(ANNA)
+    assert draft_scope(ANNA, "auto") == Scope(ANNA, only_this_chat=True)
+
+
+async def test_a_draft_recalls_what_the_owner_said_to_others(loop: Loop) -> None:
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "как дела?"))
+    await loop.card()
+    assert loop.harness.replies.requests[-1][2] == Scope(ANNA)
 
 
 async def test_modes_off_auto_and_muted_chats(world, engine: ReplyEngine) -> None:
