@@ -4,12 +4,13 @@
         [--models DIR] [--work DIR] [--eval]
 
 A development persona is one character of a public-domain play as a Telegram export
-(tests/dev_personas.py). Each run gets a fresh data folder, the given settings as
-TWIN_* environment variables (the same path a user's config takes), and prints the
-adapter's numbers beside the base model's as `twin train --json` reports them: loss per
-reply token (`improvement`: the relative drop) and selection (hits@1 of 10, in points
-over the base model). `--eval` prints `twin eval --json` as well (the same numbers,
-computed again, with token counts and perplexities). The last line is one JSON object.
+(tests/dev_personas.py); `sample` is the demo's Kostya (twin/sample), written for twin.
+Each run gets a fresh data folder, the given settings as TWIN_* environment variables
+(the same path a user's config takes), and prints the adapter's numbers beside the base
+model's as `twin train --json` reports them: loss per reply token (`improvement`: the
+relative drop) and selection (hits@1 of 10, in points over the base model). `--eval`
+prints `twin eval --json` as well (the same numbers, computed again, with token counts
+and perplexities). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -37,12 +38,16 @@ def twin(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
+SAMPLE = "sample"
+
+
 def main() -> None:
     from tests.dev_personas import PERSONAS, build
     from tests.exports import write_json
+    from twin.commands.demo import sample_export
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("persona", choices=sorted(PERSONAS))
+    parser.add_argument("persona", choices=[SAMPLE, *sorted(PERSONAS)])
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
     parser.add_argument("--work", type=Path, help="keep the data folder here")
@@ -55,7 +60,10 @@ def main() -> None:
     (work / "models").unlink(missing_ok=True)
     args.models.mkdir(parents=True, exist_ok=True)
     (work / "models").symlink_to(args.models.resolve())  # the converted model, once
-    export = write_json(work / "result.json", build(PERSONAS[args.persona], args.cache))
+    if args.persona == SAMPLE:
+        export = sample_export()
+    else:
+        export = write_json(work / "result.json", build(PERSONAS[args.persona], args.cache))
     env = {**os.environ, "TWIN_DATA_DIR": str(work), "PYTHONPATH": str(ROOT)}
     for item in args.set:
         key, _, value = item.partition("=")
