@@ -3,7 +3,8 @@ while it was off), then a chat each time the owner writes there (a new reply is 
 exchange to remember).
 
 Refreshes run one at a time in the background: two at once could index a chat twice,
-and a Telethon handler must not wait for one.
+and a Telethon handler must not wait for one. A chat already waiting for its refresh
+is not queued again (a reply of five messages is one refresh, not five).
 """
 
 from __future__ import annotations
@@ -34,23 +35,27 @@ class MemoryKeeper:
         self.prompt = prompt
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: set[int] = set()  # chats queued whose refresh has not begun
 
     def start(self) -> None:
         """Index what came while twin was off (in the background: the bot serves meanwhile)."""
         self._spawn(None)
 
     def chat_changed(self, chat_id: int) -> None:
-        self._spawn([chat_id])
+        if chat_id not in self._waiting:
+            self._spawn([chat_id])
 
     def _spawn(self, only: list[int] | None) -> None:
         if not self.enabled:
             return
+        self._waiting.update(only or ())
         task = asyncio.create_task(self._refresh(only))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _refresh(self, only: list[int] | None) -> None:
         async with self._lock:
+            self._waiting.difference_update(only or ())  # what comes from now on: a new refresh
             try:
                 report = await refresh(self.db, self.dataset, self.prompt, only)
             except (StorageError, sqlite3.Error, OSError) as err:  # memory lags; replies go on

@@ -52,12 +52,16 @@ class LiveUserbot:
         owner_id: int,
         on_incoming: Callable[[Incoming], Awaitable[None]],
         on_outgoing: Callable[[Outgoing], Awaitable[None]],
+        on_owner_words: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
         self.db = db
         self.owner_id = owner_id
         self.on_incoming = on_incoming
         self.on_outgoing = on_outgoing
+        # Told the chat each time the owner's own words there are stored or edited
+        # (typed on his phone, or a draft he approved): his history grew.
+        self.on_owner_words = on_owner_words
         self._muted: dict[int, tuple[float, bool]] = {}
 
     def attach(self) -> None:
@@ -75,7 +79,13 @@ class LiveUserbot:
             await ingest.store(self.db, [row])
             if by_twin:  # in the same transaction: never stored as the owner's own words
                 await messages_table.mark_by_twin(self.db, row.chat_id, row.message_id)
+        if row.is_owner and not by_twin:
+            self._owner_wrote(row.chat_id)
         return True
+
+    def _owner_wrote(self, chat_id: int) -> None:
+        if self.on_owner_words is not None:
+            self.on_owner_words(chat_id)
 
     async def _new_message(self, event: events.NewMessage.Event) -> None:
         if not event.is_private:
@@ -110,6 +120,8 @@ class LiveUserbot:
             if row is not None:
                 async with self.db.transaction():
                     await messages_table.apply_edits(self.db, [row])
+                if row.is_owner:
+                    self._owner_wrote(row.chat_id)
 
     async def is_muted(self, chat_id: int) -> bool:
         """Muted chats get no drafts (cached for a while: one request per chat)."""

@@ -6,6 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from bot import memory_keeper
 from bot.memory_keeper import MemoryKeeper
 from dataset.settings import DatasetSettings, PromptSettings
 from exporter import ingest
@@ -64,3 +67,27 @@ async def test_memory_off_indexes_nothing(tmp_path: Path) -> None:
         keeper.chat_changed(PEER)
         await keeper.stop()
     assert exchanges(db_path) == []
+
+
+async def test_a_burst_of_the_owners_messages_is_one_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, full_export([chat(PEER, dialogue(PEER, [(0, "them: hi")]))]))
+    asked: list[list[int] | None] = []
+    real = memory_keeper.refresh
+
+    async def counted(*args: object) -> object:
+        asked.append(args[-1])  # type: ignore[arg-type]
+        return await real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memory_keeper, "refresh", counted)
+    async with open_database(db_path) as db:
+        keeper = MemoryKeeper(db, MemorySettings(), DatasetSettings(), PromptSettings())
+        keeper.start()
+        for _ in range(5):  # a reply of five messages, while the first refresh runs
+            keeper.chat_changed(PEER)
+        await keeper.stop()
+        keeper.chat_changed(PEER)  # later: a refresh of its own
+        await keeper.stop()
+    assert asked == [None, [PEER], [PEER]]

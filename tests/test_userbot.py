@@ -15,6 +15,7 @@ from rapidfuzz.distance import Levenshtein
 from bot.config import BotConfig
 from bot.drafts import draft_scope, feedback
 from bot.keyboards import DraftAction
+from bot.memory_keeper import MemoryKeeper
 from bot.settings import RetrainSettings, UserbotSettings
 from dataset.build import build_dataset, preferences_path, read_samples
 from dataset.prompt import Prompt
@@ -24,6 +25,7 @@ from engine.settings import GenerationSettings
 from exporter.live import LiveUserbot
 from exporter.sync import sync
 from memory.section import Scope
+from memory.settings import MemorySettings
 from storage import Database, open_database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
@@ -43,7 +45,12 @@ def engine(tiny_checkpoint: Path) -> ReplyEngine:
 class Loop:
     """Bot, userbot and workflow wired as `twin run` wires them."""
 
-    def __init__(self, harness: Harness, telegram: ScriptedTelegram) -> None:
+    def __init__(
+        self,
+        harness: Harness,
+        telegram: ScriptedTelegram,
+        memory: MemoryKeeper | None = None,
+    ) -> None:
         self.harness, self.telegram, self.fake, self.db = (
             harness,
             telegram,
@@ -51,7 +58,12 @@ class Loop:
             harness.db,
         )
         self.live = LiveUserbot(
-            telegram, harness.db, OWNER, harness.workflow.on_incoming, harness.workflow.on_outgoing
+            telegram,
+            harness.db,
+            OWNER,
+            harness.workflow.on_incoming,
+            harness.workflow.on_outgoing,
+            memory.chat_changed if memory else None,
         )
         harness.workflow.userbot = self.live
 
@@ -112,6 +124,7 @@ def make_loop(
     db: Database,
     engine: ReplyEngine,
     telegram: ScriptedTelegram,
+    memory: MemoryKeeper | None = None,
     **drafts: object,
 ) -> Loop:
     config = BotConfig(
@@ -124,7 +137,7 @@ def make_loop(
         drafts=UserbotSettings.model_validate({"auto_delay": 0.3, **drafts}),
     )
     replies = Recording(lambda: engine, Prompt(), session_gap=86400, context_tokens=128)
-    return Loop(Harness(fake, db, replies, config), telegram)
+    return Loop(Harness(fake, db, replies, config), telegram, memory)
 
 
 @pytest.fixture
@@ -191,6 +204,33 @@ async def test_edit_sends_the_owners_words(loop: Loop) -> None:
     draft = await loop.draft(ANNA)
     assert draft.status == "edited_sent" and draft.final_text == "да, после смены 🤙"
     assert draft.draft_text != draft.final_text and draft.via == "edit"
+
+
+async def test_what_the_owner_writes_or_approves_is_remembered_at_once(
+    world, engine: ReplyEngine
+) -> None:
+    fake, db, telegram = world
+    memory = MemoryKeeper(db, MemorySettings(), DatasetSettings(), PromptSettings())
+    loop = make_loop(fake, db, engine, telegram, memory)
+    await loop.start()
+    try:
+        memory.start()
+        await telegram.arrive(telegram.message(ANNA, "как дела?"))
+        await loop.edit(await loop.card(), "отлично, а ты?")  # approved through the bot
+        await fake.wait_for(lambda: telegram.sent)
+        await telegram.arrive(telegram.message(ANNA, "тоже норм"))
+        await loop.card(2)
+        await telegram.arrive(telegram.message(ANNA, "давай в пятницу", out=True))  # his phone
+        await fake.wait_for(lambda: any("answered yourself" in t for t in fake._texts.values()))
+        await memory.stop()
+        remembered = await db.fetchall("SELECT message, reply FROM exchanges ORDER BY date")
+        assert remembered == [
+            ("привет! давно не виделись", "привет)))"),
+            ("как дела?", "отлично, а ты?"),
+            ("тоже норм", "давай в пятницу"),
+        ]
+    finally:
+        await loop.stop()
 
 
 async def test_regenerate_redrafts_in_place(loop: Loop, engine: ReplyEngine) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.app import run_bot
 from bot.drafts import DraftWorkflow
 from bot.memory_keeper import MemoryKeeper
-from exporter.live import LiveUserbot, Outgoing
+from exporter.live import LiveUserbot
 from exporter.userbot import UserbotError, connect, make_client
 from storage import Database, open_database
 from storage import settings as settings_table
@@ -53,12 +53,9 @@ def userbot_starter(
                 f"{workflow.owner_id}: it would send other people's messages to the wrong "
                 "account; log in as the owner (twin login) or fix telegram.owner_id"
             )
-
-        async def outgoing(message: Outgoing) -> None:
-            await workflow.on_outgoing(message)
-            memory.chat_changed(message.chat_id)  # the owner's reply: a new exchange
-
-        live = LiveUserbot(client, db, me.id, workflow.on_incoming, outgoing)
+        live = LiveUserbot(
+            client, db, me.id, workflow.on_incoming, workflow.on_outgoing, memory.chat_changed
+        )
         live.attach()
         logging.getLogger(__name__).info("userbot listening as %s", me.id)
         return live
