@@ -32,6 +32,15 @@ def _counted(number: int, noun: str) -> str:
     return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
+async def _memory_line(db: Database, replies: ReplyService) -> str:
+    if not replies.memory.enabled:
+        return "Memory: off (memory.enabled)"
+    remembered = _counted(await memory_table.count(db), "exchange")
+    if not replies.remembers:
+        return f"Memory: {remembered} of yours (off for the adapter served: not trained with it)"
+    return f"Memory: {remembered} of yours"
+
+
 def router() -> Router:
     routes = Router(name="status")
     routes.message.filter(IsOwner())
@@ -87,13 +96,7 @@ async def status_lines(
     lines.append(
         f"Next scheduled training: {_when(next_run.timestamp()) if next_run else 'not scheduled'}"
     )
-    remembered = _counted(await memory_table.count(db), "exchange")
-    lines.append(
-        f"Memory: {remembered} of yours"
-        + ("" if replies.remembers else " (off for the adapter served: not trained with it)")
-        if replies.memory.enabled
-        else "Memory: off (memory.enabled)"
-    )
+    lines.append(await _memory_line(db, replies))
     lines.append(f"Replies waiting: {replies.pending}")
     stats = await feedback(db)
     if stats["decided"]:
