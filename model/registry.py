@@ -109,6 +109,33 @@ async def active_for(db: Database, base_model: str) -> Adapter | None:
     return active if active is not None and active.base_model == base_model else None
 
 
+async def chosen(db: Database, adapter_id: int | None) -> Adapter:
+    """Adapter `adapter_id`, or the active one when it is None: what a command works on."""
+    adapter = (
+        await adapters_table.get(db, adapter_id)
+        if adapter_id is not None
+        else await adapters_table.active(db)
+    )
+    if adapter is None:
+        raise RegistryError(
+            f"no adapter {adapter_id} (see: twin adapters)"
+            if adapter_id is not None
+            else "no active adapter yet: run twin train"
+        )
+    return adapter
+
+
+def require_base(adapter: Adapter, base_model: str) -> dict[str, Any]:
+    """The adapter's meta, once it is known to fit `base_model` (the configured one)."""
+    meta = read_meta(Path(adapter.path))
+    if meta["base_model"] != base_model:
+        raise RegistryError(
+            f"adapter {adapter.id} was trained on {meta['base_model']}, but model.checkpoint "
+            f"is {base_model}"
+        )
+    return meta
+
+
 async def activate(db: Database, adapter_id: int) -> Adapter:
     adapter = await adapters_table.get(db, adapter_id)
     if adapter is None:

@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "loss and perplexity of base model and adapter on held-out replies",
     ),
     "adapters": ("twin.commands.adapters", "list trained adapters; activate one or roll back"),
+    "export": (
+        "twin.commands.export",
+        "write an adapter for other tools: PEFT (vLLM), GGUF (llama.cpp, Ollama)",
+    ),
     "reply": ("twin.commands.talk", "one reply from the twin to TEXT"),
     "chat": ("twin.commands.talk", "talk to the twin in the terminal (/style knobs, /quit)"),
     "style": ("twin.commands.style", "your style in numbers, and the knobs of the replies"),
@@ -59,6 +63,7 @@ USER_ERRORS = (
     ("engine.errors", "DegenerateReply"),
     ("exporter.userbot", "UserbotError"),
     ("exporter.sync", "SyncError"),
+    ("model.lora_parts", "ExportError"),
 )
 
 
