@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from dataset.conversations import sendable_text
 from dataset.prompt import Prompt
 from engine.errors import DegenerateReply
 from engine.settings import LENGTHS, GenerationSettings
+from engine.stream import TextStream, cut
 from model import registry
 from model.checkpoints import counter_of
 from model.lora import TwinGPT, build_model, load_adapter
@@ -133,24 +135,45 @@ class ReplyEngine:
                     layer.linear.refresh()
         self.adapter = None if path is None else str(path)
 
-    def generate(self, prompt_text: str, settings: GenerationSettings) -> Reply:
-        """A reply to a rendered prompt (dataset.samples.reply_prompt makes one)."""
+    def generate(
+        self,
+        prompt_text: str,
+        settings: GenerationSettings,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Reply:
+        """A reply to a rendered prompt (dataset.samples.reply_prompt makes one).
+
+        `on_text` is given each piece of the reply as soon as it can no longer change
+        (engine.stream); the pieces add up to `Reply.text`. What is streamed cannot be
+        taken back, so a streamed reply has one attempt."""
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        markers = [*self.prompt.stop_markers, *settings.stop]
+        attempts = 1 if on_text is not None else settings.attempts
         max_new = max(8, int(settings.max_new_tokens * LENGTHS[settings.length]))
         ids = self.tokenizer.encode(prompt_text, bos=True)
         room = self.max_seq_length - max_new
         if len(ids) > room:  # keep <bos> and the newest part of the prompt
             ids = torch.cat([ids[:1], ids[-(room - 1) :]])
+        stream = TextStream(markers, on_text) if on_text is not None else None
         discarded: list[str] = []
-        for attempt in range(settings.attempts):
+        for attempt in range(attempts):
             # Each retry samples hotter and penalizes repeats harder.
             temperature = settings.temperature + 0.15 * attempt
             penalty = settings.repetition_penalty + 0.1 * attempt
             started = time.perf_counter()
             tokens, first = self.decode(
-                ids, max_new, temperature, settings, penalty, seed + attempt
+                ids,
+                max_new,
+                temperature,
+                settings,
+                penalty,
+                seed + attempt,
+                markers=markers,
+                on_text=None if stream is None else stream.update,
             )
-            text = self._finish(tokens)
+            text = self._finish(tokens, markers)
+            if stream is not None:
+                stream.finish(text)
             messages = [m for m in map(sendable_text, self.prompt.split_burst(text)) if m]
             if messages and not _degenerate(tokens):
                 return Reply(
@@ -168,7 +191,8 @@ class ReplyEngine:
                 )
             discarded.append(text)
         raise DegenerateReply(
-            f"no usable reply after {settings.attempts} attempts (last: {discarded[-1][:60]!r})"
+            f"no usable reply after {attempts} attempt{'s' if attempts > 1 else ''} "
+            f"(last: {discarded[-1][:60]!r})"
         )
 
     @torch.inference_mode()
@@ -181,9 +205,14 @@ class ReplyEngine:
         penalty: float,
         seed: int,
         stop: bool = True,
+        markers: Sequence[str] | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> tuple[list[int], float]:
-        """Generated token ids, and the seconds to the first one. `stop=False` decodes
-        exactly `max_new` tokens (benchmarks)."""
+        """Generated token ids, and the seconds to the first one. Decoding ends at a stop
+        token or once the text holds one of `markers` (the template's, by default);
+        `stop=False` decodes exactly `max_new` tokens (benchmarks). `on_text` sees the
+        text so far after every token."""
+        markers = self.prompt.stop_markers if markers is None else markers
         device = self.fabric.device
         generator = torch.Generator(device="cpu").manual_seed(seed)
         started = time.perf_counter()
@@ -207,8 +236,12 @@ class ReplyEngine:
             if stop and token in self.stop_ids:
                 break
             tokens.append(token)
-            if stop and self._stops(self.tokenizer.decode(torch.tensor(tokens))):
-                break
+            if stop or on_text is not None:
+                text = self.tokenizer.decode(torch.tensor(tokens))
+                if on_text is not None:
+                    on_text(text)
+                if stop and cut(text, markers)[1]:
+                    break
             position = size + step
             logits = self.model(
                 torch.tensor([[token]], device=device),
@@ -225,15 +258,9 @@ class ReplyEngine:
         positions = torch.arange(size, device=idx.device)
         return self.model(idx, positions, size, head_positions=(slice(None), slice(-1, None)))
 
-    def _stops(self, text: str) -> bool:
-        text = "\n" + text  # a marker at the very start counts too
-        return any(marker in text for marker in self.prompt.stop_markers)
-
-    def _finish(self, tokens: list[int]) -> str:
-        text = "\n" + (self.tokenizer.decode(torch.tensor(tokens)) if tokens else "")
-        for marker in self.prompt.stop_markers:
-            text = text.split(marker, 1)[0]
-        return text.strip()
+    def _finish(self, tokens: list[int], markers: Sequence[str]) -> str:
+        text = self.tokenizer.decode(torch.tensor(tokens)) if tokens else ""
+        return cut(text, markers)[0].strip()
 
 
 def sample(

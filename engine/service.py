@@ -72,6 +72,13 @@ class ReplyService:
         finally:
             self.pending -= 1
 
+    @property
+    def engine(self) -> ReplyEngine:
+        """The engine, once start() has built it (its tokenizer counts from any thread)."""
+        if self._engine is None:
+            raise RuntimeError("the reply service has not started")
+        return self._engine
+
     def _engine_now(self) -> ReplyEngine:
         """The engine, built on first use (in the worker thread: it takes seconds)."""
         if self._engine is None:
@@ -114,35 +121,44 @@ class ReplyService:
         rows: Sequence[HistoryRow],
         count_tokens: Callable[[str], int],
         scope: Scope = EVERYONE,
+        facts: str | None = None,
     ) -> str:
         """The prompt for the owner's next turn after `rows` (oldest first): the last
         conversation, merged, scrubbed and trimmed exactly as the training samples were,
-        with what the owner remembers that `scope` may hear."""
+        with what the owner remembers that `scope` may hear, and his facts (`facts`
+        instead, when given)."""
         conversations = list(conversation_turns(rows, self.session_gap, self.prompt, ScrubStats()))
         turns = conversations[-1] if conversations else []
-        memory = self._memory(turns, scope, count_tokens)
+        memory = self._memory(turns, scope, count_tokens, self.facts if facts is None else facts)
         return reply_prompt(turns, self.prompt, self.context_tokens, count_tokens, memory)
 
     def _memory(
-        self, turns: list[Turn], scope: Scope, measure: Callable[[str], int]
+        self, turns: list[Turn], scope: Scope, measure: Callable[[str], int], facts: str
     ) -> Callable[[str], str] | None:
         if not self.remembers:
             return None
         section = self._section(measure)
         # This conversation is in the context already; memory recalls the ones before it.
         scope = replace(scope, before=turns[0].date if turns else None)
-        return lambda message: section(message, scope, self.facts)
+        return lambda message: section(message, scope, facts)
 
     async def reply(
-        self, rows: Sequence[HistoryRow], settings: GenerationSettings, scope: Scope = EVERYONE
+        self,
+        rows: Sequence[HistoryRow],
+        settings: GenerationSettings,
+        scope: Scope = EVERYONE,
+        facts: str | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Reply:
         """A reply to the conversation in `rows`, whose last turn is the message to
-        answer, remembering what `scope` allows."""
+        answer, remembering what `scope` allows (with `facts` for the owner's, when
+        given). `on_text` gets the reply piece by piece as it is generated (in the
+        worker thread: the caller hands the pieces on to its own loop)."""
 
         def work() -> Reply:
             engine = self._engine_now()
-            text = self.prompt_for(rows, engine.count_tokens, scope)
-            return engine.generate(text, settings)
+            text = self.prompt_for(rows, engine.count_tokens, scope, facts)
+            return engine.generate(text, settings, on_text)
 
         return await self._run(work)
 

@@ -43,6 +43,10 @@ class GenerationSettings(BaseModel):
     max_seq_length: int = Field(
         2048, description="The longest prompt plus reply the reply engine holds."
     )
+    stop: list[str] = Field(
+        [],
+        description="More strings a reply ends at, besides the template's next section or speaker.",
+    )
 
 
 KNOBS = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "length")

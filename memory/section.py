@@ -21,8 +21,16 @@ class Scope:
     """Whose exchanges a reply may recall."""
 
     chat_id: int | None  # the person answered: exchanges with them rank first
-    only_this_chat: bool = False  # a bot user who may not hear about anyone else
+    only_this_chat: bool = False  # a bot user who may not hear about anyone else;
+    # with no chat, nothing at all (an API client)
     before: int | None = None  # only conversations that began before this date
+
+    @property
+    def recalls(self) -> bool:
+        return self.chat_id is not None or not self.only_this_chat
+
+
+NO_RECALL = Scope(chat_id=None, only_this_chat=True)  # the owner's facts, nothing of his chats
 
 
 class MemorySection:
@@ -41,7 +49,7 @@ class MemorySection:
     def __call__(self, message: str, scope: Scope, facts: str) -> str:
         """{memory} for a reply to `message` (empty for a conversation's opener)."""
         exchanges: list[str] = []
-        if message and self.recall is not None:
+        if message and self.recall is not None and scope.recalls:
             found = self.recall(
                 [message],
                 self.settings.k,

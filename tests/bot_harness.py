@@ -25,10 +25,10 @@ class Recording(ReplyService):
         self.prompts: list[str] = []  # the prompt of each reply, in order
 
     async def reply(
-        self, rows: Any, settings: GenerationSettings, scope: Scope = EVERYONE
+        self, rows: Any, settings: GenerationSettings, scope: Scope = EVERYONE, **more: Any
     ) -> Reply:
         self.requests.append((list(rows), settings, scope))
-        reply = await super().reply(rows, settings, scope)
+        reply = await super().reply(rows, settings, scope, **more)
         self.prompts.append(reply.prompt)
         return reply
 

@@ -22,6 +22,7 @@ from dataset.settings import DatasetSettings, PromptSettings
 from engine.generate import DegenerateReply, ReplyEngine
 from engine.service import ReplyService
 from engine.settings import GenerationSettings
+from engine.stream import TextStream
 from model import registry
 from model.lora import adapter_state
 from storage import messages, open_database
@@ -97,6 +98,38 @@ def test_degenerate_output_is_retried_then_reported(
     scripted[:] = ["", "\n\n"]
     with pytest.raises(DegenerateReply, match="no usable reply after 3 attempts"):
         engine.generate(PROMPT, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("text", "stop", "expected"),
+    [
+        ("ну норм\nR: а ты?", [], "ну норм"),  # a speaker tag, its "\nR" held until it is one
+        ("  окей)))  \n\n### His new message:", [], "окей)))"),  # whitespace never shown
+        ("да, завтра в 8 END лишнее", ["END"], "да, завтра в 8"),  # the caller's own stop
+        ("ок\nR", [], "ок\nR"),  # held back, then it ended: not a tag after all
+        ("привет 🙃🙃", [], "привет 🙃🙃"),  # byte-spelled emoji wait for their last byte
+    ],
+)
+def test_a_streamed_reply_adds_up_to_the_reply(
+    engine: ReplyEngine, scripted: list[str], text: str, stop: list[str], expected: str
+) -> None:
+    scripted.append(text)
+    pieces: list[str] = []
+    settings = SETTINGS.model_copy(update={"stop": stop, "max_new_tokens": 60})
+    reply = engine.generate(PROMPT, settings, on_text=pieces.append)
+    assert reply.text == expected == "".join(pieces)
+    assert all("\ufffd" not in piece for piece in pieces)
+    assert len(pieces) > 1  # it streamed, not one piece at the end
+
+
+def test_stream_pieces_never_show_a_marker_being_spelled() -> None:
+    shown: list[str] = []
+    stream = TextStream(Prompt().stop_markers, shown.append)
+    for text in ("ну", "ну\n", "ну\nR", "ну\nR:", "ну\nR: а ты"):
+        stream.update(text)
+    assert shown == ["ну"]
+    stream.finish("ну")
+    assert "".join(shown) == "ну"
 
 
 def test_long_messages_fit_telegram() -> None:

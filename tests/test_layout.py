@@ -12,7 +12,18 @@ import pytest
 from tests.conftest import ROOT
 
 # The data's path, lowest first: a room may import only rooms listed before it.
-ROOMS = ["storage", "exporter", "model", "dataset", "memory", "engine", "trainer", "bot", "twin"]
+ROOMS = [
+    "storage",
+    "exporter",
+    "model",
+    "dataset",
+    "memory",
+    "engine",
+    "trainer",
+    "bot",
+    "api",
+    "twin",
+]
 SQL = re.compile(
     r"\b(SELECT\s+\S+.*\bFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM"
     r"|CREATE\s+(TABLE|INDEX|VIRTUAL|TRIGGER)|PRAGMA\s+\w+)\b"

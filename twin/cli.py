@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("twin.commands.talk", "talk to the twin in the terminal (/style knobs, /quit)"),
     "style": ("twin.commands.style", "your style in numbers, and the knobs of the replies"),
     "run": ("twin.commands.run", "run the Telegram bot (and retrain on schedule) until stopped"),
+    "serve": (
+        "twin.commands.serve",
+        "serve the twin as an OpenAI-compatible API (/v1/chat/completions)",
+    ),
     "demo": ("twin.commands.demo", "run the twin end to end on a shipped sample persona"),
 }
 

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from api.settings import ServeSettings
 from bot.settings import BotSettings, RetrainSettings, UserbotSettings
 from dataset.settings import DatasetSettings, PromptSettings
 from engine.settings import GenerationSettings
@@ -125,6 +126,7 @@ class Settings(BaseSettings):
     lora: LoRASettings = LoRASettings()
     train: TrainSettings = TrainSettings()
     generate: GenerationSettings = GenerationSettings()
+    serve: ServeSettings = ServeSettings()
 
     @classmethod
     def settings_customise_sources(

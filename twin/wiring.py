@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from api.settings import ServeSettings
 from bot.config import BotConfig
 from dataset.prompt import Prompt
 from engine.generate import ReplyEngine
@@ -23,7 +24,7 @@ from model.device import choose_device, choose_precision
 from storage import Database
 from trainer.evaluate import Evaluation, evaluate_adapter
 from trainer.run import RunConfig
-from twin.settings import Settings, SettingsError
+from twin.settings import Settings, SettingsError, read_secret_file
 
 
 def make_engine(settings: Settings) -> ReplyEngine:
@@ -36,6 +37,15 @@ def make_engine(settings: Settings) -> ReplyEngine:
         device,
         settings.generate.max_seq_length,
     )
+
+
+def serve_token(serve: ServeSettings) -> str | None:
+    """The API's bearer token, from the environment/config or its 0600 file."""
+    if serve.token is not None:
+        return serve.token.get_secret_value()
+    if serve.token_file is not None:
+        return read_secret_file(serve.token_file)
+    return None
 
 
 def make_service(

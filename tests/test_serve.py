@@ -1,0 +1,292 @@
+"""`twin serve` with the official `openai` client, on the tiny model: completions whole
+and streamed, the prompt they are built from, the token, OpenAI's errors for bad
+input, 429 when the queue is full, and (in a real process) a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
+from aiohttp import web
+
+from api.server import make_app
+from api.settings import ServeSettings
+from dataset.prompt import Prompt
+from engine.generate import ReplyEngine
+from engine.settings import GenerationSettings
+from memory.settings import MemorySettings
+from storage import Database, open_database
+from tests.bot_harness import Recording
+from tests.conftest import ROOT
+
+TOKEN = "test-serve-token"
+DAY = 86400
+TALK = [
+    {"role": "system", "content": "Живу в Казани"},
+    {"role": "user", "content": "привет"},
+    {"role": "assistant", "content": "ну привет"},
+    {"role": "user", "content": "как дела?"},
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_checkpoint: Path) -> ReplyEngine:
+    return ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=512)
+
+
+class Server:
+    def __init__(self, replies: Recording, url: str) -> None:
+        self.replies, self.url = replies, url
+
+    def client(self, token: str = TOKEN) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=token, max_retries=0)
+
+
+async def serving(
+    engine: ReplyEngine, db: Database, tmp_path: Path, **settings: object
+) -> AsyncIterator[Server]:
+    replies = Recording(lambda: engine, Prompt(), DAY, 128, MemorySettings(), tmp_path / "twin.db")
+    await replies.start(db)
+    app = make_app(
+        replies,
+        db,
+        ServeSettings.model_validate(settings),
+        TOKEN,
+        GenerationSettings(max_new_tokens=12, seed=3),
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield Server(replies, f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+        await replies.close()
+
+
+@pytest.fixture
+async def server(engine: ReplyEngine, tmp_path: Path) -> AsyncIterator[Server]:
+    async with open_database(tmp_path / "twin.db") as db:
+        async for running in serving(engine, db, tmp_path):
+            yield running
+
+
+async def test_a_completion_answers_the_conversation_as_twin_prompts_it(server: Server) -> None:
+    client = server.client()
+    done = await client.chat.completions.create(model="twin", messages=TALK, seed=5)  # type: ignore[arg-type]
+    choice = done.choices[0]
+    assert choice.message.role == "assistant" and choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+    assert done.usage is not None and done.usage.completion_tokens > 0
+    assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
+    prompt = Prompt()
+    context = prompt.context([prompt.tagged("привет", False), prompt.tagged("ну привет", True)])
+    # The system message is the owner's facts; nothing of his chats is recalled.
+    expected = prompt.render(context, "как дела?", prompt.memory("Живу в Казани", []))
+    assert server.replies.prompts == [expected]
+    models = await client.models.list()
+    assert [m.id for m in models.data] == ["twin"]
+
+
+async def test_a_streamed_completion_is_the_same_reply_piece_by_piece(server: Server) -> None:
+    client = server.client()
+    whole = await client.chat.completions.create(model="twin", messages=TALK, seed=5)  # type: ignore[arg-type]
+    stream = await client.chat.completions.create(
+        model="twin",
+        messages=TALK,  # type: ignore[arg-type]
+        seed=5,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == whole.choices[0].finish_reason and set(finishes[:-1]) == {None}
+    assert chunks[-1].usage is not None and chunks[-1].usage == whole.usage
+
+
+async def test_sampling_settings_reach_the_engine(server: Server) -> None:
+    client = server.client()
+    await client.chat.completions.create(
+        model="twin",
+        messages=[{"role": "user", "content": "hi"}],
+        temperature=0.3,
+        top_p=0.5,
+        max_tokens=9,
+        stop=["END"],
+        seed=42,
+    )
+    asked = server.replies.requests[-1][1]
+    assert (asked.temperature, asked.top_p, asked.max_new_tokens, asked.stop, asked.seed) == (
+        0.3,
+        0.5,
+        9,
+        ["END"],
+        42,
+    )
+
+
+async def test_no_token_no_twin(server: Server) -> None:
+    with pytest.raises(openai.AuthenticationError) as raised:
+        await server.client("wrong").chat.completions.create(model="twin", messages=TALK)  # type: ignore[arg-type]
+    assert raised.value.status_code == 401
+    async with aiohttp.ClientSession() as session, session.get(f"{server.url}/v1/models") as got:
+        assert got.status == 401 and (await got.json())["error"]["code"] == "invalid_api_key"
+    assert server.replies.requests == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        ({"model": "twin", "messages": []}, 400, "non-empty list"),
+        ({"model": "twin", "messages": [{"role": "tool", "content": "x"}]}, 400, "role 'tool'"),
+        ({"model": "twin", "messages": [{"role": "assistant", "content": "x"}]}, 400, "last"),
+        (
+            {"model": "twin", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            400,
+            "only text",
+        ),
+        ({"model": "twin", "messages": TALK, "temperature": 7}, 400, "temperature"),
+        ({"model": "twin", "messages": TALK, "stop": ["a"] * 5}, 400, "stop"),
+        ({"model": "gpt-4o", "messages": TALK}, 404, "does not exist"),
+        (
+            {"model": "twin", "messages": [{"role": "user", "content": "слово " * 3000}]},
+            400,
+            "tokens",
+        ),
+        ([1, 2], 400, "JSON object"),
+    ],
+)
+async def test_bad_requests_get_openai_errors_never_a_500(
+    server: Server, body: object, status: int, says: str
+) -> None:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{server.url}/v1/chat/completions", data=data, headers=headers) as got,
+    ):
+        assert got.status == status
+        error = (await got.json())["error"]
+    assert says in error["message"] and error["type"]
+    assert server.replies.requests == []
+
+
+async def test_unknown_paths_and_methods_answer_in_json(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{server.url}/v1/nothing") as got:
+            assert got.status == 404 and "error" in await got.json()
+        async with session.get(f"{server.url}/v1/chat/completions") as got:
+            assert got.status == 405 and "error" in await got.json()
+
+
+async def test_a_flood_beyond_the_queue_gets_429(engine: ReplyEngine, tmp_path: Path) -> None:
+    async with open_database(tmp_path / "twin.db") as db:
+        async for server in serving(engine, db, tmp_path, queue=2):
+            client = server.client()
+            asked = [
+                client.chat.completions.create(model="twin", messages=TALK, max_tokens=40)  # type: ignore[arg-type]
+                for _ in range(6)
+            ]
+            results = await asyncio.gather(*asked, return_exceptions=True)
+    limited = [r for r in results if isinstance(r, openai.RateLimitError)]
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    assert limited and answered and len(limited) + len(answered) == 6
+    assert len(answered) >= 2  # the queue's worth always gets through
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+async def test_sigterm_lets_the_reply_in_flight_finish(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    port = _free_port()
+    toml = tmp_path / "config.toml"
+    toml.write_text(
+        f'data_dir = "{tmp_path}"\n[model]\ncheckpoint = "{tiny_checkpoint}"\n'
+        f"[generate]\nmax_new_tokens = 300\n[serve]\nport = {port}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "TWIN_SERVE__TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "twin",
+        "serve",
+        "--config",
+        str(toml),
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    client = openai.AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key=TOKEN, max_retries=0
+    )
+    try:
+        for _ in range(300):  # the model loads: up to a minute
+            try:
+                await client.models.list()
+                break
+            except openai.APIConnectionError:
+                await asyncio.sleep(0.2)
+        stream = await client.chat.completions.create(
+            model="twin",
+            messages=[{"role": "user", "content": "расскажи что-нибудь"}],
+            stop=["\u2603"],  # never generated: the reply runs to its length
+            stream=True,
+        )
+        pieces, finish = [], None
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                if not pieces:
+                    process.send_signal(signal.SIGTERM)  # mid-reply
+                pieces.append(chunk.choices[0].delta.content)
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+        assert len(pieces) > 1 and finish in ("stop", "length")  # it went on to its end
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert TOKEN not in stderr.decode()  # the secret never reaches the log
+
+
+def test_serving_needs_a_token_or_localhost(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TWIN_SERVE__TOKEN", None)
+    base = [sys.executable, "-m", "twin", "serve", "--db", str(tmp_path / "x.db")]
+    started = time.perf_counter()
+    refused = subprocess.run(base, env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "needs a token" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    open_wide = subprocess.run(
+        [*base, "--host", "0.0.0.0"],
+        env={**env, "TWIN_SERVE__NO_TOKEN": "true"},
+        capture_output=True,
+        text=True,
+    )
+    assert open_wide.returncode == 1 and "serves only 127.0.0.1" in open_wide.stderr
+    assert time.perf_counter() - started < 60  # refused before any model loads
+    assert not (tmp_path / "x.db").exists()
