@@ -16,10 +16,11 @@ import lightning as L
 import pytest
 import torch
 from gguf import GGUFReader
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from peft import PeftModel
 
-from dataset.ollama_template import go_template, modelfile
 from dataset.prompt import Prompt
+from dataset.prompt_templates import go_template, jinja_template, modelfile
 from dataset.settings import PromptSettings
 from model import registry
 from model.checkpoints import read_config
@@ -189,18 +190,15 @@ def render_with_go(template: str, messages: list[dict[str, str]], tmp_path: Path
     return done.stdout
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [
-        PromptSettings(),
-        PromptSettings(
-            template="Chat {{x}}.\n{memory}Before:\n{context}\nNow: {instruction}\nMe:",
-            template_no_context="{memory}Now: {instruction}\nMe:",
-            owner_tag="Me",
-            other_tag="Them",
-        ),
-    ],
+CUSTOM_PROMPT = PromptSettings(
+    template="Chat {{x}} {{% raw %}}.\n{memory}Before:\n{context}\nNow: {instruction}\nMe:",
+    template_no_context="{memory}Now: {instruction}\nMe:",
+    owner_tag="Me",
+    other_tag="Them",
 )
+
+
+@pytest.mark.parametrize("settings", [PromptSettings(), CUSTOM_PROMPT])
 def test_ollama_renders_the_prompt_twin_trained_with(
     settings: PromptSettings, tmp_path: Path
 ) -> None:
@@ -221,6 +219,33 @@ def test_ollama_renders_the_prompt_twin_trained_with(
     assert render_with_go(template, talk, tmp_path) == expected
     opener = [{"role": "user", "content": "hi {{ there }}"}]
     assert render_with_go(template, opener, tmp_path) == prompt.render("", "hi {{ there }}")
+
+
+@pytest.mark.parametrize("hf_whitespace", [False, True])
+@pytest.mark.parametrize("settings", [PromptSettings(), CUSTOM_PROMPT])
+def test_the_chat_template_renders_the_prompt_twin_trained_with(
+    settings: PromptSettings, hf_whitespace: bool
+) -> None:
+    """As transformers and vLLM render it: in a sandbox, trim_blocks and lstrip_blocks on."""
+    environment = ImmutableSandboxedEnvironment(
+        trim_blocks=hf_whitespace, lstrip_blocks=hf_whitespace
+    )
+    template = environment.from_string(jinja_template(Prompt(settings)))
+    prompt = Prompt(settings)
+    talk = [
+        {"role": "system", "content": "Живу в Казани"},
+        {"role": "user", "content": "привет {{ x }}"},
+        {"role": "user", "content": "ты тут?"},  # one burst: joined as twin joins it
+        {"role": "assistant", "content": "ну привет"},
+        {"role": "developer", "content": "Зовут Тёма"},
+        {"role": "user", "content": "как дела?"},
+    ]
+    context = [prompt.tagged("привет {{ x }}\nты тут?", False), prompt.tagged("ну привет", True)]
+    facts = prompt.memory("Живу в Казани\nЗовут Тёма", [])
+    expected = prompt.render(prompt.context(context), "как дела?", facts)
+    assert template.render(messages=talk, add_generation_prompt=True) == expected
+    opener = [{"role": "user", "content": "hi"}]
+    assert template.render(messages=opener, add_generation_prompt=True) == prompt.render("", "hi")
 
 
 def test_a_modelfile_names_base_adapter_template_and_stops() -> None:
@@ -265,6 +290,7 @@ def test_twin_export_writes_a_complete_folder_or_nothing(
     assert report["adapter"] == 1 and sorted(report["files"]) == [
         "adapter_config.json",
         "adapter_model.safetensors",
+        "chat_template.jinja",
     ]
     assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o600}
     # A folder that holds something is never written over.

@@ -1,6 +1,7 @@
 """`twin export`: an adapter in the formats other tools run.
 
-    peft         adapter_model.safetensors + adapter_config.json: transformers + peft, vLLM
+    peft         adapter_model.safetensors + adapter_config.json, and twin's prompt as a
+                 chat template (chat_template.jinja): transformers + peft, vLLM
     gguf         a GGUF LoRA adapter, the base model's GGUF and a Modelfile: llama.cpp, Ollama
     merged-gguf  one GGUF of base and adapter merged (F16 or Q8_0), and a Modelfile
 
@@ -19,8 +20,8 @@ from pathlib import Path
 
 from gguf import GGUFReader
 
-from dataset.ollama_template import modelfile
 from dataset.prompt import Prompt
+from dataset.prompt_templates import jinja_template, modelfile
 from dataset.settings import PromptSettings
 from model import registry
 from model.checkpoints import embedded_gguf, prepare, read_config
@@ -40,11 +41,12 @@ from twin.commands.common import (
 from twin.settings import Settings
 
 FORMATS = ("peft", "gguf", "merged-gguf")
-LORA_FILE, BASE_FILE, MERGED_FILE, MODELFILE = (
+LORA_FILE, BASE_FILE, MERGED_FILE, MODELFILE, CHAT_TEMPLATE = (
     "twin-lora.gguf",
     "base.gguf",
     "twin.gguf",
     "Modelfile",
+    "chat_template.jinja",
 )
 
 
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.format == "peft":
             write_peft(state, config, lora, work)
+            (work / CHAT_TEMPLATE).write_text(jinja_template(prompt), encoding="utf-8")
         else:
             base, shipped = _base_gguf(args.base_gguf, settings, work)
             reader = GGUFReader(base)
