@@ -1,6 +1,8 @@
-"""Reply generation speed: twin's engine against stock litgpt generation.
+"""Reply generation speed: twin's engine against stock litgpt generation, and twin's two
+backends side by side.
 
     python benchmarks/generate_bench.py [--prompts 3] [--context 480] [--long 1000] [--new 64]
+    python benchmarks/generate_bench.py --backends [--prompts 3] [--long 1000] [--agree 50]
 
 The embedded model with an adapter (random LoRA weights: speed does not depend on what
 they learned), bf16 on this CPU. Stock: litgpt's `generate` as its CLI runs it: the
@@ -13,6 +15,13 @@ layers, and litgpt 0.5.13's ring-buffer cache refuses a longer prompt, so the tw
 compared at `--context` tokens and twin alone is also timed at `--long` tokens (stock's
 attempt is reported as its error). The last line is one JSON object; `ratio` is twin's
 decode tokens/s over stock's (target >= 1.5; time to first token at 1,000 tokens < 2 s).
+
+`--backends` runs `generate.backend` "twin" (bf16, int8 one-token steps, as served) and
+"llama.cpp" (the shipped Q4_K_M GGUF with the adapter as a GGUF LoRA, 2 threads) each
+in a process of its own, so that each one's peak RSS is its own: the same prompts, the
+same adapter, exactly `--new` tokens. Quality: the greedy next token of both on
+`--agree` persona prompts, and how often they agree. `ratio` is llama.cpp's decode
+tokens/s over twin's.
 """
 
 from __future__ import annotations
@@ -112,6 +121,138 @@ def run_ours(engine: ReplyEngine, prompt: torch.Tensor, new: int) -> tuple[float
     return first, (len(tokens) - 1) / (total - first)
 
 
+def persona_texts(count: int, context_lines: int = 12) -> list[str]:
+    """Prompts at `count` places of the sample persona's chats where someone wrote to
+    Kostya, each with the lines before it as the context."""
+    from tests import persona
+
+    prompt = Prompt()
+    texts = []
+    for chat in persona.build()["chats"]["list"]:
+        lines: list[str] = []
+        for message in chat["messages"]:
+            if not message["text"]:
+                continue
+            mine = message["from_id"] == f"user{persona.OWNER[0]}"
+            if not mine and lines and len(texts) < count:
+                texts.append(prompt.render("\n".join(lines[-context_lines:]), message["text"]))
+            lines.append(prompt.tagged(message["text"], mine))
+    return texts[:count]
+
+
+def backend_child(args: argparse.Namespace) -> None:
+    """One backend's numbers, as a JSON line: decode tokens/s and time to first token on
+    the same prompts as the other's, greedy next tokens, and this process's peak RSS."""
+    import resource
+
+    from twin.settings import Settings
+    from twin.wiring import make_engine
+
+    settings = Settings(data_dir=args.data_dir)
+    settings.generate.backend = args.child
+    settings.generate.max_seq_length = args.long + args.new + 8
+    engine = make_engine(settings)
+    engine.use_adapter(args.adapter)
+    sampling = GenerationSettings(**SAMPLING, repetition_penalty=1.0)
+
+    def timed(ids: list[int]) -> tuple[float, float]:
+        started = time.perf_counter()
+        tokens, first = engine.decode(ids, args.new, 0.8, sampling, 1.0, seed=0, stop=False)
+        return first, (len(tokens) - 1) / (time.perf_counter() - started - first)
+
+    texts = persona_texts(args.agree)
+    short = [engine.encode(t) for t in texts[: args.prompts]]
+    long = [ids[:1] + ids[-(args.long - 1) :] for ids in (engine.encode(t * 8) for t in texts)]
+    runs = [timed(ids) for ids in [short[0], *short]][1:]  # the first: a warm-up
+    long_runs = [timed(ids) for ids in long[: args.prompts]]
+    greedy = [engine.decode(engine.encode(t), 1, 0.0, sampling, 1.0, seed=0)[0][:1] for t in texts]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "decode_tokens_per_s": statistics.median(r[1] for r in runs),
+                "ttft_s": statistics.median(r[0] for r in runs),
+                "long_ttft_s": statistics.median(r[0] for r in long_runs),
+                "long_decode_tokens_per_s": statistics.median(r[1] for r in long_runs),
+                "prompt_tokens": statistics.median(len(ids) for ids in short),
+                "long_prompt_tokens": len(long[0]),
+                "greedy": [g[0] if g else -1 for g in greedy],
+                "peak_rss_mib": round(peak),
+            }
+        )
+    )
+
+
+def compare_backends(args: argparse.Namespace) -> None:
+    import subprocess
+    import tempfile
+
+    from model import registry
+    from model.checkpoints import read_config
+    from model.lora import build_model
+
+    checkpoint = prepare(ModelSettings(), args.data_dir / "models")
+    fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
+    model = build_model(fabric, checkpoint, LoRASettings(), 64)
+    generator = torch.Generator().manual_seed(0)
+    state = {
+        name: torch.randn(value.shape, generator=generator) * 0.01
+        for name, value in adapter_state(model).items()
+    }
+    del model
+    meta = {
+        "base_model": read_config(checkpoint).name,
+        "dataset_fingerprint": "benchmark",
+        "lora": LoRASettings().model_dump(),
+    }
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter = registry.save(Path(tmp), state, meta)
+        for backend in ("twin", "llama.cpp"):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    backend,
+                    "--adapter",
+                    str(adapter),
+                    *("--prompts", str(args.prompts), "--long", str(args.long)),
+                    *("--new", str(args.new), "--agree", str(args.agree)),
+                    *("--data-dir", str(args.data_dir)),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"{backend} failed:\n{done.stderr[-3000:]}")
+            results[backend] = json.loads(done.stdout.strip().splitlines()[-1])
+    twin, cpp = results["twin"], results["llama.cpp"]
+    agree = sum(a == b for a, b in zip(twin["greedy"], cpp["greedy"], strict=True)) / len(
+        twin["greedy"]
+    )
+    for name, r in results.items():
+        print(
+            f"{name:<9} decode {r['decode_tokens_per_s']:6.1f} tokens/s  first token "
+            f"{r['ttft_s']:5.2f} s ({r['prompt_tokens']:.0f}-token prompt), "
+            f"{r['long_ttft_s']:5.2f} s ({r['long_prompt_tokens']} tokens)  "
+            f"peak RSS {r['peak_rss_mib']:,} MiB"
+        )
+    print(f"greedy next token: the same in {agree:.0%} of {len(twin['greedy'])} prompts")
+    print(
+        json.dumps(
+            {
+                "twin": {k: v for k, v in twin.items() if k != "greedy"},
+                "llama_cpp": {k: v for k, v in cpp.items() if k != "greedy"},
+                "greedy_agreement": round(agree, 3),
+                "ratio": round(cpp["decode_tokens_per_s"] / twin["decode_tokens_per_s"], 2),
+                "long_ttft_ratio": round(twin["long_ttft_s"] / cpp["long_ttft_s"], 2),
+                "rss_ratio": round(cpp["peak_rss_mib"] / twin["peak_rss_mib"], 2),
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=3)
@@ -119,7 +260,17 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=1000)
     parser.add_argument("--new", type=int, default=64)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    parser.add_argument("--backends", action="store_true", help="twin against llama.cpp")
+    parser.add_argument("--agree", type=int, default=50, help="prompts for greedy agreement")
+    parser.add_argument("--child", choices=("twin", "llama.cpp"), help=argparse.SUPPRESS)
+    parser.add_argument("--adapter", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        backend_child(args)
+        return
+    if args.backends:
+        compare_backends(args)
+        return
     checkpoint = prepare(ModelSettings(), args.data_dir / "models")
     max_seq_length = max(args.context, args.long) + args.new + 8
     engine = ReplyEngine(checkpoint, Prompt(), "bf16-true", "cpu", max_seq_length)

@@ -57,83 +57,46 @@ class Reply:
         return (self.tokens - 1) / decode if self.tokens > 1 and decode > 0 else 0.0
 
 
-class ReplyEngine:
-    """One model in memory, one reply at a time (callers serialize: engine.service does)."""
+class Engine:
+    """What every backend of the reply engine shares: the attempts, the stop markers,
+    the stream, the messages a reply is split into. A backend encodes the prompt,
+    decodes tokens into text, samples, and swaps adapters (ReplyEngine: twin's own, on
+    torch; engine.llama_cpp: llama.cpp's)."""
 
-    def __init__(
-        self,
-        checkpoint_dir: Path,
-        prompt: Prompt,
-        precision: str,
-        device: str,
-        max_seq_length: int,  # generate.max_seq_length
-        lora: LoRASettings | None = None,
-        int8_decoding: bool | None = None,
-    ) -> None:
-        self.checkpoint_dir = checkpoint_dir
-        # int8 weight copies for one-token steps: by default wherever the model runs on
-        # the CPU (see model.quantize).
-        self.int8_decoding = device == "cpu" if int8_decoding is None else int8_decoding
-        self.prompt = prompt
-        self.fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
-        self.tokenizer = Tokenizer(checkpoint_dir)
-        self.count_tokens = counter_of(self.tokenizer)
-        self.lora = lora or LoRASettings()
-        self.max_seq_length = max_seq_length
-        self.model = self._build()
-        self.adapter: str | None = None  # path of the adapter in use; None: the base model
-        self.stop_ids = self._stop_ids()
+    checkpoint_dir: Path  # the base model's litgpt folder: its name, its tokenizer
+    tokenizer: Tokenizer  # twin's, for every backend: the ids the adapter learned
+    prompt: Prompt
+    max_seq_length: int
+    adapter: str | None  # the adapter served (its folder), None: the base model
+    count_tokens: Callable[[str], int]
 
-    def _build(self) -> TwinGPT:
-        """The model for serving: adapters are merged into the weights (no LoRA branch
-        to compute per token), so the base weights they touch are kept aside to merge
-        the next adapter into."""
-        model = build_model(self.fabric, self.checkpoint_dir, self.lora, self.max_seq_length)
-        load_adapter(model, None)
-        model.eval()
-        model.requires_grad_(False)
-        with self.fabric.init_tensor():
-            model.set_kv_cache(batch_size=1)
-        self._lora_layers = [m for m in model.modules() if isinstance(m, LoRALinear) and m.r > 0]
-        self._base_weights = [m.linear.weight.detach().clone() for m in self._lora_layers]
-        for layer in self._lora_layers:
-            layer.merged = True  # B = 0: the base model; nothing to add
-        if self.int8_decoding:
-            use_int8_for_decoding(model)
-        return model
+    def encode(self, text: str) -> list[int]:
+        """`text` as token ids, <bos> first."""
+        return self.tokenizer.encode(text, bos=True).tolist()
 
-    def _stop_ids(self) -> set[int]:
-        ids = {self.tokenizer.eos_id} if self.tokenizer.eos_id is not None else set()
-        for special in ("<end_of_turn>", "<eos>"):
-            with contextlib.suppress(ValueError):
-                ids.add(self.tokenizer.token_to_id(special))
-        return ids
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(torch.tensor(tokens))
 
     def use_adapter(self, path: Path | None) -> None:
-        """Serve an adapter (None: the base model) without reloading the base: the
-        weights its LoRA layers touch are reset from the copy kept aside and the new
-        adapter is merged into them (a LoRA of another shape rebuilds those layers)."""
-        state = None
-        if path is not None:
-            lora = LoRASettings(**registry.read_meta(path)["lora"])
-            if (lora.r, lora.alpha, sorted(lora.targets)) != (
-                self.lora.r,
-                self.lora.alpha,
-                sorted(self.lora.targets),
-            ):
-                self.lora = lora
-                self.model = self._build()
-            state = registry.load(path)
-        with torch.no_grad():
-            for layer, base in zip(self._lora_layers, self._base_weights, strict=True):
-                layer.linear.weight.copy_(base)
-                layer.merged = False
-            load_adapter(self.model, state)
-            for layer in self._lora_layers:
-                layer.merge()  # W + B A, once; for the base model B is zero
-                if isinstance(layer.linear, DecodeLinear):
-                    layer.linear.refresh()
-        self.adapter = None if path is None else str(path)
+        raise NotImplementedError
+
+    def decode(
+        self,
+        prompt_ids: Sequence[int],
+        max_new: int,
+        temperature: float,
+        settings: GenerationSettings,
+        penalty: float,
+        seed: int,
+        stop: bool = True,
+        markers: Sequence[str] | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> tuple[list[int], float]:
+        """Generated token ids, and the seconds to the first one. Decoding ends at a stop
+        token or once the text holds one of `markers` (the template's, by default);
+        `stop=False` decodes exactly `max_new` tokens (benchmarks). `on_text` sees the
+        text so far after every token."""
+        raise NotImplementedError
 
     def generate(
         self,
@@ -150,10 +113,10 @@ class ReplyEngine:
         markers = [*self.prompt.stop_markers, *settings.stop]
         attempts = 1 if on_text is not None else settings.attempts
         max_new = max(8, int(settings.max_new_tokens * LENGTHS[settings.length]))
-        ids = self.tokenizer.encode(prompt_text, bos=True)
+        ids = self.encode(prompt_text)
         room = self.max_seq_length - max_new
         if len(ids) > room:  # keep <bos> and the newest part of the prompt
-            ids = torch.cat([ids[:1], ids[-(room - 1) :]])
+            ids = [*ids[:1], *ids[-(room - 1) :]]
         stream = TextStream(markers, on_text) if on_text is not None else None
         discarded: list[str] = []
         for attempt in range(attempts):
@@ -195,10 +158,87 @@ class ReplyEngine:
             f"(last: {discarded[-1][:60]!r})"
         )
 
+    def _finish(self, tokens: list[int], markers: Sequence[str]) -> str:
+        text = self.detokenize(tokens) if tokens else ""
+        return cut(text, markers)[0].strip()
+
+
+class ReplyEngine(Engine):
+    """twin's own backend: the litgpt model on torch, one reply at a time (callers
+    serialize: engine.service does)."""
+
+    def __init__(
+        self,
+        checkpoint_dir: Path,
+        prompt: Prompt,
+        precision: str,
+        device: str,
+        max_seq_length: int,  # generate.max_seq_length
+        lora: LoRASettings | None = None,
+        int8_decoding: bool | None = None,
+    ) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        # int8 weight copies for one-token steps: by default wherever the model runs on
+        # the CPU (see model.quantize).
+        self.int8_decoding = device == "cpu" if int8_decoding is None else int8_decoding
+        self.prompt = prompt
+        self.fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
+        self.tokenizer = Tokenizer(checkpoint_dir)
+        self.count_tokens = counter_of(self.tokenizer)
+        self.lora = lora or LoRASettings()
+        self.max_seq_length = max_seq_length
+        self.model = self._build()
+        self.adapter: str | None = None  # path of the adapter in use; None: the base model
+        self.stop_ids = stop_ids(self.tokenizer)
+
+    def _build(self) -> TwinGPT:
+        """The model for serving: adapters are merged into the weights (no LoRA branch
+        to compute per token), so the base weights they touch are kept aside to merge
+        the next adapter into."""
+        model = build_model(self.fabric, self.checkpoint_dir, self.lora, self.max_seq_length)
+        load_adapter(model, None)
+        model.eval()
+        model.requires_grad_(False)
+        with self.fabric.init_tensor():
+            model.set_kv_cache(batch_size=1)
+        self._lora_layers = [m for m in model.modules() if isinstance(m, LoRALinear) and m.r > 0]
+        self._base_weights = [m.linear.weight.detach().clone() for m in self._lora_layers]
+        for layer in self._lora_layers:
+            layer.merged = True  # B = 0: the base model; nothing to add
+        if self.int8_decoding:
+            use_int8_for_decoding(model)
+        return model
+
+    def use_adapter(self, path: Path | None) -> None:
+        """Serve an adapter (None: the base model) without reloading the base: the
+        weights its LoRA layers touch are reset from the copy kept aside and the new
+        adapter is merged into them (a LoRA of another shape rebuilds those layers)."""
+        state = None
+        if path is not None:
+            lora = LoRASettings(**registry.read_meta(path)["lora"])
+            if (lora.r, lora.alpha, sorted(lora.targets)) != (
+                self.lora.r,
+                self.lora.alpha,
+                sorted(self.lora.targets),
+            ):
+                self.lora = lora
+                self.model = self._build()
+            state = registry.load(path)
+        with torch.no_grad():
+            for layer, base in zip(self._lora_layers, self._base_weights, strict=True):
+                layer.linear.weight.copy_(base)
+                layer.merged = False
+            load_adapter(self.model, state)
+            for layer in self._lora_layers:
+                layer.merge()  # W + B A, once; for the base model B is zero
+                if isinstance(layer.linear, DecodeLinear):
+                    layer.linear.refresh()
+        self.adapter = None if path is None else str(path)
+
     @torch.inference_mode()
     def decode(
         self,
-        prompt_ids: torch.Tensor,
+        prompt_ids: Sequence[int] | torch.Tensor,
         max_new: int,
         temperature: float,
         settings: GenerationSettings,
@@ -208,17 +248,14 @@ class ReplyEngine:
         markers: Sequence[str] | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> tuple[list[int], float]:
-        """Generated token ids, and the seconds to the first one. Decoding ends at a stop
-        token or once the text holds one of `markers` (the template's, by default);
-        `stop=False` decodes exactly `max_new` tokens (benchmarks). `on_text` sees the
-        text so far after every token."""
         markers = self.prompt.stop_markers if markers is None else markers
         device = self.fabric.device
         generator = torch.Generator(device="cpu").manual_seed(seed)
         started = time.perf_counter()
-        size = prompt_ids.size(0)
+        prompt = torch.as_tensor(prompt_ids)
+        size = prompt.size(0)
         last = (slice(None), slice(-1, None))  # the output layer only at the last position
-        logits = self.prefill(prompt_ids.to(device).view(1, -1))
+        logits = self.prefill(prompt.to(device).view(1, -1))
         tokens: list[int] = []
         first = 0.0
         for step in range(max_new):
@@ -237,7 +274,7 @@ class ReplyEngine:
                 break
             tokens.append(token)
             if stop or on_text is not None:
-                text = self.tokenizer.decode(torch.tensor(tokens))
+                text = self.detokenize(tokens)
                 if on_text is not None:
                     on_text(text)
                 if stop and cut(text, markers)[1]:
@@ -258,9 +295,14 @@ class ReplyEngine:
         positions = torch.arange(size, device=idx.device)
         return self.model(idx, positions, size, head_positions=(slice(None), slice(-1, None)))
 
-    def _finish(self, tokens: list[int], markers: Sequence[str]) -> str:
-        text = self.tokenizer.decode(torch.tensor(tokens)) if tokens else ""
-        return cut(text, markers)[0].strip()
+
+def stop_ids(tokenizer: Tokenizer) -> set[int]:
+    """The tokens a reply ends at: <eos>, and Gemma's <end_of_turn> where it has one."""
+    ids = {tokenizer.eos_id} if tokenizer.eos_id is not None else set()
+    for special in ("<end_of_turn>", "<eos>"):
+        with contextlib.suppress(ValueError):
+            ids.add(tokenizer.token_to_id(special))
+    return ids
 
 
 def sample(

@@ -25,7 +25,7 @@ from dataset.conversations import Turn, conversation_turns
 from dataset.pii import ScrubStats
 from dataset.prompt import Prompt
 from dataset.samples import reply_prompt
-from engine.generate import Reply, ReplyEngine
+from engine.generate import Engine, Reply
 from engine.settings import GenerationSettings
 from memory.recall import Recall
 from memory.section import MemorySection, Scope
@@ -45,7 +45,7 @@ EVERYONE = Scope(chat_id=None)  # the owner's own view: every chosen chat
 class ReplyService:
     def __init__(
         self,
-        make_engine: Callable[[], ReplyEngine],
+        make_engine: Callable[[], Engine],
         prompt: Prompt,
         session_gap: int,
         context_tokens: int,
@@ -53,7 +53,7 @@ class ReplyService:
         db_path: Path | None = None,
     ) -> None:
         self._make_engine = make_engine
-        self._engine: ReplyEngine | None = None
+        self._engine: Engine | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-reply")
         self.prompt = prompt
         self.session_gap = session_gap
@@ -73,13 +73,13 @@ class ReplyService:
             self.pending -= 1
 
     @property
-    def engine(self) -> ReplyEngine:
+    def engine(self) -> Engine:
         """The engine, once start() has built it (its tokenizer counts from any thread)."""
         if self._engine is None:
             raise RuntimeError("the reply service has not started")
         return self._engine
 
-    def _engine_now(self) -> ReplyEngine:
+    def _engine_now(self) -> Engine:
         """The engine, built on first use (in the worker thread: it takes seconds)."""
         if self._engine is None:
             self._engine = self._make_engine()

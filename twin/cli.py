@@ -65,6 +65,7 @@ USER_ERRORS = (
     ("trainer.run", "TrainingError"),
     ("model.registry", "RegistryError"),
     ("engine.errors", "DegenerateReply"),
+    ("engine.errors", "BackendError"),
     ("exporter.userbot", "UserbotError"),
     ("exporter.sync", "SyncError"),
     ("model.lora_parts", "ExportError"),

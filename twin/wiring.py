@@ -8,27 +8,48 @@ callers' reach only: the CLI imports a command, and the command this module.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from api.settings import ServeSettings
 from bot.config import BotConfig
 from dataset.prompt import Prompt
-from engine.generate import ReplyEngine
+from engine.generate import Engine, ReplyEngine
 from engine.service import ReplyService
 from engine.settings import GenerationSettings
 from exporter.userbot import UserbotConfig
 from memory.index import RefreshReport, refresh
-from model.checkpoints import prepare
+from model.checkpoints import embedded_gguf, prepare
 from model.device import choose_device, choose_precision
+from model.settings import EMBEDDED
 from storage import Database
 from trainer.evaluate import Evaluation, evaluate_adapter
 from trainer.run import RunConfig
 from twin.settings import Settings, SettingsError, read_secret_file
 
 
-def make_engine(settings: Settings) -> ReplyEngine:
+def make_engine(settings: Settings) -> Engine:
+    """The reply engine of `generate.backend`: twin's own on torch, or llama.cpp."""
     checkpoint = prepare(settings.model, settings.models_dir)
+    if settings.generate.backend == "llama.cpp":
+        from engine.llama_cpp import LlamaCppEngine
+
+        if settings.model.checkpoint != EMBEDDED:
+            raise SettingsError(
+                'generate.backend = "llama.cpp" runs the embedded model (its GGUF ships '
+                "with twin); for model.checkpoint = "
+                + repr(settings.model.checkpoint)
+                + ' use "twin"'
+            )
+        gguf = embedded_gguf(settings.models_dir / f"{checkpoint.name}.gguf")
+        return LlamaCppEngine(
+            checkpoint,
+            gguf,
+            Prompt(settings.prompt),
+            settings.generate.max_seq_length,
+            threads=os.cpu_count(),
+        )
     device = choose_device(settings.model.device)
     return ReplyEngine(
         checkpoint,
@@ -48,9 +69,7 @@ def serve_token(serve: ServeSettings) -> str | None:
     return None
 
 
-def make_service(
-    settings: Settings, database: Path, engine: ReplyEngine | None = None
-) -> ReplyService:
+def make_service(settings: Settings, database: Path, engine: Engine | None = None) -> ReplyService:
     return ReplyService(
         (lambda: engine) if engine is not None else (lambda: make_engine(settings)),
         Prompt(settings.prompt),

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from engine.generate import DegenerateReply, Reply, ReplyEngine
+from engine.generate import DegenerateReply, Engine, Reply
 from engine.service import ReplyService
 from engine.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
 from memory.section import Scope
@@ -109,7 +109,7 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
 def _converse(
     store: BlockingDatabase,
     service: ReplyService,
-    engine: ReplyEngine,
+    engine: Engine,
     generation: GenerationSettings,
     configured: GenerationSettings,
 ) -> None:

@@ -1,0 +1,139 @@
+"""The reply engine on llama.cpp (`generate.backend = "llama.cpp"`): the base model's own
+GGUF file (the embedded model's ships as Q4_K_M) with the adapter as a GGUF LoRA.
+
+llama.cpp decodes the embedded model about twice as fast as twin's torch backend on a
+CPU, in an eighth of the memory (benchmarks/generate_bench.py --backends measures it);
+it builds from source (`llama-cpp-python`, an optional extra), so twin's own engine
+stays the default. Everything but the forward pass and the sampler is the shared
+Engine's: the prompt is encoded with twin's own tokenizer (the ids the adapter was
+trained on, which are llama.cpp's for the embedded model), the stop markers, the
+attempts, the stream. An adapter is written as a GGUF LoRA next to it on first use
+(model.export_gguf) and the model is reloaded with it: a swap takes about a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gguf import GGUFReader
+from litgpt import Tokenizer
+
+from dataset.prompt import Prompt
+from engine.errors import BackendError
+from engine.generate import Engine, stop_ids
+from engine.settings import GenerationSettings
+from engine.stream import cut
+from model import registry
+from model.checkpoints import counter_of, read_config
+from model.export_gguf import write_lora
+from model.lora_parts import lora_pairs
+from model.settings import LoRASettings
+
+ADAPTER_GGUF = "twin-lora.gguf"  # written into the adapter's folder on first use
+
+
+def load_llama_cpp() -> type:
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise BackendError(
+            'generate.backend = "llama.cpp" needs llama-cpp-python, an optional extra that '
+            'compiles llama.cpp (see README: A faster CPU backend); or set it to "twin"'
+        ) from None
+    return Llama
+
+
+class LlamaCppEngine(Engine):
+    def __init__(
+        self,
+        checkpoint_dir: Path,
+        base_gguf: Path,
+        prompt: Prompt,
+        max_seq_length: int,
+        threads: int | None = None,
+    ) -> None:
+        self._llama_class = load_llama_cpp()
+        self.checkpoint_dir = checkpoint_dir
+        self.base_gguf = base_gguf
+        self.prompt = prompt
+        self.max_seq_length = max_seq_length
+        self.threads = threads
+        self.tokenizer = Tokenizer(checkpoint_dir)
+        self.count_tokens = counter_of(self.tokenizer)
+        self.stop_ids = stop_ids(self.tokenizer)
+        self.adapter: str | None = None
+        self.llama = self._load(None)
+
+    def _load(self, lora: Path | None) -> object:
+        return self._llama_class(
+            model_path=str(self.base_gguf),
+            lora_path=str(lora) if lora is not None else None,
+            n_ctx=self.max_seq_length,
+            n_threads=self.threads,
+            n_threads_batch=self.threads,
+            last_n_tokens_size=64,  # what twin's own repetition penalty looks back over
+            verbose=False,
+        )
+
+    def use_adapter(self, path: Path | None) -> None:
+        lora = _adapter_gguf(Path(path), self.checkpoint_dir, self.base_gguf) if path else None
+        self.llama = self._load(lora)
+        self.adapter = None if path is None else str(path)
+
+    def decode(
+        self,
+        prompt_ids: Sequence[int],
+        max_new: int,
+        temperature: float,
+        settings: GenerationSettings,
+        penalty: float,
+        seed: int,
+        stop: bool = True,
+        markers: Sequence[str] | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> tuple[list[int], float]:
+        markers = self.prompt.stop_markers if markers is None else markers
+        self.llama.set_seed(seed)  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        first = 0.0
+        tokens: list[int] = []
+        sampled = self.llama.generate(  # type: ignore[attr-defined]
+            list(prompt_ids),
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+            min_p=0.0,  # twin samples with top-k and top-p alone
+            temp=temperature,
+            repeat_penalty=penalty,
+            reset=True,
+        )
+        for step, token in enumerate(sampled):
+            if step == 0:
+                first = time.perf_counter() - started
+            if stop and token in self.stop_ids:
+                break
+            tokens.append(int(token))
+            if stop or on_text is not None:
+                text = self.detokenize(tokens)
+                if on_text is not None:
+                    on_text(text)
+                if stop and cut(text, markers)[1]:
+                    break
+            if len(tokens) >= max_new:
+                break
+        return tokens, first
+
+
+def _adapter_gguf(adapter: Path, checkpoint_dir: Path, base_gguf: Path) -> Path:
+    """The adapter as a GGUF LoRA in its own folder, written once (atomically)."""
+    path = adapter / ADAPTER_GGUF
+    if path.is_file():
+        return path
+    meta = registry.read_meta(adapter)
+    lora = LoRASettings(**meta["lora"])
+    pairs = list(lora_pairs(registry.load(adapter), read_config(checkpoint_dir), lora))
+    partial = path.with_name(path.name + ".partial")
+    write_lora(pairs, lora, GGUFReader(base_gguf), partial, f"twin {adapter.name}")
+    partial.replace(path)
+    return path
