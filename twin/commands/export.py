@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from gguf import GGUFReader
+from tqdm import tqdm
 
 from dataset.prompt import Prompt
 from dataset.prompt_templates import jinja_template, modelfile
@@ -101,7 +102,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 write_lora(pairs, lora, reader, work / LORA_FILE, name)
                 text = _modelfile(prompt, f"./{BASE_FILE}" if shipped else str(base), LORA_FILE)
             else:
-                write_merged(pairs, lora, reader, work / MERGED_FILE, name, args.type)
+                with tqdm(
+                    total=len(reader.tensors),
+                    desc="merge",
+                    unit="tensor",
+                    disable=not is_terminal(),
+                ) as bar:
+                    write_merged(
+                        pairs, lora, reader, work / MERGED_FILE, name, args.type, bar.update
+                    )
                 del reader  # its memory map, before the file goes
                 if shipped:
                     base.unlink()  # merged into the new file: not needed beside it
