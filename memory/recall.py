@@ -4,7 +4,9 @@ The query is the text of the message to answer. Of its words, only those
 that pick exchanges out are searched for: the rarest few the index holds, leaving out
 words so common (more than `COMMON` of all exchanges) that they would rank half the
 history, and stopping before the words chosen hold more than `POSTINGS` exchanges
-between them (a search's work grows with them).
+between them (a search's work grows with them). An exchange is recalled only when its
+message holds a good share of those words, the rare ones weighing most (`COVERAGE`):
+a memory that shares a word by chance is noise in the prompt.
 
 Messages are text, never query syntax: a word is letters and digits, and the index
 is asked for each one quoted (storage.memory.match_expression), so quotes, `*`, `NEAR`
@@ -17,6 +19,7 @@ word for word is recalled once.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -33,6 +36,11 @@ COMMON_FLOOR = 50  # ...unless it is in this few: a small history has no common 
 # the commonest of the message, those BM25 weighs least).
 POSTINGS = 5_000
 CACHED_FROM = 1_000  # counts this large are remembered: they cost a scan to count
+# A recalled exchange's message must hold this share of the query's telling words (by
+# weight): a word or two in common is a coincidence. Measured as COMMON above: on the
+# sample persona, 0 recalled for 551 samples at 85.2, 0.25 for 504 at 91.9, 0.4 for 486
+# at 94.2, 0.5 for 476 at 94.6; on Iago (no better than chance at any) 220, 168, 117, 96.
+COVERAGE = 0.4
 SAME_CHAT = 1.5  # how much more an exchange with the same person counts
 POOL = 8  # exchanges ranked per one wanted, for the same-chat preference to reorder
 
@@ -75,21 +83,28 @@ class Recall:
                 self._frequent[word] = count
         return counts
 
-    def terms(self, texts: Sequence[str]) -> list[str]:
-        """The words of `texts` worth searching for, rarest first: none that is common,
-        and no more than POSTINGS exchanges' worth. A message of common words only
-        ("ok", "how are you") picks nothing out of the history: it recalls nothing."""
+    def terms(self, texts: Sequence[str]) -> dict[str, float]:
+        """The words of `texts` worth searching for, rarest first, each with its weight
+        (how rare it is: ln(exchanges / exchanges holding it)): none that is common, and
+        no more than POSTINGS exchanges' worth. A message of common words only ("ok",
+        "how are you") picks nothing out of the history: it recalls nothing."""
         candidates = list(dict.fromkeys(w for text in texts for w in words(text)))
         limit = max(COMMON * self.size, COMMON_FLOOR)
         held = sorted((n, w) for w, n in self.frequencies(candidates).items() if 0 < n <= limit)
-        terms: list[str] = []
+        terms: dict[str, float] = {}
         postings = 0
         for count, word in held[:QUERY_TERMS]:
             postings += count
             if terms and postings > POSTINGS:
                 break
-            terms.append(word)
+            terms[word] = math.log(max(self.size, count) / count) + 1e-6
         return terms
+
+    def coverage(self, terms: dict[str, float], message: str) -> float:
+        """How much of what the searched words say an exchange's message says too: the
+        weight of the words it holds over the weight of them all (1: every one)."""
+        held = set(words(message))
+        return sum(w for term, w in terms.items() if term in held) / sum(terms.values())
 
     def __call__(
         self,
@@ -111,10 +126,11 @@ class Recall:
         if not terms:
             return []
         found = self.search.search(
-            terms, k * POOL, before=before, chat_id=chat_id if only_this_chat else None
+            list(terms), k * POOL, before=before, chat_id=chat_id if only_this_chat else None
         )
+        related = [hit for hit in found if self.coverage(terms, hit[0].message) >= COVERAGE]
         ranked = sorted(
-            found,
+            related,
             key=lambda hit: -hit[1] * (SAME_CHAT if hit[0].chat_id == chat_id else 1.0),
         )
         distinct: dict[tuple[str, str], ExchangeRow] = {}

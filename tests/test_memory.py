@@ -235,3 +235,21 @@ async def test_common_words_alone_recall_nothing(tmp_path: Path) -> None:
         assert recall(["hello"], 3) == []
         assert recall(["hello there"], 3) == []
         assert [r.reply for r in recall(["hello zebra"], 3)] == ["hi 5"]
+
+
+async def test_a_word_in_common_by_chance_recalls_nothing(tmp_path: Path) -> None:
+    """A memory must say much of what the message says: "pizza" alone in a message about
+    a flat tire does not bring back the pizza exchange; the tire one comes back."""
+    days = [
+        (0, "them: are we still on for pizza tonight?"),
+        (9, "me: yes, 8 at Mario's"),
+        (2 * DAY, "them: my bike has a flat tire"),
+        (2 * DAY + 9, "me: take the bus"),
+    ]
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, full_export([chat(PEER, dialogue(PEER, days))]))
+    await indexed(db_path)
+    with ExchangeSearch(db_path) as search:
+        recall = Recall(search)
+        assert [r.reply for r in recall(["pizza and a flat tire"], 3)] == ["take the bus"]
+        assert [r.reply for r in recall(["still on for pizza?"], 3)] == ["yes, 8 at Mario's"]
