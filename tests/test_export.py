@@ -28,7 +28,7 @@ from model.export_gguf import write_lora, write_merged
 from model.export_peft import write_peft
 from model.gguf_convert import _BLOCK_NAMES, gemma3_config, gemma3_state_dict, write_checkpoint
 from model.lora import TwinGPT, adapter_state, build_model
-from model.lora_parts import ExportError, lora_pairs, merged_delta
+from model.lora_parts import ExportError, LoRAPair, lora_pairs, merged_delta
 from model.settings import LoRASettings
 from storage import open_database
 from tests.hf_gemma import hf_model
@@ -60,6 +60,12 @@ def trained(checkpoint: Path, settings: LoRASettings, seed: int = 1) -> TwinGPT:
         if name.endswith("lora_B"):
             param.data.copy_(torch.randn(param.shape, generator=generator) * 0.05)
     return model
+
+
+def pairs_of(checkpoint: Path, settings: LoRASettings) -> list[LoRAPair]:
+    """A changing adapter on `checkpoint`, as the exports take it: one pair a matrix."""
+    model = trained(checkpoint, settings)
+    return list(lora_pairs(adapter_state(model), read_config(checkpoint), settings))
 
 
 @pytest.mark.parametrize(
@@ -94,7 +100,7 @@ def test_gguf_lora_round_trips_and_fits_the_base_as_llama_cpp_checks(
     gguf_path, checkpoint = small_base
     settings = LoRASettings()
     config = read_config(checkpoint)
-    pairs = list(lora_pairs(adapter_state(trained(checkpoint, settings)), config, settings))
+    pairs = pairs_of(checkpoint, settings)
     base = GGUFReader(gguf_path)
     path = write_lora(pairs, settings, base, tmp_path / "lora.gguf", "twin adapter 1")
     lora = GGUFReader(path)
@@ -126,7 +132,7 @@ def test_merged_gguf_is_base_plus_adapter(
     gguf_path, checkpoint = small_base
     settings = LoRASettings()
     config = read_config(checkpoint)
-    pairs = list(lora_pairs(adapter_state(trained(checkpoint, settings)), config, settings))
+    pairs = pairs_of(checkpoint, settings)
     base = GGUFReader(gguf_path)
     path = write_merged(pairs, settings, base, tmp_path / "twin.gguf", "twin", kind)
     merged = GGUFReader(path)
@@ -158,10 +164,9 @@ def test_merged_gguf_is_base_plus_adapter(
 
 def test_gguf_refuses_what_llama_cpp_would(small_base: tuple[Path, Path], tmp_path: Path) -> None:
     gguf_path, checkpoint = small_base
-    config = read_config(checkpoint)
     base = GGUFReader(gguf_path)
     head = LoRASettings(targets=["query", "head"])
-    pairs = list(lora_pairs(adapter_state(trained(checkpoint, head)), config, head))
+    pairs = pairs_of(checkpoint, head)
     with pytest.raises(ExportError, match="shares with its embedding"):
         write_lora(pairs, head, base, tmp_path / "x.gguf", "x")
     wide = [p for p in pairs if p.block is not None]
