@@ -1,7 +1,7 @@
 """The training recipe on a development persona: import, train, and the held-out numbers.
 
     python benchmarks/persona_eval.py iago [--set train.learning_rate=1e-3 ...]
-        [--models DIR] [--work DIR] [--eval]
+        [--models DIR] [--work DIR] [--eval [--generate N]]
 
 A development persona is one character of a public-domain play as a Telegram export
 (tests/dev_personas.py); `sample` is the demo's Kostya (twin/sample), written for twin.
@@ -10,7 +10,8 @@ Each run gets a fresh data folder, the given settings as TWIN_* environment vari
 model's as `twin train --json` reports them: loss per reply token (`improvement`: the
 relative drop) and selection (hits@1 of 10, in points over the base model). `--eval`
 prints `twin eval --json` as well (the same numbers, computed again, with token counts
-and perplexities). The last line is one JSON object.
+and perplexities); `--generate N` adds the chrF of N generated replies to the real ones.
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep the data folder here")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "twin-dev")
     parser.add_argument("--eval", action="store_true", help="print `twin eval --json` too")
+    parser.add_argument("--generate", type=int, default=0, metavar="N", help="with --eval")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix=f"twin-{args.persona}-"))
@@ -93,7 +95,8 @@ def main() -> None:
         "selection_points": round(100 * (selection["adapter"] - selection["base"]), 1),
     }
     if args.eval:
-        print(twin(["eval", "--json", "--adapter", str(run["adapter_id"])], env).strip())
+        command = ["eval", "--json", "--adapter", str(run["adapter_id"])]
+        print(twin([*command, "--generate", str(args.generate)], env).strip())
     print(json.dumps(summary))
 
 
