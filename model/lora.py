@@ -9,6 +9,7 @@ the same loss at about twice the speed (docs/embedded-model.md).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from model.checkpoints import load_weights, read_config
 from model.embedding import narrow_tied_embedding
+from model.qlora import quantize_frozen
 from model.settings import LoRASettings
 
 T = TypeVar("T")
@@ -198,13 +200,17 @@ def build_model(
     settings: LoRASettings,
     max_seq_length: int,
     narrow_embedding: bool = False,
+    quantize: str | None = None,
 ) -> TwinGPT:
     """The base checkpoint with fresh LoRA weights (A random, B zero: the base model's
     behaviour), only LoRA trainable. `narrow_embedding`: keep a tied embedding in the
     dtype the checkpoint stores it in where the model computes in a wider one
-    (model.embedding; for training, which never runs the whole output layer at once)."""
+    (model.embedding; for training, which never runs the whole output layer at once).
+    `quantize`: the frozen base weights of the blocks quantized (model.qlora); the model
+    is built on the CPU and quantized on its way to the device."""
     config = lora_config(read_config(checkpoint_dir), settings)
-    with fabric.init_module(empty_init=True):
+    on_cpu = torch.device("cpu") if quantize else contextlib.nullcontext()
+    with fabric.init_module(empty_init=True), on_cpu:
         model = TwinGPT(config)
     stored = load_weights(model, checkpoint_dir, strict=False)
     for module in model.modules():
@@ -213,6 +219,9 @@ def build_model(
     lora.mark_only_lora_as_trainable(model)
     if narrow_embedding and stored is not None:
         narrow_tied_embedding(model, stored)
+    if quantize:
+        quantize_frozen(model, quantize)
+        model.to(fabric.device)
     model.max_seq_length = max_seq_length
     return model
 

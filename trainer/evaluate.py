@@ -54,6 +54,7 @@ def evaluate_adapter(
     token_budget: int,
     generate: int = 0,
     generation: GenerationSettings | None = None,
+    quantize: str | None = None,
 ) -> Evaluation:
     """Base model against an adapter on the validation samples it was trained with: the
     loss, selection, and with `generate` > 0 the style of that many generated replies
@@ -64,7 +65,9 @@ def evaluate_adapter(
     prompt = Prompt(PromptSettings(**meta["prompt"]))
     fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
     lora = LoRASettings(**meta["lora"])
-    model = build_model(fabric, checkpoint_dir, lora, max_seq_length, narrow_embedding=True)
+    model = build_model(
+        fabric, checkpoint_dir, lora, max_seq_length, narrow_embedding=True, quantize=quantize
+    )
     tokenizer = Tokenizer(checkpoint_dir)
     adapter = registry.load(adapter_path)
     losses, selection = held_out(

@@ -10,8 +10,11 @@ peak; it keeps the adapter with the best validation loss and stops when validati
 stops improving; and it resumes exactly where it was killed (LoRA weights, optimizer,
 RNG, step and schedule, saved atomically at every validation).
 
-Multi-GPU is the same loop: Fabric's strategy (DDP, FSDP) and each rank taking its
-share of every step's micro-batches.
+Several processes (GPUs, or CPU processes in tests) run the same loop under Fabric's
+DDP: each rank takes its share of every step's micro-batches and of the validation
+samples, and what the run decides from the clock (its length, running out of time) is
+rank 0's decision, so that every rank takes the same steps. trainer.processes starts
+the ranks.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import torch
 from model.device import release_memory
 from model.lora import adapter_state, load_adapter
 from trainer.batches import Encoded, collate, micro_batches
-from trainer.loss import batch_loss, mean_loss
+from trainer.loss import batch_loss, loss_sums
 from trainer.settings import TrainSettings
 
 STATE_FILE = "state.pt"
@@ -179,7 +182,7 @@ def train(
     plan = plan_steps(train_samples, settings)
     if not plan:
         raise ValueError("no training samples")
-    step_tokens = [sum(len(train_samples[i].ids) for g in step for i in g) for step in plan]
+    plan_tokens = [sum(len(train_samples[i].ids) for g in step for i in g) for step in plan]
     val_tokens = sum(len(s.ids) for s in val_samples)
     raw_model = model
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -204,8 +207,15 @@ def train(
             group["lr"] = schedule.learning_rate(step, settings)
         groups = plan[step]
         step_targets = sum(train_samples[i].targets for g in groups for i in g)
-        mine = groups[share]
-        step_loss = 0.0
+        # Summed over tokens, divided by the step's tokens: every response token weighs
+        # the same whatever micro-batch it fell in. Ranks average gradients, so each
+        # rank's share is scaled back up. A rank left without a micro-batch (a step of
+        # fewer micro-batches than ranks) still joins the exchange of gradients, with
+        # one that weighs nothing.
+        mine, weight = groups[share], fabric.world_size / step_targets
+        if not mine:
+            mine, weight = groups[:1], 0.0
+        step_loss, step_tokens = 0.0, 0
         for position, group in enumerate(mine):
             batch = collate([train_samples[i] for i in group]).to(fabric.device)
             last = position == len(mine) - 1
@@ -213,13 +223,14 @@ def train(
                 # A sample longer than a micro-batch goes alone; recomputing its
                 # activations keeps training memory where micro_batch_tokens puts it.
                 oversize = batch.idx.numel() > settings.micro_batch_tokens
-                loss, _ = batch_loss(model, batch, recompute=oversize)
-                # Summed over tokens, divided by the step's tokens: every response token
-                # weighs the same whatever micro-batch it fell in. Ranks average
-                # gradients, so each rank's share is scaled back up.
-                fabric.backward(loss * fabric.world_size / step_targets)
-            step_loss += loss.item()
-            result.tokens += batch.tokens
+                recompute = settings.gradient_checkpointing or oversize
+                loss, _ = batch_loss(model, batch, recompute=recompute)
+                fabric.backward(loss * weight)
+            if weight:
+                step_loss += loss.item()
+                step_tokens += batch.tokens
+        step_loss, step_tokens = summed(fabric, step_loss, step_tokens)
+        result.tokens += int(step_tokens)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         release_memory()
@@ -227,20 +238,21 @@ def train(
         result.seconds = time.perf_counter() - started
         result.train_losses.append((result.steps, step_loss / step_targets))
         if not schedule.fixed and result.steps >= MEASURED_STEPS:
-            schedule = fit_to_budget(
+            fitted = fit_to_budget(
                 schedule,
-                step_tokens,
+                plan_tokens,
                 result.steps,
                 result.seconds,
                 result.tokens,
                 val_tokens,
                 settings,
             )
+            schedule = fabric.broadcast(fitted, src=0)  # rank 0's clock decides for all
             result.total_steps = schedule.steps
         val = None
         validate = result.steps % schedule.eval_every == 0 or result.steps == schedule.steps
         if validate and val_samples:
-            val = mean_loss(model, val_samples, settings.micro_batch_tokens, fabric.device)
+            val = validation_loss(fabric, model, val_samples, settings.micro_batch_tokens)
             result.val_losses.append((result.steps, val))
             if val < best.loss:
                 best = _Best(val, result.steps, adapter_state(raw_model))
@@ -257,9 +269,10 @@ def train(
                     val,
                 )
             )
-        out_of_time = (
+        out_of_time = fabric.broadcast(
             settings.max_minutes is not None
-            and result.seconds + (result.seconds / result.steps) > settings.max_minutes * 60
+            and result.seconds + (result.seconds / result.steps) > settings.max_minutes * 60,
+            src=0,
         )
         no_better = settings.patience and best.stale >= settings.patience
         if out_of_time and result.steps < schedule.steps:
@@ -282,7 +295,7 @@ def train(
     else:
         result.stopped = "finished"
     if val_samples and (not result.val_losses or result.val_losses[-1][0] != result.steps):
-        val = mean_loss(model, val_samples, settings.micro_batch_tokens, fabric.device)
+        val = validation_loss(fabric, model, val_samples, settings.micro_batch_tokens)
         result.val_losses.append((result.steps, val))
         if val < best.loss:
             best = _Best(val, result.steps, adapter_state(raw_model))
@@ -291,6 +304,23 @@ def train(
     result.best_step = best.step if best.adapter else result.steps
     load_adapter(raw_model, result.adapter)
     return result
+
+
+def validation_loss(
+    fabric: L.Fabric, model: torch.nn.Module, samples: list[Encoded], token_budget: int
+) -> float:
+    """Mean loss per response token over `samples`, each rank measuring its share."""
+    share = samples[fabric.global_rank :: fabric.world_size]
+    total, count = summed(fabric, *loss_sums(model, share, token_budget, fabric.device))
+    return total / max(count, 1)
+
+
+def summed(fabric: L.Fabric, *values: float) -> list[float]:
+    """Each of `values` added up over the ranks (as it is, with one)."""
+    if fabric.world_size == 1:
+        return list(values)
+    together = torch.tensor(values, dtype=torch.float64, device=fabric.device)
+    return fabric.all_reduce(together, reduce_op="sum").tolist()
 
 
 def _save(

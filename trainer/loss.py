@@ -112,11 +112,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad * grad_losses[:, None].to(grad.dtype), None, None
 
 
-@torch.no_grad()
 def mean_loss(
     model: torch.nn.Module, samples: list[Encoded], token_budget: int, device: torch.device | str
 ) -> float:
     """Mean loss per response token over `samples`."""
+    total, count = loss_sums(model, samples, token_budget, device)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def loss_sums(
+    model: torch.nn.Module, samples: list[Encoded], token_budget: int, device: torch.device | str
+) -> tuple[float, int]:
+    """The loss summed over the response tokens of `samples`, and how many there are:
+    what ranks that each measured a share of the samples add up."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -125,7 +134,7 @@ def mean_loss(
         total += loss.item()
         count += n
     model.train(was_training)
-    return total / max(count, 1)
+    return total, count
 
 
 @dataclass

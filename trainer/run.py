@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 from litgpt import Tokenizer
 
 from dataset.build import DatasetStats, build_dataset, read_samples
@@ -33,24 +32,30 @@ from memory.settings import MemorySettings
 from model import registry
 from model.checkpoints import counter_of, prepare, read_config
 from model.device import choose_device, choose_precision
-from model.lora import build_model, load_adapter
+from model.lora import load_adapter
+from model.qlora import bitsandbytes
 from model.settings import LoRASettings, ModelSettings
 from storage import BlockingDatabase, Database, StorageError
 from storage import runs as runs_table
 from storage import settings as stored_settings
-from trainer.batches import encode
+from trainer.errors import TrainingError
 from trainer.evaluate import held_out
 from trainer.finetune import STATE_FILE, Progress, train
 from trainer.loss import mean_loss
+from trainer.processes import (
+    JOB_FILE,
+    TrainingJob,
+    encoded_samples,
+    fabric_for,
+    join,
+    start_model,
+    train_in_processes,
+)
 from trainer.recipe import resolve
 from trainer.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
-
-
-class TrainingError(Exception):
-    """A run cannot start or cannot go on; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ def run_training(
     on_stage: Callable[[str], None] | None = None,
 ) -> RunReport:
     stage = on_stage or (lambda _: None)
+    if config.model.quantize:
+        bitsandbytes()  # refused now, not after the dataset is built
     # One connection and one event loop for the whole run: progress is written every
     # few seconds, and each write would otherwise open both anew. The heartbeat has a
     # thread and a connection of its own, so that it beats through every stage.
@@ -141,6 +148,33 @@ def run_training(
             heartbeat.stop()
         store.run(lambda db: runs_table.finish(db, run_id, "finished"))
     return report
+
+
+def join_training(
+    config: RunConfig,
+    node_rank: int,
+    wait: float = 1800,
+    on_stage: Callable[[str], None] | None = None,
+) -> None:
+    """On another machine of a multi-node run: wait (up to `wait` seconds) for the main
+    node's run to reach training, its job written in the shared data folder, then run
+    this machine's ranks beside it."""
+    deadline = time.monotonic() + wait
+    stage = on_stage or (lambda _: None)
+    stage("waiting for the main node's run to reach training")
+    with BlockingDatabase(config.db_path) as store:
+        while True:
+            run = store.run(runs_table.running)
+            if run is not None and run.run_dir and (Path(run.run_dir) / JOB_FILE).is_file():
+                break
+            if time.monotonic() > deadline:
+                raise TrainingError(
+                    f"no training run reached training within {wait / 60:.0f} minutes: "
+                    "start twin train on the main node (train.main_node) with this data folder"
+                )
+            time.sleep(1)
+    stage(f"training as machine {node_rank} of run {run.id}")
+    join(Path(run.run_dir), node_rank)
 
 
 def _run(
@@ -176,27 +210,31 @@ def _run(
     )
 
     device = choose_device(config.model.device)
-    precision = choose_precision(device, config.model.precision)
-    fabric = L.Fabric(
-        accelerator=device,
-        devices=config.train.devices,
-        strategy=config.train.strategy,
-        precision=precision,  # type: ignore[arg-type]
+    job = TrainingJob(
+        checkpoint_dir=checkpoint_dir,
+        samples=samples_path,
+        lora=config.lora,
+        train=config.train,
+        prompt=config.prompt,
+        device=device,
+        precision=choose_precision(device, config.model.precision),
+        quantize=config.model.quantize,
+        resume=resuming,
     )
-    fabric.launch()
-    fabric.seed_everything(config.train.seed, verbose=False)
-    train_rows = [s for s in read_samples(samples_path) if s["split"] in ("train", "other")]
-    train_samples = encode(train_rows, tokenizer, prompt, config.train.max_seq_length)
-    val_rows = read_samples(samples_path, "val")
-    val_samples = encode(val_rows, tokenizer, prompt, config.train.max_seq_length)
-    model = build_model(
-        fabric, checkpoint_dir, config.lora, config.train.max_seq_length, narrow_embedding=True
-    )
+    train_samples, val_samples = encoded_samples(job, tokenizer)
     recipe = resolve(config.train, len(train_samples), device)
+    job = job.model_copy(update={"train": recipe})
+    val_rows = read_samples(samples_path, "val")
 
     stage("training")
     record = _ProgressRecord(store, run_id, on_progress)
-    result = train(fabric, model, train_samples, val_samples, recipe, run_dir, resuming, record)
+    fabric = fabric_for(job, one_process=True)
+    if job.world_size > 1:
+        result = train_in_processes(job, run_dir, record)
+        model = start_model(job, fabric)  # this process evaluates what rank 0 learned
+    else:
+        model = start_model(job, fabric)
+        result = train(fabric, model, train_samples, val_samples, recipe, run_dir, resuming, record)
 
     stage("evaluating")
     budget = config.train.micro_batch_tokens
@@ -228,7 +266,7 @@ def _run(
         "selection": selection.as_dict(),
         "reference": reference,
         "reference_loss": reference_loss,
-        "precision": precision,
+        "precision": job.precision,
         "device": device,
     }
     meta = {

@@ -7,7 +7,9 @@ config.toml. When training runs by itself is the bot's policy (`[retrain]`).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TrainSettings(BaseModel):
@@ -90,8 +92,48 @@ class TrainSettings(BaseModel):
         ge=0,
         description=("Stop early after this many validations without a better loss (0: never)."),
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description=(
+            "Recompute each block's activations in the backward pass instead of keeping them:\n"
+            "about a third more compute for a fraction of the activation memory (long\n"
+            "contexts on a small GPU). Samples longer than micro_batch_tokens always are."
+        ),
+    )
     seed: int = 42
     devices: int = Field(
-        1, description='More GPUs: devices per node and a Fabric strategy ("auto", "ddp", "fsdp").'
+        1,
+        ge=1,
+        description=(
+            "Training processes per machine: GPUs, or CPU processes on a CPU. More than one\n"
+            "(or several machines) runs the ranks with torchrun under Fabric's strategy."
+        ),
     )
-    strategy: str = "auto"
+    strategy: Literal["auto", "ddp"] = Field(
+        "auto",
+        description=(
+            'How the ranks share the work: "auto" or "ddp" (each holds the model; gradients\n'
+            "are averaged). No FSDP yet: it has not run with twin's loop; model.quantize\n"
+            "is the way to fit a large model."
+        ),
+    )
+    num_nodes: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Machines in the run. Every machine but this one starts its ranks itself\n"
+            "(README: several machines); the data folder must be on a shared filesystem."
+        ),
+    )
+    main_node: str = Field(
+        "",
+        pattern=r"^$|^[^\s:]+:\d+$",
+        description="With num_nodes > 1: host:port of this machine, reachable from the others.",
+        examples=["10.0.0.1:29500"],
+    )
+
+    @model_validator(mode="after")
+    def _main_node_for_several_machines(self) -> TrainSettings:
+        if self.num_nodes > 1 and not self.main_node:
+            raise ValueError("num_nodes > 1 needs main_node: host:port of this machine")
+        return self

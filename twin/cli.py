@@ -62,13 +62,14 @@ USER_ERRORS = (
     ("exporter.ingest", "OwnerError"),
     ("model.checkpoints", "CheckpointError"),
     ("storage.runs", "RunLockedError"),
-    ("trainer.run", "TrainingError"),
+    ("trainer.errors", "TrainingError"),
     ("model.registry", "RegistryError"),
     ("engine.errors", "DegenerateReply"),
     ("engine.errors", "BackendError"),
     ("exporter.userbot", "UserbotError"),
     ("exporter.sync", "SyncError"),
     ("model.lora_parts", "ExportError"),
+    ("model.qlora", "QuantizeError"),
 )
 
 

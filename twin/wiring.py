@@ -149,6 +149,7 @@ def evaluate_with(
         settings.train.micro_batch_tokens,
         generate=generate,
         generation=generation or settings.generate,
+        quantize=settings.model.quantize,
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from trainer.run import run_training
+from trainer.run import join_training, run_training
 from twin.commands.common import (
     ProgressBar,
     ProgressLines,
@@ -33,6 +33,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "worse. One run at a time.",
     )
     parser.add_argument("--resume", action="store_true", help="continue the last killed run")
+    parser.add_argument(
+        "--node-rank",
+        type=int,
+        metavar="N",
+        help="on machine N of a multi-node run (train.num_nodes): train beside the main node, "
+        "whose twin train has started (the data folder shared)",
+    )
     parser.add_argument("--trigger", default="cli", help=argparse.SUPPRESS)  # bot, schedule
     parser.set_defaults(run=run)
 
@@ -40,6 +47,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     config = run_config(settings, db_path(args, settings))
     terminal = is_terminal()
+    if args.node_rank is not None:
+        join_training(config, args.node_rank, on_stage=_stage(terminal))
+        return 0
     bar = ProgressBar() if terminal else ProgressLines()
     try:
         report = run_training(
