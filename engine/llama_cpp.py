@@ -1,14 +1,15 @@
 """The reply engine on llama.cpp (`generate.backend = "llama.cpp"`): the base model's own
 GGUF file (the embedded model's ships as Q4_K_M) with the adapter as a GGUF LoRA.
 
-llama.cpp decodes the embedded model about twice as fast as twin's torch backend on a
-CPU, in an eighth of the memory (benchmarks/generate_bench.py --backends measures it);
-it builds from source (`llama-cpp-python`, an optional extra), so twin's own engine
-stays the default. Everything but the forward pass and the sampler is the shared
-Engine's: the prompt is encoded with twin's own tokenizer (the ids the adapter was
-trained on, which are llama.cpp's for the embedded model), the stop markers, the
-attempts, the stream. An adapter is written as a GGUF LoRA next to it on first use
-(model.export_gguf) and the model is reloaded with it: a swap takes about a second.
+llama.cpp decodes the embedded model about 9 times as fast as twin's torch backend on a
+2-core AVX2 CPU, in 0.6 of the memory (benchmarks/generate_bench.py --backends measures
+it; README: A faster CPU backend); it builds from source (`llama-cpp-python`, an
+optional extra), so twin's own engine stays the default. Everything but the forward pass
+and the sampler is the shared Engine's: the prompt is encoded with twin's own tokenizer
+(the ids the adapter was trained on, which are llama.cpp's for the embedded model), the
+stop markers, the attempts, the stream. An adapter is written as a GGUF LoRA next to it
+on first use (model.export_gguf) and the model is reloaded with it: a swap takes about a
+second.
 """
 
 from __future__ import annotations

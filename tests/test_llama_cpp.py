@@ -13,6 +13,13 @@ import pytest
 from engine.errors import BackendError
 from tests.conftest import ROOT
 
+# The norm of each LoRA factor after 40 steps of training the embedded model, measured
+# on four personas (2.66 and 0.23-0.25 on all of them): a random adapter of this size
+# moves the model about as far as a trained one. Its agreement with twin's engine is
+# not exact: the GGUF base is Q4_K_M, so near-tied tokens can swap (README: A faster
+# CPU backend). Trained adapters on their own held-out prompts: 85 to 100 %.
+TRAINED_NORMS = {"lora_A": 2.66, "lora_B": 0.24}
+
 
 def test_without_llama_cpp_the_backend_is_refused_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -57,10 +64,10 @@ def test_llama_cpp_agrees_with_twins_engine_on_the_greedy_token(tmp_path: Path) 
     settings = Settings(data_dir=ROOT / "data")
     ours = make_engine(settings)
     generator = torch.Generator().manual_seed(0)
-    state = {  # about as far from the base model as a trained adapter goes
-        name: torch.randn(value.shape, generator=generator) * 0.01
-        for name, value in adapter_state(ours.model).items()
-    }
+    state = {}
+    for name, value in adapter_state(ours.model).items():
+        noise = torch.randn(value.shape, generator=generator)
+        state[name] = noise / noise.norm() * TRAINED_NORMS[name.rsplit(".", 1)[1]]
     meta = {
         "base_model": read_config(ours.checkpoint_dir).name,
         "dataset_fingerprint": "test",
