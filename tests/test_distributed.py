@@ -20,6 +20,7 @@ from storage import runs as runs_table
 from storage import with_database
 from storage.adapters import all_adapters
 from tests.conftest import ROOT
+from tests.test_cli import twin
 from tests.test_finetune import config_for, persona_db  # noqa: F401 (a fixture)
 from trainer.finetune import Progress
 from trainer.processes import JOB_FILE, RESULT_FILE, torchrun_command
@@ -129,16 +130,11 @@ def test_several_machines_start_node_zero_with_its_address() -> None:
 
 
 def test_num_nodes_without_an_address_is_refused_in_one_line(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "twin", "train", "--db", str(tmp_path / "x.db")],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(ROOT),
-            "TWIN_DATA_DIR": str(tmp_path),
-            "TWIN_TRAIN__NUM_NODES": "2",
-        },
-        capture_output=True,
-        text=True,
+    done = twin(
+        "train",
+        "--db",
+        str(tmp_path / "x.db"),
+        env={"TWIN_DATA_DIR": str(tmp_path), "TWIN_TRAIN__NUM_NODES": "2"},
     )
     assert done.returncode == 1 and "main_node" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -174,9 +170,9 @@ def test_two_machines_train_one_run(
         # every rank when it starts several on one machine.
         "OMP_NUM_THREADS": "1",
     }
-    twin = [sys.executable, "-m", "twin", "train"]
-    main_node = subprocess.Popen([*twin, "--json"], env=env, stdout=subprocess.PIPE, text=True)
-    other = subprocess.run([*twin, "--node-rank", "1"], env=env, capture_output=True, text=True)
+    train = [sys.executable, "-m", "twin", "train"]
+    main_node = subprocess.Popen([*train, "--json"], env=env, stdout=subprocess.PIPE, text=True)
+    other = subprocess.run([*train, "--node-rank", "1"], env=env, capture_output=True, text=True)
     out, _ = main_node.communicate(timeout=600)
     assert other.returncode == 0, other.stderr[-2000:]
     assert main_node.returncode == 0
