@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
 
 
 def child_json_load(path: str) -> dict:
@@ -91,7 +92,7 @@ def main() -> None:
     if args.child:
         job, *rest = args.child
         result = child_json_load(*rest) if job == "json" else child_import(*rest)
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps(result))
         return
 

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
 
 
 def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Path]:
@@ -224,7 +225,7 @@ def main() -> None:
             result = child_ours(rest[0], rest[1], *numbers, naive=job == "naive-head")
         else:
             result = child_stock(rest[0], rest[1], rest[2], *map(int, rest[3:]))
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps(result))
         return
 
