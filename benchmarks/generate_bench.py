@@ -16,12 +16,15 @@ compared at `--context` tokens and twin alone is also timed at `--long` tokens (
 attempt is reported as its error). The last line is one JSON object; `ratio` is twin's
 decode tokens/s over stock's (target >= 1.5; time to first token at 1,000 tokens < 2 s).
 
-`--backends` runs `generate.backend` "twin" (bf16, int8 one-token steps, as served) and
-"llama.cpp" (the shipped Q4_K_M GGUF with the adapter as a GGUF LoRA, 2 threads) each
-in a process of its own, so that each one's peak RSS is its own: the same prompts, the
-same adapter, exactly `--new` tokens. Quality: the greedy next token of both on
-`--agree` persona prompts, and how often they agree. `ratio` is llama.cpp's decode
-tokens/s over twin's.
+`--backends` runs `generate.backend` "twin" (as served: bf16 where the CPU runs it,
+int8 copies for one-token steps), twin's engine computing exactly (fp32, no int8: the
+reference) and "llama.cpp" with each of `--weights` (the shipped Q4_K_M file, or twin's
+own weights as Q8_0 or F16; the adapter as a GGUF LoRA, 2 threads), each in a process of
+its own so that each one's peak memory is its own: the same prompts, the same adapter,
+exactly `--new` tokens. The adapter is random with a trained adapter's factor norms, or
+`--trained DIR`; quality is the greedy next token on `--agree` persona prompts (or the
+validation prompts of `--samples RUN/samples.jsonl`), and how often each engine picks
+what the served and the exact twin pick. `ratio` is decode tokens/s over twin's served.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import torch  # noqa: E402
 from litgpt import lora  # noqa: E402
 from litgpt.generate.base import generate_fn  # noqa: E402
 
+from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
 from dataset.prompt import Prompt  # noqa: E402
 from engine.generate import ReplyEngine  # noqa: E402
 from engine.settings import GenerationSettings  # noqa: E402
@@ -48,6 +52,7 @@ from model.checkpoints import prepare, read_config  # noqa: E402
 from model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
 from model.settings import LoRASettings, ModelSettings  # noqa: E402
 
+EXACT = "exact"  # the child variant that computes the model in fp32 without int8 copies
 SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9}
 
 
@@ -66,6 +71,22 @@ def persona_prompts(engine: ReplyEngine, count: int, context_tokens: int) -> lis
         ids = engine.tokenizer.encode(Prompt().render(context, "ну как ты?"), bos=True)
         prompts.append(torch.cat([ids[:1], ids[-(context_tokens - 1) :]]))
     return prompts
+
+
+# The norm of each LoRA factor after 40 steps of training the embedded model, measured
+# on four personas (2.66 and 0.23-0.25 on all of them): a random adapter of this size
+# moves the model about as far as a trained one.
+TRAINED_NORMS = {"lora_A": 2.66, "lora_B": 0.24}
+
+
+def trained_size_adapter(shapes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Random LoRA factors, each with the norm its kind has after training."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for name, value in shapes.items():
+        noise = torch.randn(value.shape, generator=generator)
+        state[name] = noise / noise.norm() * TRAINED_NORMS[name.rsplit(".", 1)[1]]
+    return state
 
 
 def random_adapter(engine: ReplyEngine) -> dict[str, torch.Tensor]:
@@ -140,18 +161,33 @@ def persona_texts(count: int, context_lines: int = 12) -> list[str]:
     return texts[:count]
 
 
+def held_out_texts(samples: Path, count: int) -> list[str]:
+    """The prompts of a training run's validation samples, as its adapter saw them."""
+    from dataset.build import read_samples
+
+    prompt = Prompt()
+    return [prompt.render_sample(s) for s in read_samples(samples, "val")[:count]]
+
+
 def backend_child(args: argparse.Namespace) -> None:
     """One backend's numbers, as a JSON line: decode tokens/s and time to first token on
     the same prompts as the other's, greedy next tokens, and this process's peak RSS."""
-    import resource
-
     from twin.settings import Settings
     from twin.wiring import make_engine
 
     settings = Settings(data_dir=args.data_dir)
     settings.generate.backend = args.child
     settings.generate.max_seq_length = args.long + args.new + 8
-    engine = make_engine(settings)
+    if args.variant == EXACT:  # twin's engine in fp32 with no int8 copies: the model itself
+        checkpoint = prepare(settings.model, settings.models_dir)
+        length = settings.generate.max_seq_length
+        engine = ReplyEngine(checkpoint, Prompt(), "32-true", "cpu", length, int8_decoding=False)
+    else:
+        if args.child == "twin":
+            settings.model.precision = args.variant
+        else:
+            settings.generate.llama_weights = args.variant
+        engine = make_engine(settings)
     engine.use_adapter(args.adapter)
     sampling = GenerationSettings(**SAMPLING, repetition_penalty=1.0)
 
@@ -160,13 +196,13 @@ def backend_child(args: argparse.Namespace) -> None:
         tokens, first = engine.decode(ids, args.new, 0.8, sampling, 1.0, seed=0, stop=False)
         return first, (len(tokens) - 1) / (time.perf_counter() - started - first)
 
-    texts = persona_texts(args.agree)
+    texts = held_out_texts(args.samples, args.agree) if args.samples else persona_texts(args.agree)
     short = [engine.encode(t) for t in texts[: args.prompts]]
     long = [ids[:1] + ids[-(args.long - 1) :] for ids in (engine.encode(t * 8) for t in texts)]
     runs = [timed(ids) for ids in [short[0], *short]][1:]  # the first: a warm-up
     long_runs = [timed(ids) for ids in long[: args.prompts]]
     greedy = [engine.decode(engine.encode(t), 1, 0.0, sampling, 1.0, seed=0)[0][:1] for t in texts]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(
         json.dumps(
             {
@@ -184,73 +220,81 @@ def backend_child(args: argparse.Namespace) -> None:
 
 
 def compare_backends(args: argparse.Namespace) -> None:
+    import shutil
     import subprocess
     import tempfile
 
+    from engine.llama_cpp import adapter_gguf, weights_gguf
     from model import registry
-    from model.checkpoints import read_config
+    from model.checkpoints import embedded_gguf, read_config
     from model.lora import build_model
 
     checkpoint = prepare(ModelSettings(), args.data_dir / "models")
-    fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
-    model = build_model(fabric, checkpoint, LoRASettings(), 64)
-    generator = torch.Generator().manual_seed(0)
-    state = {
-        name: torch.randn(value.shape, generator=generator) * 0.01
-        for name, value in adapter_state(model).items()
-    }
-    del model
-    meta = {
-        "base_model": read_config(checkpoint).name,
-        "dataset_fingerprint": "benchmark",
-        "lora": LoRASettings().model_dump(),
-    }
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        adapter = registry.save(Path(tmp), state, meta)
-        for backend in ("twin", "llama.cpp"):
+        if args.trained is not None:  # a copy: the GGUF LoRA is written beside it
+            adapter = Path(tmp) / args.trained.name
+            shutil.copytree(args.trained, adapter)
+        else:
+            fabric = L.Fabric(accelerator="cpu", devices=1, precision="bf16-true")
+            model = build_model(fabric, checkpoint, LoRASettings(), 64)
+            state = trained_size_adapter(adapter_state(model))
+            del model
+            meta = {
+                "base_model": read_config(checkpoint).name,
+                "dataset_fingerprint": "benchmark",
+                "lora": LoRASettings().model_dump(),
+            }
+            adapter = registry.save(Path(tmp), state, meta)
+        # The files llama.cpp needs are written once, here: in no backend's peak memory.
+        shipped = embedded_gguf(args.data_dir / "models" / f"{checkpoint.name}.gguf")
+        for kind in args.weights:
+            adapter_gguf(adapter, checkpoint, weights_gguf(checkpoint, shipped, kind))
+        runs = [("twin", "twin", args.precision), ("twin exact", "twin", EXACT)]
+        runs += [(f"llama.cpp {kind}", "llama.cpp", kind) for kind in args.weights]
+        for name, backend, variant in runs:
             done = subprocess.run(
                 [
                     sys.executable,
                     __file__,
-                    "--child",
-                    backend,
+                    *("--child", backend, "--variant", variant),
                     "--adapter",
                     str(adapter),
                     *("--prompts", str(args.prompts), "--long", str(args.long)),
                     *("--new", str(args.new), "--agree", str(args.agree)),
                     *("--data-dir", str(args.data_dir)),
+                    *(("--samples", str(args.samples)) if args.samples else ()),
                 ],
                 capture_output=True,
                 text=True,
             )
             if done.returncode != 0:
-                raise SystemExit(f"{backend} failed:\n{done.stderr[-3000:]}")
-            results[backend] = json.loads(done.stdout.strip().splitlines()[-1])
-    twin, cpp = results["twin"], results["llama.cpp"]
-    agree = sum(a == b for a, b in zip(twin["greedy"], cpp["greedy"], strict=True)) / len(
-        twin["greedy"]
-    )
+                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    twin, exact = results["twin"], results["twin exact"]
+    summary: dict[str, object] = {"prompts": len(twin["greedy"])}
     for name, r in results.items():
         print(
-            f"{name:<9} decode {r['decode_tokens_per_s']:6.1f} tokens/s  first token "
+            f"{name:<16} decode {r['decode_tokens_per_s']:6.1f} tokens/s  first token "
             f"{r['ttft_s']:5.2f} s ({r['prompt_tokens']:.0f}-token prompt), "
             f"{r['long_ttft_s']:5.2f} s ({r['long_prompt_tokens']} tokens)  "
             f"peak RSS {r['peak_rss_mib']:,} MiB"
         )
-    print(f"greedy next token: the same in {agree:.0%} of {len(twin['greedy'])} prompts")
-    print(
-        json.dumps(
-            {
-                "twin": {k: v for k, v in twin.items() if k != "greedy"},
-                "llama_cpp": {k: v for k, v in cpp.items() if k != "greedy"},
-                "greedy_agreement": round(agree, 3),
-                "ratio": round(cpp["decode_tokens_per_s"] / twin["decode_tokens_per_s"], 2),
-                "long_ttft_ratio": round(twin["long_ttft_s"] / cpp["long_ttft_s"], 2),
-                "rss_ratio": round(cpp["peak_rss_mib"] / twin["peak_rss_mib"], 2),
-            }
+        served = sum(a == b for a, b in zip(twin["greedy"], r["greedy"], strict=True))
+        same = sum(a == b for a, b in zip(exact["greedy"], r["greedy"], strict=True))
+        print(
+            f"{'':<16} greedy next token as twin's served in {served}, as the exact "
+            f"model's in {same} of {len(twin['greedy'])} prompts"
         )
-    )
+        summary[name.replace(" ", "_").replace(".", "_")] = {
+            **{k: v for k, v in r.items() if k != "greedy"},
+            "agreement_with_served": round(served / len(twin["greedy"]), 3),
+            "agreement_with_exact": round(same / len(twin["greedy"]), 3),
+            "ratio": round(r["decode_tokens_per_s"] / twin["decode_tokens_per_s"], 2),
+            "long_ttft_ratio": round(twin["long_ttft_s"] / r["long_ttft_s"], 2),
+            "rss_ratio": round(r["peak_rss_mib"] / twin["peak_rss_mib"], 2),
+        }
+    print(json.dumps(summary))
 
 
 def main() -> None:
@@ -264,6 +308,25 @@ def main() -> None:
     parser.add_argument("--agree", type=int, default=50, help="prompts for greedy agreement")
     parser.add_argument("--child", choices=("twin", "llama.cpp"), help=argparse.SUPPRESS)
     parser.add_argument("--adapter", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--trained", type=Path, help="with --backends: a trained adapter instead of a random one"
+    )
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        help="with --backends: a run's samples.jsonl; its validation prompts for agreement",
+    )
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        default=["Q4_K_M", "F16"],
+        choices=["Q4_K_M", "Q8_0", "F16"],
+        help="with --backends: the llama.cpp weights to run (generate.llama_weights)",
+    )
+    parser.add_argument(
+        "--precision", default="auto", help="with --backends: twin's model.precision"
+    )
     args = parser.parse_args()
     if args.child:
         backend_child(args)

@@ -1,15 +1,17 @@
-"""The reply engine on llama.cpp (`generate.backend = "llama.cpp"`): the base model's own
-GGUF file (the embedded model's ships as Q4_K_M) with the adapter as a GGUF LoRA.
+"""The reply engine on llama.cpp (`generate.backend = "llama.cpp"`): the embedded model
+with the adapter as a GGUF LoRA.
 
-llama.cpp decodes the embedded model about 9 times as fast as twin's torch backend on a
-2-core AVX2 CPU, in 0.6 of the memory (benchmarks/generate_bench.py --backends measures
-it; README: A faster CPU backend); it builds from source (`llama-cpp-python`, an
-optional extra), so twin's own engine stays the default. Everything but the forward pass
-and the sampler is the shared Engine's: the prompt is encoded with twin's own tokenizer
-(the ids the adapter was trained on, which are llama.cpp's for the embedded model), the
-stop markers, the attempts, the stream. An adapter is written as a GGUF LoRA next to it
-on first use (model.export_gguf) and the model is reloaded with it: a swap takes about a
-second.
+Measured by benchmarks/generate_bench.py --backends (README: A faster CPU backend): in a
+third to half of twin's memory; about as fast as twin's engine on a 2-core CPU with bf16,
+9 times as fast on a 2-core AVX2 CPU, where twin computes in fp32. It builds from source
+(`llama-cpp-python`, an optional extra), so twin's own engine stays the default.
+`generate.llama_weights` picks the model file: twin's own weights written once as F16
+(the default: it agrees with the exact model as often as twin's engine does), or the
+shipped Q4_K_M file (faster, rounder). Everything but the forward pass and the sampler
+is the shared Engine's: the prompt is encoded with twin's own tokenizer (the ids the
+adapter was trained on, which are llama.cpp's for the embedded model), the stop markers,
+the attempts, the stream. An adapter is written as a GGUF LoRA next to it on first use
+(model.export_gguf) and the model is reloaded with it: a swap takes about a second.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
 from gguf import GGUFReader
 from litgpt import Tokenizer
+from tqdm import tqdm
 
 from dataset.prompt import Prompt
 from engine.errors import BackendError
@@ -28,11 +32,12 @@ from engine.settings import GenerationSettings
 from engine.stream import cut
 from model import registry
 from model.checkpoints import counter_of, read_config
-from model.export_gguf import write_lora
+from model.export_gguf import write_lora, write_weights
 from model.lora_parts import lora_pairs
 from model.settings import LoRASettings
 
 ADAPTER_GGUF = "twin-lora.gguf"  # written into the adapter's folder on first use
+SHIPPED = "Q4_K_M"  # generate.llama_weights: the embedded model's file as it ships
 
 
 def load_llama_cpp() -> type:
@@ -79,7 +84,8 @@ class LlamaCppEngine(Engine):
         )
 
     def use_adapter(self, path: Path | None) -> None:
-        lora = _adapter_gguf(Path(path), self.checkpoint_dir, self.base_gguf) if path else None
+        lora = adapter_gguf(Path(path), self.checkpoint_dir, self.base_gguf) if path else None
+        self.llama.close()  # type: ignore[attr-defined]  # two models at once: 0.6 GB more
         self.llama = self._load(lora)
         self.adapter = None if path is None else str(path)
 
@@ -126,7 +132,7 @@ class LlamaCppEngine(Engine):
         return tokens, first
 
 
-def _adapter_gguf(adapter: Path, checkpoint_dir: Path, base_gguf: Path) -> Path:
+def adapter_gguf(adapter: Path, checkpoint_dir: Path, base_gguf: Path) -> Path:
     """The adapter as a GGUF LoRA in its own folder, written once (atomically)."""
     path = adapter / ADAPTER_GGUF
     if path.is_file():
@@ -136,5 +142,28 @@ def _adapter_gguf(adapter: Path, checkpoint_dir: Path, base_gguf: Path) -> Path:
     pairs = list(lora_pairs(registry.load(adapter), read_config(checkpoint_dir), lora))
     partial = path.with_name(path.name + ".partial")
     write_lora(pairs, lora, GGUFReader(base_gguf), partial, f"twin {adapter.name}")
+    partial.replace(path)
+    return path
+
+
+def weights_gguf(checkpoint_dir: Path, shipped: Path, kind: str) -> Path:
+    """The model file llama.cpp runs: the shipped Q4_K_M file, or twin's own weights
+    (the checkpoint dequantized from it) in its layout as `kind`, written once beside it.
+
+    With Q4_K and Q6_K matrices llama.cpp rounds each activation vector to 8 bits before
+    multiplying; with F16 ones it keeps 16 bits, so near-tied tokens come out as twin's
+    engine picks them (README: A faster CPU backend has the measured agreement).
+    """
+    if kind == SHIPPED:
+        return shipped
+    path = shipped.with_name(f"{shipped.stem}.{kind.lower()}.gguf")
+    if path.is_file():
+        return path
+    state = torch.load(checkpoint_dir / "lit_model.pth", mmap=True, weights_only=True)
+    reader = GGUFReader(shipped)
+    partial = path.with_name(path.name + ".partial")
+    tensors = len(reader.tensors)
+    with tqdm(total=tensors, desc=f"llama.cpp {kind}", unit="tensor", leave=False) as bar:
+        write_weights(state, read_config(checkpoint_dir), reader, partial, kind, bar.update)
     partial.replace(path)
     return path

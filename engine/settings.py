@@ -46,9 +46,19 @@ class GenerationSettings(BaseModel):
     backend: Literal["twin", "llama.cpp"] = Field(
         "twin",
         description=(
-            '"twin": twin\'s own engine (torch). "llama.cpp": the embedded model\'s GGUF with\n'
-            "the adapter as a GGUF LoRA: measured 9x the decoding speed in 0.6x the memory\n"
-            "on a 2-core AVX2 CPU; needs the optional llama-cpp-python (README: make llama)."
+            '"twin": twin\'s own engine (torch). "llama.cpp": the embedded model on llama.cpp\n'
+            "with the adapter as a GGUF LoRA, in a third to half the memory: as fast as twin\n"
+            "on a CPU with bf16; on one without, 9x as fast (measured with Q4_K_M weights).\n"
+            "Needs the optional llama-cpp-python (README: A faster CPU backend)."
+        ),
+    )
+    llama_weights: Literal["F16", "Q8_0", "Q4_K_M"] = Field(
+        "F16",
+        description=(
+            'What the llama.cpp backend computes with. "F16": twin\'s own weights, written\n'
+            'once beside the shipped file (540 MB): its greedy token is the exact model\'s as\n'
+            'often as twin\'s own engine\'s. "Q4_K_M": the file as it ships, 1.4x as fast,\n'
+            'rounder. "Q8_0": in between.'
         ),
     )
     stop: list[str] = Field(

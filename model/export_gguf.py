@@ -9,8 +9,10 @@ Two forms, both written with gguf-py:
   they are checked here against the base file before anything is written;
 - the base GGUF with the adapter merged in (W + B A alpha/r), every matrix in F16 or
   Q8_0 and the norms in F32, the base file's metadata (tokenizer included) copied: one
-  file for tools that take one. Written tensor by tensor, never the whole model in
-  memory at once.
+  file for tools that take one.
+
+The same writer puts a litgpt checkpoint's own weights into the base file's layout
+(write_weights), for the llama.cpp backend to run what twin's engine runs.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from gguf import GGUFReader, GGUFValueType, GGUFWriter, Keys, LlamaFileType
 from gguf.constants import GGMLQuantizationType, GGUFType
 from gguf.quants import QuantError, dequantize, quant_shape_to_byte_shape, quantize
+from litgpt import Config
 
+from model.gguf_convert import gemma3_gguf_tensor
 from model.lora_parts import ExportError, LoRAPair, merged_delta
 from model.settings import LoRASettings
 
@@ -104,6 +109,45 @@ def write_merged(
 ) -> Path:
     """`base` with the adapter merged in, every matrix as `kind` (F16 or Q8_0), at `path`."""
     deltas = {tensor: pair for tensor, pair in _checked(pairs, base)}
+
+    def merged(tensor: Any, shape: tuple[int, ...]) -> np.ndarray:
+        values = _float32(tensor, shape)
+        if tensor.name in deltas:
+            values += merged_delta(deltas[tensor.name], settings).numpy()
+        return values
+
+    return _write_model(base, merged, path, name, kind, progress)
+
+
+def write_weights(
+    state: dict[str, torch.Tensor],
+    config: Config,
+    base: GGUFReader,
+    path: Path,
+    kind: str = "F16",
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """`base` carrying the weights of a litgpt checkpoint of it instead of its own: for
+    llama.cpp to compute with exactly what twin's engine computes with."""
+
+    def own(tensor: Any, shape: tuple[int, ...]) -> np.ndarray:
+        value = gemma3_gguf_tensor(state, config, tensor.name)
+        return value.float().numpy().reshape(shape)
+
+    return _write_model(base, own, path, f"{config.name} ({kind})", kind, progress)
+
+
+def _write_model(
+    base: GGUFReader,
+    values_of: Callable[[Any, tuple[int, ...]], np.ndarray],
+    path: Path,
+    name: str,
+    kind: str,
+    progress: Callable[[int], None] | None,
+) -> Path:
+    """A model GGUF with `base`'s metadata and tensors, each tensor's values from
+    `values_of`, every matrix as `kind` and the norms in F32. Written tensor by tensor,
+    never the whole model in memory at once."""
     wanted = MERGED_TYPES[kind]
     writer = GGUFWriter(path, architecture(base))
     _copy_metadata(base, writer, skip={Keys.General.NAME, Keys.General.FILE_TYPE})
@@ -126,10 +170,7 @@ def write_merged(
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     for tensor, shape, qtype in plan:
-        values = _float32(tensor, shape)
-        if tensor.name in deltas:
-            values += merged_delta(deltas[tensor.name], settings).numpy()
-        writer.write_tensor_data(_encoded(values, qtype))
+        writer.write_tensor_data(_encoded(values_of(tensor, shape), qtype))
         if progress is not None:
             progress(1)
     writer.close()

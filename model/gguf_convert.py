@@ -9,6 +9,7 @@ tokenizer of transformers mis-splits Gemma's BPE (docs/embedded-model.md says ho
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -40,6 +41,7 @@ _BLOCK_NAMES = {
     "ffn_up": "mlp.fc_2",
     "ffn_down": "mlp.proj",
 }
+_QKV = ("attn_q", "attn_k", "attn_v")  # litgpt fuses them into one qkv matrix, in this order
 
 
 class GGUFError(Exception):
@@ -127,7 +129,7 @@ def gemma3_state_dict(
     state["transformer.ln_f.weight"] = (take("output_norm.weight") - 1).to(dtype)
     for block in range(config.n_layer):
         prefix = f"transformer.h.{block}."
-        qkv = [take(f"blk.{block}.attn_{part}.weight") for part in ("q", "k", "v")]
+        qkv = [take(f"blk.{block}.{part}.weight") for part in _QKV]
         state[prefix + "attn.qkv.weight"] = torch.cat(qkv).to(dtype)
         for gguf_name, lit_name in _BLOCK_NAMES.items():
             value = take(f"blk.{block}.{gguf_name}.weight")
@@ -137,6 +139,29 @@ def gemma3_state_dict(
     if tensors:
         raise GGUFError(f"tensors this converter does not know: {sorted(tensors)[:5]}")
     return state
+
+
+_BLOCK_TENSOR = re.compile(r"blk\.(\d+)\.(\w+)\.weight")
+
+
+def gemma3_gguf_tensor(state: dict[str, torch.Tensor], config: Config, name: str) -> torch.Tensor:
+    """llama.cpp's tensor `name` from litgpt's state dict, gemma3_state_dict undone: the
+    norms get their unit back, qkv is split. A GGUF written from these carries exactly
+    the weights twin's engine runs (the Q4_K_M file only their unrounded source)."""
+    if name == "token_embd.weight":
+        return state["transformer.wte.weight"]
+    if name == "output_norm.weight":
+        return state["transformer.ln_f.weight"].float() + 1
+    match = _BLOCK_TENSOR.fullmatch(name)
+    if match is None or (match[2] not in _BLOCK_NAMES and match[2] not in _QKV):
+        raise GGUFError(f"tensor {name} is not one this converter knows")
+    prefix = f"transformer.h.{match[1]}."
+    if match[2] in _QKV:
+        q, kv = config.n_head * config.head_size, config.n_query_groups * config.head_size
+        parts = torch.split(state[prefix + "attn.qkv.weight"], [q, kv, kv])
+        return parts[_QKV.index(match[2])]
+    value = state[f"{prefix}{_BLOCK_NAMES[match[2]]}.weight"]
+    return value.float() + 1 if match[2].endswith("norm") else value
 
 
 def gemma3_tokenizer(reader: GGUFReader) -> Tokenizer:

@@ -46,3 +46,21 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_model import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "Gemma-3-tiny", sample_texts())
+
+
+@pytest.fixture(scope="session")
+def small_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A base model's GGUF and the litgpt checkpoint converted from it (in float32: the
+    parity checks compare like with like)."""
+    import torch
+
+    from model.gguf_convert import write_checkpoint
+    from tests.small_gguf import write_small_gguf
+
+    folder = tmp_path_factory.mktemp("base")
+    gguf = folder / "base.gguf"
+    write_small_gguf(gguf)
+    checkpoint = folder / "Gemma-3-270m"
+    checkpoint.mkdir()
+    write_checkpoint(gguf, checkpoint, torch.float32)
+    return gguf, checkpoint

@@ -24,31 +24,23 @@ from dataset.prompt_templates import go_template, jinja_template, modelfile
 from dataset.settings import PromptSettings
 from model import registry
 from model.checkpoints import read_config
-from model.export_gguf import write_lora, write_merged
+from model.export_gguf import write_lora, write_merged, write_weights
 from model.export_peft import write_peft
-from model.gguf_convert import _BLOCK_NAMES, gemma3_config, gemma3_state_dict, write_checkpoint
+from model.gguf_convert import (
+    _BLOCK_NAMES,
+    GGUFError,
+    gemma3_config,
+    gemma3_gguf_tensor,
+    gemma3_state_dict,
+)
 from model.lora import TwinGPT, adapter_state, build_model
 from model.lora_parts import ExportError, LoRAPair, lora_pairs, merged_delta
 from model.settings import LoRASettings
 from storage import open_database
 from tests.hf_gemma import hf_model
-from tests.small_gguf import write_small_gguf
 from twin.cli import main
 
 GO_RENDER = Path(__file__).parent / "go" / "ollama_render.go"
-
-
-@pytest.fixture(scope="module")
-def small_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A base model's GGUF and the litgpt checkpoint converted from it (in float32: the
-    parity checks compare like with like)."""
-    folder = tmp_path_factory.mktemp("base")
-    gguf = folder / "base.gguf"
-    write_small_gguf(gguf)
-    checkpoint = folder / "Gemma-3-270m"
-    checkpoint.mkdir()
-    write_checkpoint(gguf, checkpoint, torch.float32)
-    return gguf, checkpoint
 
 
 def trained(checkpoint: Path, settings: LoRASettings, seed: int = 1) -> TwinGPT:
@@ -160,6 +152,29 @@ def test_merged_gguf_is_base_plus_adapter(
         expected["transformer.h.0.attn.proj.weight"] - before["transformer.h.0.attn.proj.weight"]
     )
     assert merge.abs().max() > 10 * tolerance  # the merge is there to see
+
+
+def test_a_checkpoints_own_weights_go_back_into_the_gguf_layout(
+    small_base: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """What the llama.cpp backend's F16 file carries: twin's bf16 weights, unchanged (every
+    bf16 number of a weight's size is an F16 number), in the base file's layout."""
+    gguf_path, _ = small_base
+    base = GGUFReader(gguf_path)
+    config = gemma3_config(base)
+    state = gemma3_state_dict(base, config, torch.bfloat16)
+    path = write_weights(state, config, base, tmp_path / "own.gguf", "F16")
+    own = GGUFReader(path)
+    assert [t.name for t in own.tensors] == [t.name for t in base.tensors]
+    assert own.fields["tokenizer.ggml.tokens"].contents() == (
+        base.fields["tokenizer.ggml.tokens"].contents()
+    )
+    got = gemma3_state_dict(own, gemma3_config(own), torch.float32)
+    assert got.keys() == state.keys()
+    for name, value in state.items():
+        torch.testing.assert_close(got[name], value.float(), atol=1e-7, rtol=0)
+    with pytest.raises(GGUFError, match="not one this converter knows"):
+        gemma3_gguf_tensor(state, config, "blk.0.attn_qkv.weight")
 
 
 def test_gguf_refuses_what_llama_cpp_would(small_base: tuple[Path, Path], tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def make_engine(settings: Settings) -> Engine:
     """The reply engine of `generate.backend`: twin's own on torch, or llama.cpp."""
     checkpoint = prepare(settings.model, settings.models_dir)
     if settings.generate.backend == "llama.cpp":
-        from engine.llama_cpp import LlamaCppEngine
+        from engine.llama_cpp import LlamaCppEngine, weights_gguf
 
         if settings.model.checkpoint != EMBEDDED:
             raise SettingsError(
@@ -45,7 +45,7 @@ def make_engine(settings: Settings) -> Engine:
         gguf = embedded_gguf(settings.models_dir / f"{checkpoint.name}.gguf")
         return LlamaCppEngine(
             checkpoint,
-            gguf,
+            weights_gguf(checkpoint, gguf, settings.generate.llama_weights),
             Prompt(settings.prompt),
             settings.generate.max_seq_length,
             threads=os.cpu_count(),
