@@ -130,7 +130,7 @@ def test_a_killed_training_run_registers_no_half_adapter_and_resumes(
         resumed = subprocess.run(train, cwd=ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     report = json.loads(resumed.stdout.splitlines()[-1])
-    assert report["training"]["steps"] == 8
+    assert report["training"]["steps"] == 8, report["training"]  # why it stopped, if not
     assert asyncio.run(
         query(db_path, "SELECT COUNT(*) FROM training_runs WHERE status = 'running'")
     ) == [(0,)]
