@@ -151,8 +151,8 @@ def weights_gguf(checkpoint_dir: Path, shipped: Path, kind: str) -> Path:
     (the checkpoint dequantized from it) in its layout as `kind`, written once beside it.
 
     With Q4_K and Q6_K matrices llama.cpp rounds each activation vector to 8 bits before
-    multiplying; with F16 ones it keeps 16 bits, so near-tied tokens come out as twin's
-    engine picks them (README: A faster CPU backend has the measured agreement).
+    multiplying; with F16 ones it keeps 16 bits, so near-tied tokens tip less often away
+    from the exact model's choice (README: A faster CPU backend has the agreement).
     """
     if kind == SHIPPED:
         return shipped

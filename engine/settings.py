@@ -56,9 +56,9 @@ class GenerationSettings(BaseModel):
         "F16",
         description=(
             'What the llama.cpp backend computes with. "F16": twin\'s own weights, written\n'
-            'once beside the shipped file (540 MB): its greedy token is the exact model\'s as\n'
-            'often as twin\'s own engine\'s. "Q4_K_M": the file as it ships, 1.4x as fast,\n'
-            'rounder. "Q8_0": in between.'
+            "once beside the shipped file (543 MB): its greedy token is the exact model's at\n"
+            "least as often as twin's own engine's. \"Q4_K_M\": the file as it ships, 1.4x as\n"
+            'fast, rounder. "Q8_0": in between.'
         ),
     )
     stop: list[str] = Field(
