@@ -1,7 +1,7 @@
 """The memory's index: how fast it is built, how big it is, how fast it recalls.
 
     python benchmarks/memory_bench.py [--messages 1000000] [--queries 200]
-    python benchmarks/memory_bench.py --tokenizers SAMPLES.jsonl [SAMPLES.jsonl ...]
+    python benchmarks/memory_bench.py --tokenizers SAMPLES.jsonl [...] [--dense CHECKPOINT]
 
 Writes a synthetic full-account export (tests/synthetic_export.py) and imports it into
 a new database, then indexes it (memory.index.refresh) and recalls exchanges for
@@ -16,7 +16,9 @@ messages/s (target >= 100,000), recall ms per reply at p50 and p95 (target < 20 
 dataset` wrote: the training exchanges are indexed, each validation sample's message
 recalls 3, and the score is the best chrF of their replies to the real reply, against
 3 exchanges drawn at random (a proxy for what memory can give a reply: replies that
-resemble the one the owner wrote).
+resemble the one the owner wrote). With `--dense CHECKPOINT` it adds a dense retriever
+made of the base model alone: the mean of its last hidden states over a message's
+tokens, the 3 training messages nearest by cosine.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,7 +77,36 @@ def _naive(exchanges: list[tuple[int, str, str]], query: str, k: int) -> list[in
 TOKENIZERS = ("unicode61 remove_diacritics 2", "porter unicode61 remove_diacritics 2", "trigram")
 
 
-def compare_tokenizers(path: Path, k: int = 3) -> None:
+def _embedder(checkpoint: Path) -> Callable[[list[str]], torch.Tensor]:
+    """Messages -> unit vectors: the base model's final-norm hidden states, mean-pooled
+    over each message's tokens (no extra model to download)."""
+    from litgpt import GPT, Tokenizer
+
+    from model.checkpoints import load_weights, read_config
+
+    tokenizer = Tokenizer(checkpoint)
+    model = GPT(read_config(checkpoint))
+    load_weights(model, checkpoint)
+    model.eval()
+    hidden: list[torch.Tensor] = []
+    model.transformer.ln_f.register_forward_hook(lambda _m, _i, out: hidden.append(out))
+
+    @torch.inference_mode()
+    def embed(texts: list[str]) -> torch.Tensor:
+        vectors = []
+        for text in texts:
+            ids = tokenizer.encode(text, max_length=256).unsqueeze(0)
+            hidden.clear()
+            model(ids)
+            vectors.append(hidden[0][0].float().mean(dim=0))
+        return torch.nn.functional.normalize(torch.stack(vectors), dim=-1)
+
+    return embed
+
+
+def compare_tokenizers(
+    path: Path, k: int = 3, embed: Callable[[list[str]], torch.Tensor] | None = None
+) -> None:
     from sacrebleu.metrics import CHRF
 
     from dataset.build import read_samples
@@ -115,6 +149,18 @@ def compare_tokenizers(path: Path, k: int = 3) -> None:
                 )
                 total += best([reply for (reply,) in found], sample["output"])
             print(f"  {tokenizer:<38} indexed: {columns:<15} {total / len(val):6.2f}")
+    if embed is not None:
+        keys = embed([s["instruction"] for s in train])
+        queries = embed([s["instruction"] for s in val])
+        nearest = (queries @ keys.T).topk(k, dim=-1).indices.tolist()
+        total = sum(
+            best([train[i]["output"] for i in found], sample["output"])
+            for found, sample in zip(nearest, val, strict=True)
+        )
+        print(
+            f"  {'dense: base model, mean-pooled':<38} indexed: {'message':<15} "
+            f"{total / len(val):6.2f}"
+        )
 
 
 def main() -> None:
@@ -129,10 +175,12 @@ def main() -> None:
         help="distinct words, drawn by Zipf's law as in real chats (0: 36 everyday words)",
     )
     parser.add_argument("--tokenizers", type=Path, nargs="+", metavar="SAMPLES")
+    parser.add_argument("--dense", type=Path, metavar="CHECKPOINT", help="with --tokenizers")
     args = parser.parse_args()
     if args.tokenizers:
+        embed = _embedder(args.dense) if args.dense else None
         for path in args.tokenizers:
-            compare_tokenizers(path)
+            compare_tokenizers(path, embed=embed)
         return
     with tempfile.TemporaryDirectory() as tmp:
         export, db_path = Path(tmp) / "export.json", Path(tmp) / "twin.db"

@@ -11,7 +11,10 @@ and the reply are indexed: on the sample persona and three development personas
 (`benchmarks/memory_bench.py --tokenizers`) that recalled replies closer to the real
 one than indexing the message alone on three of the four, and `trigram` (which matches
 inside words, e.g. Russian endings, at the price of an entry for every three letters)
-or Porter stemming did no better overall.
+or Porter stemming did no better overall. Nor did a dense retriever made of the base
+model's mean-pooled hidden states (`--dense`: 96.9 against 97.3 on the sample persona,
+15.75 against 15.85 on average over the four plays), which would cost a model pass for
+every message indexed.
 """
 
 from __future__ import annotations
