@@ -34,8 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,6 +46,9 @@ from memory.recall import Recall, words  # noqa: E402
 from storage import open_database  # noqa: E402
 from storage.memory import ExchangeSearch  # noqa: E402
 from tests.synthetic_export import write_export  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _file_mib(path: Path) -> float:
@@ -80,25 +82,24 @@ TOKENIZERS = ("unicode61 remove_diacritics 2", "porter unicode61 remove_diacriti
 def _embedder(checkpoint: Path) -> Callable[[list[str]], torch.Tensor]:
     """Messages -> unit vectors: the base model's final-norm hidden states, mean-pooled
     over each message's tokens (no extra model to download)."""
-    from litgpt import GPT, Tokenizer
+    import lightning as L
+    import torch
+    from litgpt import Tokenizer
 
-    from model.checkpoints import load_weights, read_config
+    from model.lora import build_model
+    from model.settings import LoRASettings
 
     tokenizer = Tokenizer(checkpoint)
-    model = GPT(read_config(checkpoint))
-    load_weights(model, checkpoint)
+    fabric = L.Fabric(accelerator="cpu", devices=1, precision="32-true")
+    model = build_model(fabric, checkpoint, LoRASettings(), max_seq_length=256)
     model.eval()
-    hidden: list[torch.Tensor] = []
-    model.transformer.ln_f.register_forward_hook(lambda _m, _i, out: hidden.append(out))
 
     @torch.inference_mode()
     def embed(texts: list[str]) -> torch.Tensor:
         vectors = []
         for text in texts:
             ids = tokenizer.encode(text, max_length=256).unsqueeze(0)
-            hidden.clear()
-            model(ids)
-            vectors.append(hidden[0][0].float().mean(dim=0))
+            vectors.append(model(ids, return_hidden=True)[0].float().mean(dim=0))
         return torch.nn.functional.normalize(torch.stack(vectors), dim=-1)
 
     return embed
