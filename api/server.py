@@ -32,7 +32,7 @@ from api.settings import ServeSettings
 from engine.errors import DegenerateReply
 from engine.generate import Reply
 from engine.service import EVERYONE, ReplyService
-from engine.settings import LENGTHS, GenerationSettings
+from engine.settings import GenerationSettings, new_tokens
 from memory.section import NO_RECALL, Scope
 from storage import Database
 
@@ -165,7 +165,7 @@ def _fits(replies: ReplyService, chat: ChatRequest) -> None:
     """The message answered must fit the model with room for the reply (the context
     before it is trimmed to fit, never refused)."""
     engine = replies.engine
-    room = engine.max_seq_length - _max_new(chat.generation)
+    room = engine.max_seq_length - new_tokens(chat.generation)
     asked = engine.count_tokens(chat.rows[-1].text)
     if asked > room:
         raise APIError(
@@ -177,8 +177,6 @@ def _fits(replies: ReplyService, chat: ChatRequest) -> None:
         )
 
 
-def _max_new(generation: GenerationSettings) -> int:
-    return max(8, int(generation.max_new_tokens * LENGTHS[generation.length]))  # as the engine
 
 
 async def _reply(
@@ -213,7 +211,7 @@ def _completion(reply: Reply, generation: GenerationSettings) -> dict[str, Any]:
 
 
 def _finish_reason(reply: Reply, generation: GenerationSettings) -> str:
-    return "length" if reply.tokens >= _max_new(generation) else "stop"
+    return "length" if reply.tokens >= new_tokens(generation) else "stop"
 
 
 def _usage(reply: Reply) -> dict[str, int]:

@@ -28,7 +28,7 @@ from litgpt.lora import LoRALinear
 from dataset.conversations import sendable_text
 from dataset.prompt import Prompt
 from engine.errors import DegenerateReply
-from engine.settings import LENGTHS, GenerationSettings
+from engine.settings import GenerationSettings, new_tokens
 from engine.stream import TextStream, cut
 from model import registry
 from model.checkpoints import counter_of
@@ -112,7 +112,7 @@ class Engine:
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         markers = [*self.prompt.stop_markers, *settings.stop]
         attempts = 1 if on_text is not None else settings.attempts
-        max_new = max(8, int(settings.max_new_tokens * LENGTHS[settings.length]))
+        max_new = new_tokens(settings)
         ids = self.encode(prompt_text)
         room = self.max_seq_length - max_new
         if len(ids) > room:  # keep <bos> and the newest part of the prompt
@@ -153,9 +153,11 @@ class Engine:
                     discarded=discarded,
                 )
             discarded.append(text)
+        # What the model wrote stays out of the message: it goes to logs and API errors,
+        # and the model can repeat the owner's private chats.
         raise DegenerateReply(
             f"no usable reply after {attempts} attempt{'s' if attempts > 1 else ''} "
-            f"(last: {discarded[-1][:60]!r})"
+            f"(the last {'looped on one token' if _degenerate(tokens) else 'was empty'})"
         )
 
     def _finish(self, tokens: list[int], markers: Sequence[str]) -> str:

@@ -67,6 +67,17 @@ class GenerationSettings(BaseModel):
     )
 
 
+SHORTEST = 8  # tokens: the fewest a /style length may scale a reply down to
+
+
+def new_tokens(settings: GenerationSettings) -> int:
+    """The most tokens a reply may have: max_new_tokens scaled by the /style length.
+    A length never scales a reply below SHORTEST tokens, but a max_new_tokens below
+    that (an API client's max_tokens) is honoured as it is."""
+    scaled = int(settings.max_new_tokens * LENGTHS[settings.length])
+    return max(scaled, min(SHORTEST, settings.max_new_tokens))
+
+
 KNOBS = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "length")
 
 

@@ -100,6 +100,18 @@ def test_degenerate_output_is_retried_then_reported(
         engine.generate(PROMPT, SETTINGS)
 
 
+def test_a_degenerate_reply_never_quotes_what_the_model_wrote(
+    engine: ReplyEngine, scripted: list[str]
+) -> None:
+    """The error reaches logs and the API's 503: model output, which can repeat the
+    owner's private chats, stays out of it."""
+    scripted[:] = ["qwerty123 " + "ха " * 40]
+    with pytest.raises(DegenerateReply) as raised:
+        engine.generate(PROMPT, SETTINGS.model_copy(update={"max_new_tokens": 60}))
+    assert "looped" in str(raised.value)
+    assert "qwerty" not in str(raised.value) and "ха" not in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("text", "stop", "expected"),
     [

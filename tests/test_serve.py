@@ -24,7 +24,7 @@ from api.server import make_app
 from api.settings import ServeSettings
 from dataset.prompt import Prompt
 from engine.generate import ReplyEngine
-from engine.settings import GenerationSettings
+from engine.settings import GenerationSettings, new_tokens
 from memory.settings import MemorySettings
 from storage import Database, open_database
 from tests.bot_harness import Recording
@@ -139,6 +139,25 @@ async def test_sampling_settings_reach_the_engine(server: Server) -> None:
         ["END"],
         42,
     )
+
+
+async def test_max_tokens_below_eight_is_honoured(server: Server) -> None:
+    done = await server.client().chat.completions.create(
+        model="twin",
+        messages=TALK,  # type: ignore[arg-type]
+        max_tokens=3,
+        stop=["\u2603"],  # never generated: the reply runs to its length
+        seed=5,
+    )
+    assert done.usage is not None and done.usage.completion_tokens == 3
+    assert done.choices[0].finish_reason == "length"
+
+
+def test_a_style_length_never_shortens_a_reply_below_eight_tokens() -> None:
+    assert new_tokens(GenerationSettings(max_new_tokens=100, length="short")) == 40
+    assert new_tokens(GenerationSettings(max_new_tokens=10, length="short")) == 8
+    assert new_tokens(GenerationSettings(max_new_tokens=3, length="short")) == 3
+    assert new_tokens(GenerationSettings(max_new_tokens=3, length="long")) == 7
 
 
 async def test_no_token_no_twin(server: Server) -> None:
