@@ -177,8 +177,6 @@ def _fits(replies: ReplyService, chat: ChatRequest) -> None:
         )
 
 
-
-
 async def _reply(
     replies: ReplyService,
     chat: ChatRequest,
