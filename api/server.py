@@ -131,6 +131,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         body = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise APIError(400, "the request body is not valid JSON") from None
+    except RecursionError:  # a body of brackets nested past what the parser descends
+        raise APIError(400, "the request body is nested too deeply") from None
     chat = read_request(body, serving.generation)
     if serving.admitted >= serving.settings.queue:
         raise APIError(
@@ -145,8 +147,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         await replies.refresh(request.app[DB])  # a newly trained adapter answers from now on
         scope = EVERYONE if serving.settings.recall else NO_RECALL
+        how = ""
         if chat.stream:
-            response = await _streamed(request, replies, chat, scope)
+            response, stayed = await _streamed(request, replies, chat, scope)
+            how = " (streamed)" if stayed else " (streamed; the client left before the end)"
         else:
             reply = await _reply(replies, chat, scope)
             response = web.json_response(_completion(reply, chat.generation))
@@ -156,7 +160,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "chat completion: %d messages in, %.1f s%s",
         len(chat.rows),
         time.perf_counter() - started,
-        " (streamed)" if chat.stream else "",
+        how,
     )
     return response
 
@@ -222,10 +226,12 @@ def _usage(reply: Reply) -> dict[str, int]:
 
 async def _streamed(
     request: web.Request, replies: ReplyService, chat: ChatRequest, scope: Scope
-) -> web.StreamResponse:
+) -> tuple[web.StreamResponse, bool]:
     """Server-sent events as OpenAI sends them: the role, the text piece by piece, the
-    finish reason (and the usage when asked), then [DONE]. The pieces come from the
-    engine's worker thread; a client that leaves stops the generation at the next token."""
+    finish reason (and the usage when asked), then [DONE]; and whether the client stayed
+    to the end. The pieces come from the engine's worker thread; a client that leaves
+    (a normal event: a closed tab, a stopped script) stops the generation at the next
+    token."""
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[str | None] = asyncio.Queue()
     gone = threading.Event()
@@ -258,11 +264,13 @@ async def _streamed(
             if chat.include_usage:
                 await _send(response, {**chunk(None), "choices": [], "usage": _usage(reply)})
         await response.write(b"data: [DONE]\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
+    except (ConnectionResetError, asyncio.CancelledError) as err:
         gone.set()  # the worker stops at its next token; what it raises then is no news
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        raise
-    return response
+        if isinstance(err, asyncio.CancelledError):
+            raise
+        return response, False
+    return response, True
 
 
 def _chunk_maker() -> Callable[..., dict[str, Any]]:

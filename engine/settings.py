@@ -32,6 +32,8 @@ class GenerationSettings(BaseModel):
     )
     seed: int | None = Field(
         None,
+        ge=0,
+        le=2**31 - 1,
         description="A fixed seed gives the same reply every time; leave unset for variety.",
         examples=[7],
     )

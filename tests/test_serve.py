@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -17,20 +18,26 @@ from pathlib import Path
 
 import aiohttp
 import openai
+import psutil
 import pytest
 from aiohttp import web
 
-from api.server import make_app
+from api.server import CONFIG, make_app
 from api.settings import ServeSettings
 from dataset.prompt import Prompt
+from dataset.settings import DatasetSettings, PromptSettings
 from engine.generate import ReplyEngine
 from engine.settings import GenerationSettings, new_tokens
+from memory.index import refresh
 from memory.settings import MemorySettings
 from storage import Database, open_database
 from tests.bot_harness import Recording
 from tests.conftest import ROOT
+from tests.exports import chat, dialogue, full_export, import_into
+from twin.wiring import serve_token
 
 TOKEN = "test-serve-token"
+PEER = 2000
 DAY = 86400
 TALK = [
     {"role": "system", "content": "Живу в Казани"},
@@ -46,8 +53,8 @@ def engine(tiny_checkpoint: Path) -> ReplyEngine:
 
 
 class Server:
-    def __init__(self, replies: Recording, url: str) -> None:
-        self.replies, self.url = replies, url
+    def __init__(self, replies: Recording, url: str, app: web.Application) -> None:
+        self.replies, self.url, self.app = replies, url, app
 
     def client(self, token: str = TOKEN) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=token, max_retries=0)
@@ -71,7 +78,7 @@ async def serving(
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield Server(replies, f"http://127.0.0.1:{port}")
+        yield Server(replies, f"http://127.0.0.1:{port}", app)
     finally:
         await runner.cleanup()
         await replies.close()
@@ -190,6 +197,9 @@ async def test_no_token_no_twin(server: Server) -> None:
             "tokens",
         ),
         ([1, 2], 400, "JSON object"),
+        (b"[" * 200_000 + b"]" * 200_000, 400, "nested too deeply"),
+        ({"model": "twin", "messages": TALK, "seed": 10**30}, 400, "seed"),
+        ({"model": "twin", "messages": TALK, "seed": -1}, 400, "seed"),
     ],
 )
 async def test_bad_requests_get_openai_errors_never_a_500(
@@ -205,6 +215,29 @@ async def test_bad_requests_get_openai_errors_never_a_500(
         error = (await got.json())["error"]
     assert says in error["message"] and error["type"]
     assert server.replies.requests == []
+
+
+async def test_a_client_that_leaves_a_stream_is_one_info_line(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing a tab mid-reply is a normal event: no ERROR, no traceback, no 500."""
+    caplog.set_level(logging.INFO)
+    body = {"model": "twin", "messages": TALK, "stream": True, "max_tokens": 300, "stop": ["☃"]}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        got = await session.post(f"{server.url}/v1/chat/completions", json=body)
+        assert got.status == 200
+        await got.content.readline()  # the first event, then the client goes
+        got.close()
+    serving = server.app[CONFIG]
+    for _ in range(600):
+        if serving.admitted == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert serving.admitted == 0
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    left = [r.getMessage() for r in caplog.records if r.name == "api.server"]
+    assert len(left) == 1 and "the client left" in left[0]
 
 
 async def test_unknown_paths_and_methods_answer_in_json(server: Server) -> None:
@@ -229,6 +262,27 @@ async def test_a_flood_beyond_the_queue_gets_429(engine: ReplyEngine, tmp_path: 
     answered = [r for r in results if not isinstance(r, BaseException)]
     assert limited and answered and len(limited) + len(answered) == 6
     assert len(answered) >= 2  # the queue's worth always gets through
+
+
+async def test_api_replies_recall_nothing_of_the_chats_unless_serve_recall(
+    engine: ReplyEngine, tmp_path: Path
+) -> None:
+    """A bridge may pass anyone's messages to the API: by default they get the owner's
+    facts and nothing of his chats, even where memory would find an answer."""
+    pizza = [(0, "them: pizza tonight?"), (30, "me: sure, the usual place at 8")]
+    db_path = tmp_path / "twin.db"
+    await import_into(db_path, full_export([chat(PEER, dialogue(PEER, pizza))]))
+    asked = [{"role": "user", "content": "pizza tonight?"}]
+    prompts = {}
+    async with open_database(db_path) as db:
+        await refresh(db, DatasetSettings(), PromptSettings())
+        for recall in (None, True):
+            settings = {} if recall is None else {"recall": recall}
+            async for server in serving(engine, db, tmp_path, **settings):
+                await server.client().chat.completions.create(model="twin", messages=asked)  # type: ignore[arg-type]
+                prompts[recall] = server.replies.prompts[-1]
+    assert "usual place" in prompts[True]  # memory would find it: the check can fail
+    assert "usual place" not in prompts[None]
 
 
 def _free_port() -> int:
@@ -292,12 +346,17 @@ async def test_sigterm_lets_the_reply_in_flight_finish(
     assert TOKEN not in stderr.decode()  # the secret never reaches the log
 
 
-def test_serving_needs_a_token_or_localhost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", [None, "", "   "])
+def test_serving_needs_a_token_or_localhost(tmp_path: Path, token: str | None) -> None:
+    """No token, an empty one and a blank one are refused alike (an empty one would let
+    in every client that sends `Authorization: Bearer `), before any model loads: a
+    broken check would start serving, so each run has a timeout."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("TWIN_SERVE__TOKEN", None)
+    if token is not None:
+        env["TWIN_SERVE__TOKEN"] = token
     base = [sys.executable, "-m", "twin", "serve", "--db", str(tmp_path / "x.db")]
-    started = time.perf_counter()
-    refused = subprocess.run(base, env=env, capture_output=True, text=True)
+    refused = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "needs a token" in refused.stderr
     assert "Traceback" not in refused.stderr
     open_wide = subprocess.run(
@@ -305,7 +364,45 @@ def test_serving_needs_a_token_or_localhost(tmp_path: Path) -> None:
         env={**env, "TWIN_SERVE__NO_TOKEN": "true"},
         capture_output=True,
         text=True,
+        timeout=60,
     )
     assert open_wide.returncode == 1 and "serves only 127.0.0.1" in open_wide.stderr
-    assert time.perf_counter() - started < 60  # refused before any model loads
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_blank_token_file_is_no_token(tmp_path: Path) -> None:
+    blank = tmp_path / "token"
+    blank.write_text("  \n", encoding="utf-8")
+    blank.chmod(0o600)
+    assert serve_token(ServeSettings(token_file=blank)) is None
+    assert serve_token(ServeSettings(token=" s3cret ")) == "s3cret"  # type: ignore[arg-type]
+
+
+def test_twin_serve_listens_on_localhost_only_by_default(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    port = _free_port()
+    toml = tmp_path / "config.toml"
+    toml.write_text(
+        f'data_dir = "{tmp_path}"\n[model]\ncheckpoint = "{tiny_checkpoint}"\n'
+        f"[serve]\nport = {port}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "TWIN_SERVE__TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twin", "serve", "--config", str(toml)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        listening: list[str] = []
+        deadline = time.monotonic() + 120  # the model loads first
+        while not listening and process.poll() is None and time.monotonic() < deadline:
+            connections = psutil.Process(process.pid).net_connections(kind="inet")
+            listening = [c.laddr.ip for c in connections if c.status == psutil.CONN_LISTEN]
+            time.sleep(0.2)
+        assert listening == ["127.0.0.1"]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

@@ -61,12 +61,15 @@ def make_engine(settings: Settings) -> Engine:
 
 
 def serve_token(serve: ServeSettings) -> str | None:
-    """The API's bearer token, from the environment/config or its 0600 file."""
+    """The API's bearer token, from the environment/config or its 0600 file; None
+    where there is none. An empty or blank one is none: `TWIN_SERVE__TOKEN=` would
+    otherwise let in every client that sends an empty `Authorization: Bearer `."""
+    token = None
     if serve.token is not None:
-        return serve.token.get_secret_value()
-    if serve.token_file is not None:
-        return read_secret_file(serve.token_file)
-    return None
+        token = serve.token.get_secret_value()
+    elif serve.token_file is not None:
+        token = read_secret_file(serve.token_file)
+    return token.strip() or None if token is not None else None
 
 
 def make_service(settings: Settings, database: Path, engine: Engine | None = None) -> ReplyService:
