@@ -239,9 +239,10 @@ class DraftWorkflow:
             )
         return True
 
-    async def discard(self, draft_id: int) -> bool:
+    async def discard(self, draft_id: int, revision: int | None = None) -> bool:
+        """Discard a pending draft (at `revision`, the one on the owner's card)."""
         draft = await drafts_table.get(self.db, draft_id)
-        if draft is None or not await drafts_table.discard(self.db, draft_id):
+        if draft is None or not await drafts_table.discard(self.db, draft_id, revision):
             return False
         await self._close_card(draft, "discarded")
         return True

@@ -94,18 +94,27 @@ async def with_status(db: Database, status: str) -> list[Draft]:
 
 
 async def _move(
-    db: Database, draft_id: int, from_status: str, revise: bool = False, **fields: Any
+    db: Database,
+    draft_id: int,
+    from_status: str,
+    revise: bool = False,
+    revision: int | None = None,
+    **fields: Any,
 ) -> bool:
-    """One guarded transition; False if the draft was not in `from_status`. `revise`
-    makes it a new revision of the draft (its text changed)."""
+    """One guarded transition; False if the draft was not in `from_status` (or, given
+    `revision`, no longer at that revision). `revise` makes it a new revision of the
+    draft (its text changed)."""
     fields["updated"] = int(time.time())
     assignments = ", ".join(f"{name} = ?" for name in fields)
     if revise:
         assignments += ", revision = revision + 1"
+    where, values = "id = ? AND status = ?", [draft_id, from_status]
+    if revision is not None:
+        where += " AND revision = ?"
+        values.append(revision)
     async with db.transaction():
         changed = await db.execute(
-            f"UPDATE drafts SET {assignments} WHERE id = ? AND status = ?",
-            (*fields.values(), draft_id, from_status),
+            f"UPDATE drafts SET {assignments} WHERE {where}", (*fields.values(), *values)
         )
     return changed == 1
 
@@ -195,8 +204,12 @@ async def part_sent(db: Database, part: Part, message_id: int) -> None:
         )
 
 
-async def discard(db: Database, draft_id: int) -> bool:
-    return await _move(db, draft_id, "pending", status="discarded", decided=int(time.time()))
+async def discard(db: Database, draft_id: int, revision: int | None = None) -> bool:
+    """Pending -> discarded; given `revision`, only the draft the owner saw at it (an
+    older card's Discard must not drop a newer draft)."""
+    return await _move(
+        db, draft_id, "pending", revision=revision, status="discarded", decided=int(time.time())
+    )
 
 
 async def expire(db: Database, draft_id: int) -> bool:

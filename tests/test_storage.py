@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import Database, SchemaTooNewError, StorageError, open_database
+from storage import Database, SchemaTooNewError, StorageError, drafts, open_database
 from storage.migrations import LATEST_VERSION
 
 
@@ -121,3 +121,15 @@ def test_blocking_database_keeps_one_connection_across_calls(tmp_path: Path) -> 
     with pytest.raises(RuntimeError), BlockingDatabase(tmp_path / "new.db", create=True):
         raise RuntimeError("the work failed")
     assert not (tmp_path / "new.db").exists()  # a file it made for failed work is gone
+
+
+async def test_a_discard_at_an_older_revision_leaves_the_newer_draft(db: Database) -> None:
+    """The guard holds in the one UPDATE: a redraft landing between the owner's tap on an
+    old card and the discard cannot be dropped."""
+    draft_id = await drafts.create(db, 2000, 1, "привет", "prompt", "первый черновик")
+    assert await drafts.redraft(db, draft_id, 2, "а где ключи?", "prompt", "второй")
+    assert not await drafts.discard(db, draft_id, revision=0)
+    kept = await drafts.get(db, draft_id)
+    assert kept is not None and (kept.status, kept.revision) == ("pending", 1)
+    assert await drafts.discard(db, draft_id, revision=1)
+    assert (await drafts.get(db, draft_id)).status == "discarded"  # type: ignore[union-attr]

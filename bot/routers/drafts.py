@@ -33,6 +33,7 @@ ANSWERS = {
     "failed": "Telegram did not take it; the draft is waiting again.",
     "retrying": "Part of it went out; the rest will follow as soon as Telegram takes it.",
 }
+STALE_CARD = "This draft changed since this card; look at its newest card. Nothing was done."
 EDIT_ANSWERS = {
     **ANSWERS,
     "sent": "Sent as you wrote it.",
@@ -73,16 +74,21 @@ async def on_draft_button(
     db: Database,
     state: FSMContext,
 ) -> None:
+    """A button acts on the draft as its card shows it: a card older than the draft
+    (it was redrafted since) neither sends, edits, regenerates nor discards it."""
     draft = await drafts_table.get(db, callback_data.id)
     if draft is None or draft.status != "pending":
         await query.answer("This draft is already settled.", show_alert=False)
+        return
+    if callback_data.rev != draft.revision:
+        await query.answer(STALE_CARD)
         return
     if callback_data.action == "send":
         await query.answer(ANSWERS[await drafts.send(draft.id, revision=callback_data.rev)])
     elif callback_data.action == "edit":
         await state.set_state(Editing.draft)
         await state.set_data(
-            {"draft_id": draft.id, "revision": draft.revision, "started": time.time()}
+            {"draft_id": draft.id, "revision": callback_data.rev, "started": time.time()}
         )
         await query.answer()
         await query.message.answer(
@@ -93,8 +99,8 @@ async def on_draft_button(
         if not await drafts.regenerate(draft.id):
             await query.message.answer("I could not draft anything better.")
     elif callback_data.action == "discard":
-        await drafts.discard(draft.id)
-        await query.answer("Discarded.")
+        discarded = await drafts.discard(draft.id, revision=callback_data.rev)
+        await query.answer("Discarded." if discarded else STALE_CARD)
     else:
         await query.answer()
 
