@@ -11,6 +11,7 @@ error, not a silent autocommit.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -186,14 +187,22 @@ async def open_database(
     """Open (creating and migrating if needed) and always close.
 
     If the file did not exist and the body fails, the new file is removed again: a
-    command that errors leaves the disk as it found it. `discard_if_new` removes a new
-    file even on success (a dry run must not leave a database behind); `create=False`
-    refuses a missing file (commands that only read have nothing to read in a new one).
+    command that errors leaves the disk as it found it. `discard_if_new`: a missing
+    database is made empty in a temporary folder and removed after (a dry run writes
+    nothing where the database would be); `create=False` refuses a missing file
+    (commands that only read have nothing to read in a new one).
     """
     path = Path(path)
     existed = path.exists()
     if not existed and not create:
         raise StorageError(f"no database at {path}: import your chats first (twin import)")
+    if not existed and discard_if_new:
+        # Nothing to compare with: an empty database in a private temporary folder, so
+        # that not even a folder appears where the database would be.
+        with tempfile.TemporaryDirectory(prefix="twin-") as scratch:
+            async with open_database(Path(scratch) / path.name) as db:
+                yield db
+        return
     db = await Database.open(path)
     failed = False
     try:
@@ -203,7 +212,7 @@ async def open_database(
         raise
     finally:
         await db.close()
-        if not existed and (failed or discard_if_new):
+        if not existed and failed:
             for suffix in ("", *_SIDE_FILES):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
 

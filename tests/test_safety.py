@@ -274,7 +274,52 @@ def test_data_is_private_whatever_the_umask(tmp_path: Path) -> None:
     )
     assert done.returncode == 0 and mode(data) == 0o700
     assert "was readable by others" in done.stderr
-    assert all(mode(p) & 0o077 == 0 for p in data.iterdir())
+    # Files twin writes with plain open() and mkdir() (the dataset, its folder) are
+    # private by the umask the CLI sets, not by a chmod of their own.
+    dataset = [sys.executable, "-m", "twin", "dataset"]
+    done = subprocess.run(
+        dataset, env=env, cwd=tmp_path, capture_output=True, text=True, umask=0o022
+    )
+    assert done.returncode == 0, done.stderr
+    written = list(data.rglob("*"))
+    assert data / "dataset" / "samples.jsonl" in written
+    assert all(mode(p) & 0o077 == 0 for p in written)
+
+
+def test_a_folder_of_the_users_is_left_as_it_is_and_a_dry_run_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """`--db ~/x.db` puts the database in a folder of the user's: twin warns that others
+    can read it and never changes it; a dry run creates nothing at all."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from tests.conftest import FIXTURES
+
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(home, 0o755)
+    env = {**os.environ, "TWIN_DATA_DIR": str(tmp_path / "data")}
+    env.pop("TWIN_CONFIG", None)
+    base = [sys.executable, "-m", "twin", "import", str(FIXTURES / "full_account")]
+
+    def twin(*more: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*base, *more], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+
+    for db in (home / "x.db", home / "new" / "x.db"):
+        done = twin("--dry-run", "--db", str(db))
+        assert done.returncode == 0, done.stderr
+        assert "new" in done.stdout and list(home.iterdir()) == []
+        assert stat.S_IMODE(home.stat().st_mode) == 0o755
+    done = twin("--db", str(home / "x.db"))
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755  # the user's folder, untouched
+    assert "can be read by others" in done.stderr
+    assert stat.S_IMODE((home / "x.db").stat().st_mode) == 0o600
 
 
 def test_resume_state_cannot_run_code(tmp_path: Path) -> None:

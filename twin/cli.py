@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from storage.private import private_dir
+from storage.private import tighten_dir
 from twin import __version__
 from twin.settings import load_settings
 
@@ -108,9 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         data = settings.data_dir
-        # Tighten the data folder, not whatever folder it was pointed at ('.', ~).
-        if data.is_dir() and ((data / "twin.db").exists() or not any(data.iterdir())):
-            private_dir(data)
+        # Tighten the data folder, not whatever folder it was pointed at ('.', ~); a dry
+        # run changes nothing on disk.
+        ours = data.is_dir() and ((data / "twin.db").exists() or not any(data.iterdir()))
+        if ours and not getattr(args, "dry_run", False):
+            tighten_dir(data)
         return int(args.run(args, settings) or 0)
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)
