@@ -43,6 +43,7 @@ class DatasetSettings(BaseModel):
 
     session_gap: int = Field(
         86400,
+        gt=0,
         description=(
             'A silence longer than this starts a new conversation: seconds, or "90m", "24h", "2d".'
         ),
@@ -60,21 +61,22 @@ class DatasetSettings(BaseModel):
     exclude_chats: list[int | str] = Field([], description="Chat ids or titles never used.")
     context_tokens: int = Field(
         384,
+        ge=0,
         description=(
             "How much earlier conversation a sample (and a reply) sees: tokens of the "
             "model's tokenizer once the model is prepared, otherwise characters at "
             "chars_per_token."
         ),
     )
-    chars_per_token: float = 4.0
+    chars_per_token: float = Field(4.0, gt=0)
     drop_openers: bool = Field(
         False,
         description="Owner messages that open a conversation have no message to answer; drop them?",
     )
     min_response_chars: int = Field(
-        1, description="Replies outside these lengths (characters) are left out."
+        1, ge=0, description="Replies outside these lengths (characters) are left out."
     )
-    max_response_chars: int = 1000
+    max_response_chars: int = Field(1000, ge=1)
     other_turns: bool = Field(
         False,
         description=(
@@ -90,7 +92,9 @@ class DatasetSettings(BaseModel):
         ),
     )
     workers: int = Field(
-        0, description="Worker processes for large histories (100k+ messages); 0: one per core."
+        0,
+        ge=0,
+        description="Worker processes for large histories (100k+ messages); 0: one per core.",
     )
 
     @field_validator("session_gap", mode="before")

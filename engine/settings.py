@@ -43,7 +43,7 @@ class GenerationSettings(BaseModel):
         description="Degenerate output (empty, looping) is retried this many times, then not sent.",
     )
     max_seq_length: int = Field(
-        2048, description="The longest prompt plus reply the reply engine holds."
+        2048, ge=32, description="The longest prompt plus reply the reply engine holds."
     )
     backend: Literal["twin", "llama.cpp"] = Field(
         "twin",

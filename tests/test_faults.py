@@ -4,7 +4,7 @@ Each test kills a real subprocess at a random moment: an import (the database is
 was, or has the whole import), a training run (no half adapter registered, the lock is
 released, --resume goes on), a three-part send as the owner (each part sent exactly
 once, the draft ends sent). CI runs two kills of each (four of the send); the long run sets
-TWIN_FAULT_RUNS=20.
+FAULT_RUNS=20.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.conftest import ROOT
 from tests.exports import import_into
 from tests.synthetic_export import write_export
 
-RUNS = int(os.environ.get("TWIN_FAULT_RUNS", "2"))
+RUNS = int(os.environ.get("FAULT_RUNS", "2"))
 PYTHON = sys.executable
 
 

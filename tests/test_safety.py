@@ -467,3 +467,26 @@ async def test_a_seed_phrase_without_digits_is_scrubbed_from_samples(
     out = tmp_path / "samples.jsonl"
     build_dataset(db_path, out, DatasetSettings(val_fraction=0), PromptSettings())
     assert [s["output"] for s in read_samples(out)] == ["[SEED]"]
+
+
+def test_the_userbot_session_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """The session is full access to the owner's account: 0600 when Telethon creates it
+    and when an older one was left readable."""
+    import os
+    import stat
+
+    from exporter.userbot import UserbotConfig, make_client
+
+    fresh = tmp_path / "fresh" / "userbot.session"
+    loose = tmp_path / "loose.session"
+    loose.write_bytes(b"")
+    loose.chmod(0o644)
+    previous = os.umask(0o022)
+    try:
+        for path in (fresh, loose):
+            client = make_client(UserbotConfig(api_id=1, api_hash="x", session_file=path))
+            client.session.close()
+    finally:
+        os.umask(previous)
+    assert fresh.stat().st_size > 0  # Telethon wrote its tables into the file made for it
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (fresh, loose)} == {0o600}

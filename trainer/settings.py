@@ -36,10 +36,13 @@ class TrainSettings(BaseModel):
         ),
     )
     max_seq_length: int = Field(
-        1024, description="Longer samples lose the oldest part of their prompt, never their reply."
+        1024,
+        ge=32,
+        description="Longer samples lose the oldest part of their prompt, never their reply.",
     )
     learning_rate: float = Field(
         3e-4,
+        gt=0,
         description=(
             "The peak learning rate. 1e-3 learns faster but overfits within two epochs of a\n"
             "few hundred replies: 3e-4 ends lower on held-out dialogue."
@@ -47,6 +50,8 @@ class TrainSettings(BaseModel):
     )
     min_lr_ratio: float = Field(
         0.1,
+        ge=0,
+        le=1,
         description=(
             "The cosine decay ends at learning_rate * min_lr_ratio, after the warmup; it\n"
             "spans the steps that fit in max_minutes at the speed of the first steps."
@@ -55,7 +60,7 @@ class TrainSettings(BaseModel):
     warmup_steps: int | None = Field(
         None, ge=1, description="Empty: 5 % of the steps, at most 10.", examples=[5]
     )
-    weight_decay: float = 0.0
+    weight_decay: float = Field(0.0, ge=0)
     epochs: int | None = Field(
         None,
         ge=1,
@@ -67,7 +72,7 @@ class TrainSettings(BaseModel):
         examples=[3],
     )
     max_steps: int | None = Field(
-        None, description="Stop after this many optimizer steps.", examples=[100]
+        None, ge=1, description="Stop after this many optimizer steps.", examples=[100]
     )
     max_minutes: float | None = Field(
         None,
@@ -100,7 +105,7 @@ class TrainSettings(BaseModel):
             "contexts on a small GPU). Samples longer than micro_batch_tokens always are."
         ),
     )
-    seed: int = 42
+    seed: int = Field(42, ge=0)
     devices: int = Field(
         1,
         ge=1,

@@ -11,9 +11,11 @@ needs, so storage, exporter and trainer stay usable without twin's configuration
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -183,10 +185,11 @@ def load_settings(config: Path | None = None) -> Settings:
             raise SettingsError(f"{path}: not valid TOML: {err}") from None
         except OSError as err:
             raise SettingsError(f"{path}: {err.strerror}") from None
+    check_environment(os.environ)
     try:
         return Settings(**data)
     except ValidationError as err:
-        raise SettingsError(f"{path or 'settings'}: {describe(err)}") from None
+        raise SettingsError(describe(err, path, os.environ)) from None
 
 
 def read_secret_file(path: Path) -> str:
@@ -200,15 +203,71 @@ def read_secret_file(path: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def describe(err: ValidationError) -> str:
-    """Pydantic's multi-line report as one line: `key.path: problem (got X)`."""
+ENV_PREFIX = "TWIN_"
+NOT_SETTINGS = frozenset({"TWIN_CONFIG"})  # read by find_config, not a setting
+SECRET_PARTS = ("token", "hash", "session")  # keys whose values are never echoed
+
+
+def environment_names() -> dict[str, tuple[str, ...]]:
+    """Every environment variable that sets something (upper case), and its key:
+    `TWIN_TRAIN__MAX_STEPS` -> ("train", "max_steps"); a whole section may come as JSON
+    (`TWIN_TRAIN`)."""
+    names: dict[str, tuple[str, ...]] = {}
+    for name, field in Settings.model_fields.items():
+        names[f"{ENV_PREFIX}{name}".upper()] = (name,)
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for key in section.model_fields:
+                names[f"{ENV_PREFIX}{name}__{key}".upper()] = (name, key)
+    return names
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """A TWIN_* variable that sets nothing is a mistake, not something to ignore: the
+    user meant a setting (`TWIN_TRAIN__MAX_STEP`), and would wonder why it has no effect."""
+    known = environment_names()
+    for variable in sorted(environ):
+        name = variable.upper()
+        if name.startswith(ENV_PREFIX) and name not in known and name not in NOT_SETTINGS:
+            raise SettingsError(f"{variable}: no such setting{_did_you_mean(name, known)}")
+
+
+def describe(err: ValidationError, path: Path | None, environ: Mapping[str, str]) -> str:
+    """Pydantic's multi-line report as one line, each problem named where it was made:
+    `TWIN_TRAIN__MAX_STEPS: ...` for the environment, `config.toml: train.max_steps:
+    ...` for the file; an unknown key with the nearest real one."""
+    given = {name.upper() for name in environ}
     parts = []
     for error in err.errors():
-        key = ".".join(str(p) for p in error["loc"]) or "settings"
-        message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc) or "settings"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = f"unknown setting{_did_you_mean(loc[-1], _siblings(loc))}"
         got = error.get("input")
         hidden = error["type"] == "extra_forbidden" or isinstance(got, dict)
-        secret = any(part in key for part in ("token", "hash", "session"))  # never echo those
+        secret = any(part in key for part in SECRET_PARTS)  # never echo those
         shown = "" if hidden or secret else f" (got {got!r})"
-        parts.append(f"{key}: {message}{shown}")
+        variable = f"{ENV_PREFIX}{'__'.join(loc[:2])}".upper()
+        if variable in given:
+            parts.append(f"{variable}: {message}{shown}")
+        else:
+            parts.append(f"{path or 'settings'}: {key}: {message}{shown}")
     return "; ".join(parts)
+
+
+def _siblings(loc: tuple[str, ...]) -> list[str]:
+    """The keys beside the last one of `loc`: a section's fields, or the sections."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _did_you_mean(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
