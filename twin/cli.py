@@ -68,7 +68,7 @@ USER_ERRORS = (
     ("engine.errors", "BackendError"),
     ("exporter.userbot", "UserbotError"),
     ("exporter.sync", "SyncError"),
-    ("model.lora_parts", "ExportError"),
+    ("model.errors", "ExportError"),
     ("model.qlora", "QuantizeError"),
 )
 

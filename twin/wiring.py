@@ -2,8 +2,10 @@
 userbot, each built from the settings in one place, so that every command that needs
 one gets the same one.
 
-Imports of the heavy rooms (torch, aiogram, Telethon) stay inside this module's
-callers' reach only: the CLI imports a command, and the command this module.
+The heavy rooms (torch, Lightning and litgpt behind the engine and the trainer;
+aiogram; Telethon) are imported inside the function that builds from them: every
+command imports this module, and `twin import` or `twin style` must not wait seconds
+for a model library they never use (tests/test_cli.py checks the import graph).
 """
 
 from __future__ import annotations
@@ -11,26 +13,31 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.settings import ServeSettings
-from bot.config import BotConfig
 from dataset.prompt import Prompt
-from engine.generate import Engine, ReplyEngine
-from engine.service import ReplyService
 from engine.settings import GenerationSettings
-from exporter.userbot import UserbotConfig
 from memory.index import RefreshReport, refresh
 from model.checkpoints import embedded_gguf, prepare
-from model.device import choose_device, choose_precision
 from model.settings import EMBEDDED
 from storage import Database
-from trainer.evaluate import Evaluation, evaluate_adapter
-from trainer.run import RunConfig
 from twin.settings import Settings, SettingsError, read_secret_file
+
+if TYPE_CHECKING:
+    from bot.config import BotConfig
+    from engine.generate import Engine
+    from engine.service import ReplyService
+    from exporter.userbot import UserbotConfig
+    from trainer.evaluate import Evaluation
+    from trainer.run import RunConfig
 
 
 def make_engine(settings: Settings) -> Engine:
     """The reply engine of `generate.backend`: twin's own on torch, or llama.cpp."""
+    from engine.generate import ReplyEngine
+    from model.device import choose_device, choose_precision
+
     checkpoint = prepare(settings.model, settings.models_dir)
     if settings.generate.backend == "llama.cpp":
         from engine.llama_cpp import LlamaCppEngine, weights_gguf
@@ -73,6 +80,8 @@ def serve_token(serve: ServeSettings) -> str | None:
 
 
 def make_service(settings: Settings, database: Path, engine: Engine | None = None) -> ReplyService:
+    from engine.service import ReplyService
+
     return ReplyService(
         (lambda: engine) if engine is not None else (lambda: make_engine(settings)),
         Prompt(settings.prompt),
@@ -84,6 +93,8 @@ def make_service(settings: Settings, database: Path, engine: Engine | None = Non
 
 
 def run_config(settings: Settings, database: Path) -> RunConfig:
+    from trainer.run import RunConfig
+
     return RunConfig(
         data_dir=settings.data_dir,
         db_path=database,
@@ -98,6 +109,8 @@ def run_config(settings: Settings, database: Path) -> RunConfig:
 
 
 def userbot_config(settings: Settings) -> UserbotConfig:
+    from exporter.userbot import UserbotConfig
+
     telegram = settings.telegram
     return UserbotConfig(
         api_id=telegram.api_id or 0,
@@ -110,6 +123,8 @@ def userbot_config(settings: Settings) -> UserbotConfig:
 def bot_config(
     settings: Settings, owner_id: int, database: Path, config_file: Path | None
 ) -> BotConfig:
+    from bot.config import BotConfig
+
     token = settings.telegram.token()
     if not token:
         raise SettingsError(
@@ -142,6 +157,9 @@ def evaluate_with(
     generation: GenerationSettings | None = None,
 ) -> Evaluation:
     """evaluate_adapter on the device, precision and batch sizes the settings name."""
+    from model.device import choose_device, choose_precision
+    from trainer.evaluate import evaluate_adapter
+
     device = choose_device(settings.model.device)
     return evaluate_adapter(
         adapter_path,

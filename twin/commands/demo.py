@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -23,12 +24,11 @@ from exporter.desktop_import import import_desktop_export
 from model.checkpoints import prepare, read_config
 from storage import Database, open_database, with_database
 from storage import adapters as adapters_table
-from trainer.run import RunConfig, run_training
 from twin.commands.common import ProgressBar, ProgressLines, config_options, is_terminal
 from twin.commands.talk import run_chat
 from twin.reports import format_evaluation, format_import, format_run
 from twin.settings import Settings
-from twin.wiring import evaluate_with
+from twin.wiring import evaluate_with, run_config
 
 EXAMPLES = 8  # held-out messages answered by both models
 
@@ -69,17 +69,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     report = _cached(report_path, database)
     if report is None:
         _step(3, "Fine-tune a LoRA adapter on Kostya's chats")
-        config = RunConfig(
-            data_dir=demo_dir,
-            db_path=database,
-            models_dir=settings.models_dir,
-            model=settings.model,
-            lora=settings.lora,
-            train=settings.train,
-            dataset=settings.dataset,
-            prompt=settings.prompt,
-            memory=settings.memory,
-        )
+        from trainer.run import run_training  # torch and litgpt: not for `twin demo --help`
+
+        # Runs and adapters in the demo's folder, base models shared with the user's own
+        config = dataclasses.replace(run_config(settings, database), data_dir=demo_dir)
         bar = ProgressBar() if is_terminal() else ProgressLines(sys.stdout)
         try:
             trained = run_training(config, trigger="demo", on_progress=bar, on_stage=_print_stage)

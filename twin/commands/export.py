@@ -18,7 +18,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from gguf import GGUFReader
 from tqdm import tqdm
 
 from dataset.prompt import Prompt
@@ -26,10 +25,8 @@ from dataset.prompt_templates import jinja_template, modelfile
 from dataset.settings import PromptSettings
 from model import registry
 from model.checkpoints import embedded_gguf, prepare, read_config
-from model.export_gguf import MERGED_TYPES, write_lora, write_merged
-from model.export_peft import write_peft
-from model.lora_parts import ExportError, lora_pairs
-from model.settings import EMBEDDED, LoRASettings
+from model.errors import ExportError
+from model.settings import EMBEDDED, MERGED_TYPES, LoRASettings
 from storage import with_database
 from twin.commands.common import (
     config_options,
@@ -63,7 +60,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new folder")
     parser.add_argument(
         "--type",
-        choices=sorted(MERGED_TYPES),
+        choices=MERGED_TYPES,
         default="F16",
         help="merged-gguf: the matrices' type (default F16; Q8_0 is half the size)",
     )
@@ -77,6 +74,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # gguf, torch and litgpt: loaded for an export, not for `twin export --help`
+    from gguf import GGUFReader
+
+    from model.export_gguf import write_lora, write_merged
+    from model.export_peft import write_peft
+    from model.lora_parts import lora_pairs
+
     out = args.out.expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out} exists and is not empty: choose a new folder for --out")

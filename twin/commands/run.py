@@ -7,17 +7,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.app import run_bot
-from bot.drafts import DraftWorkflow
-from bot.memory_keeper import MemoryKeeper
-from exporter.live import LiveUserbot
-from exporter.userbot import UserbotError, connect, make_client
 from storage import Database, open_database
 from storage import settings as settings_table
 from twin.commands.common import config_options, db_options, db_path
 from twin.settings import Settings, SettingsError
 from twin.wiring import bot_config, make_service, userbot_config
+
+if TYPE_CHECKING:  # aiogram, Telethon and torch load when the bot starts, not for --help
+    from bot.drafts import DraftWorkflow
+    from bot.memory_keeper import MemoryKeeper
+    from exporter.live import LiveUserbot
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -44,6 +45,9 @@ def userbot_starter(
         return None
 
     async def start(workflow: DraftWorkflow) -> LiveUserbot:
+        from exporter.live import LiveUserbot
+        from exporter.userbot import UserbotError, connect, make_client
+
         client = make_client(config)
         me = await connect(client)
         if me.id != workflow.owner_id:
@@ -89,6 +93,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: Settings, database: Path) -> None:
+    from bot.app import run_bot
+    from bot.memory_keeper import MemoryKeeper
+
     async with open_database(database) as db:
         config = bot_config(
             settings, await _owner(db, settings.telegram.owner_id), database, args.config

@@ -12,9 +12,6 @@ import logging
 import signal
 from pathlib import Path
 
-from aiohttp import web
-
-from api.server import make_app
 from api.settings import LOCALHOST, ServeSettings
 from storage import open_database
 from twin.commands.common import config_options, db_options, db_path
@@ -58,6 +55,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _serve(
     settings: Settings, serve: ServeSettings, token: str | None, database: Path
 ) -> None:
+    from aiohttp import web
+
+    from api.server import make_app
+
     replies = make_service(settings, database)
     async with open_database(database) as db:
         await replies.start(db)

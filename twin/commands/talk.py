@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.generate import DegenerateReply, Engine, Reply
-from engine.service import ReplyService
+from engine.errors import DegenerateReply
 from engine.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
 from memory.section import Scope
 from storage import BlockingDatabase, Database, StorageError
@@ -18,6 +17,10 @@ from storage.rows import HistoryRow
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
 from twin.settings import Settings
 from twin.wiring import make_engine, make_service
+
+if TYPE_CHECKING:
+    from engine.generate import Engine, Reply
+    from engine.service import ReplyService
 
 YOU = 1  # the sender id of the person talking to the twin in `twin chat`
 

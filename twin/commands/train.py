@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from trainer.run import join_training, run_training
 from twin.commands.common import (
     ProgressBar,
     ProgressLines,
@@ -45,6 +44,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from trainer.run import join_training, run_training
+
     config = run_config(settings, db_path(args, settings))
     terminal = is_terminal()
     if args.node_rank is not None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+from typing import TYPE_CHECKING
 
-from exporter.sync import SyncReport, sync
-from exporter.userbot import connect, login, make_client
 from memory.index import RefreshReport
 from storage import open_database
 from twin.commands.common import (
@@ -21,6 +20,9 @@ from twin.commands.common import (
 from twin.reports import format_memory
 from twin.settings import Settings
 from twin.wiring import remember_history, userbot_config
+
+if TYPE_CHECKING:  # Telethon loads for a login or a sync, not for --help
+    from exporter.sync import SyncReport
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,6 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_login(args: argparse.Namespace, settings: Settings) -> int:
+    from exporter.userbot import login, make_client
+
     config = userbot_config(settings)
 
     async def go() -> str:
@@ -65,6 +69,9 @@ def run_login(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from exporter.sync import sync
+    from exporter.userbot import connect, make_client
+
     config = userbot_config(settings)
 
     async def go() -> tuple[SyncReport, RefreshReport | None]:
