@@ -238,3 +238,34 @@ def test_an_import_loads_no_heavy_library(tmp_path: Path) -> None:
     )
     assert _loaded_after(code, tmp_path) == set()
     assert (tmp_path / "x.db").is_file()  # it imported
+
+
+def test_progress_bars_show_in_a_terminal_that_reports_no_size(tmp_path: Path) -> None:
+    """A pseudo-terminal nobody sized reports 0 x 0, and tqdm then printed no bar at all
+    (a training run in `script` or an IDE showed no step bar)."""
+    import pty
+
+    leader, follower = pty.openpty()  # a fresh pty: 0 rows, 0 columns
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TWIN_DATA_DIR": str(tmp_path / "data")}
+    env = {k: v for k, v in env.items() if not k.startswith("TQDM_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twin", "import", str(FULL), "--db", str(tmp_path / "x.db")],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        cwd=tmp_path,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the process ended and closed its side
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert process.wait(timeout=60) == 0, shown.decode(errors="replace")
+    assert b"\rimport:   0%|" in shown  # the bar, drawn

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -100,7 +101,26 @@ def is_user_error(err: BaseException) -> bool:
     )
 
 
+def size_progress_bars() -> None:
+    """Give progress bars a size where the terminal reports none.
+
+    A pseudo-terminal nobody sized (`script`, an IDE's console, a container started
+    with -t) says 0 x 0; tqdm then computes -1 rows, takes its bar for one below the
+    screen, and prints nothing at all. tqdm takes TQDM_NCOLS and TQDM_NROWS as every
+    bar's defaults, in every room, reading them when it is imported: so this runs
+    before any command module is (main's first step), with the usual fallback (80 x 24)."""
+    try:
+        columns, lines = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):  # not a terminal: tqdm prints no bar there anyway
+        return
+    if columns <= 0 or lines <= 0:
+        fallback = shutil.get_terminal_size()
+        os.environ.setdefault("TQDM_NCOLS", str(fallback.columns))
+        os.environ.setdefault("TQDM_NROWS", str(fallback.lines))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    size_progress_bars()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     # Everything twin writes (the database, datasets, adapters, the session) is private.
