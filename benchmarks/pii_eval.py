@@ -5,7 +5,9 @@
 Prints one table for the set the scrubber was developed on, one for the held-out lines
 written afterwards, one for the extended set of the second round of types (one-time
 codes, INN, SNILS, passports, accounts, keys, wallets, seed phrases, invites,
-addresses), then one JSON object with all three.
+addresses), one for the forms an audit found reaching samples (passwords without ':',
+passphrases, a lower-case IBAN, a card over two messages) with their look-alikes, then
+one JSON object with them all.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.pii_cases import (
+    AUDIT,
+    AUDIT_LOOK_ALIKES,
     EXTENDED,
     EXTENDED_HELDOUT,
     EXTENDED_LOOK_ALIKES,
@@ -35,6 +39,7 @@ def main() -> None:
         ("held_out", HELDOUT),
         ("extended", EXTENDED + EXTENDED_LOOK_ALIKES),  # the second round of types
         ("extended_held_out", EXTENDED_HELDOUT),  # written after it, never tuned on
+        ("audit", AUDIT + AUDIT_LOOK_ALIKES),  # the forms an audit found, and look-alikes
     )
     for name, text in sets:
         table, wrong = measure(text)

@@ -84,8 +84,8 @@ def conversation_turns(
     might_be_pii = may_hold
 
     def turn() -> Turn:
-        # Scrubbing the joined turn equals scrubbing each message (no pattern spans the
-        # separator), and a poll's question or a caption is scrubbed too.
+        # The joined turn is scrubbed, not each message: a card number typed over two
+        # messages is one number. A poll's question or a caption is scrubbed too.
         text = join(burst)
         if might_be_pii(text):
             text = scrub(text, pii)

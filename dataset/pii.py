@@ -47,11 +47,24 @@ _MAYBE = re.compile(  # matched against the lowercased text: case-insensitive, a
 )
 
 # A secret's label, up to three more words ("пароль от вайфая", "the code is"), then
-# ':' or '=' and the value.
+# ':' or '=' and the value: one token, or a passphrase of plain words ("correct horse
+# battery staple") up to a comma or the line's end.
 _SECRET = re.compile(
     r"(?P<label>\b(?:password|passwd|pass|pwd|pin|passcode|code|token|secret|"
     r"пароль|пасс|пин|код|токен)\b(?:[ \t]+(?!\d+\b)[\w-]+){0,3}?[ \t]*[:=][ \t]*)"
-    r"(?P<value>(?!\[[A-Z]+\])[^\s,;]+)",  # not a placeholder already made
+    r"(?P<value>(?!\[[A-Z]+\])"  # not a placeholder already made
+    r"(?:[^\W\d_]+(?:[ \t]+[^\W\d_]+){0,5}(?![^\s,;])|[^\s,;]+))",
+    re.IGNORECASE,
+)
+# A password said without ':' ("пароль от вайфая qwerty123", "password is hunter2"):
+# the label, up to three words without digits, maybe "is"/"это"/a dash, then a value
+# that looks made up: letters with a digit or a symbol, or four digits or more (not a
+# year; not after "pass", the English verb: "pass 1000 rubles").
+_SAID_SECRET = re.compile(
+    r"(?P<label>\b(?P<word>password|passwd|pwd|passcode|pass|пароль|пасс)\b"
+    r"(?:[ \t]+(?![\w-]*\d)[\w-]+){0,3}?[ \t]+(?:[—–-][ \t]+)?)"
+    r"(?P<value>(?!\[[A-Z]+\])(?:(?=[^\s,;]*[^\W\d_])(?=[^\s,;]*[\d!@#$%^&*_+=?~])"
+    r"[^\s,;]{4,}|\d{4,})(?![^\s,;]))",
     re.IGNORECASE,
 )
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
@@ -107,6 +120,7 @@ _KEY_SIGN = re.compile(r":|sk-|sk_|rk_|gh[pousr]_|github_|glpat-|AKIA|AIza|xox|e
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{25}")
 _PASSPORT_SIGN = re.compile(r"паспорт|серия|passport")
 _CODE_SIGN = re.compile(r"код|code|otp|пин|pin")
+_SAID_SECRET_SIGN = re.compile(r"pass|pwd|парол|пасс")
 _ADDRESS_SIGN = re.compile(
     r"ул\.|улиц|пр\.|пр-т|просп|пер\.|переул|наб\.|набереж|бульв|б-р|шоссе|д\.|дом|кв|street|st\b|"
     r"avenue|ave\b|road|rd\b|lane|ln\b|boulevard|blvd|drive|dr\b"
@@ -140,7 +154,16 @@ _URL_SECRET_PARAM = re.compile(
 )
 _URL_SEGMENT = re.compile(r"[/=]([A-Za-z0-9_-]{16,})(?=[/?#&]|$)")  # path parts, values
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-zА-Яа-я]{2,}(?![\w-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b")
+# In capitals, or typed all in lower case ("de89 3704..."); never a mix, which would
+# run on into the next word ("BE68... is").
+_IBAN = re.compile(
+    r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b"
+    r"|\b[a-z]{2}\d{2}(?:[ ]?[a-z0-9]{4}){2,7}(?:[ ]?[a-z0-9]{1,3})?\b"
+)
+# A card number typed over two messages of a burst, joined by a newline: groups of four.
+_SPLIT_CARD = re.compile(
+    r"(?<![\w+])\d{4}(?:[ -]?\d{4}){0,3}[ \t]*\n[ \t]*\d{4}(?:[ -]?\d{4}){0,3}\b"
+)
 _DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().-]{5,}\d(?![\w])")
 # Words right before a number that say it is not a phone (or a card).
 _NOT_A_PHONE = re.compile(
@@ -172,7 +195,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def iban_ok(iban: str) -> bool:
-    compact = iban.replace(" ", "")
+    compact = iban.replace(" ", "").upper()
     if not 15 <= len(compact) <= 34:
         return False
     moved = compact[4:] + compact[:4]
@@ -352,6 +375,8 @@ def scrub(text: str, stats: ScrubStats | None = None) -> str:
         text = _replace(_KEY, SECRET, text, stats)
     if ":" in text or "=" in text:
         text = _SECRET.sub(labelled(SECRET), text)
+    if _SAID_SECRET_SIGN.search(low):
+        text = _SAID_SECRET.sub(_said_secret(stats), text)
     if _LONG_TOKEN.search(text):
         text = _replace(_WALLET, WALLET, text, stats, _wallet_like)
     if "@" in text:
@@ -364,8 +389,31 @@ def scrub(text: str, stats: ScrubStats | None = None) -> str:
     if _ADDRESS_SIGN.search(low):
         text = _replace(_ADDRESS, ADDRESS, text, stats)
         text = _replace(_HOUSE_FLAT, ADDRESS, text, stats)
+    if "\n" in text:
+        text = _replace(_SPLIT_CARD, CARD, text, stats, _split_card)
     text = _digit_runs(text, stats)
     return _seed_phrases(text, stats) if words else text
+
+
+def _said_secret(stats: ScrubStats) -> Callable[[re.Match[str]], str]:
+    """A password said without ':', unless its digits are a year or follow "pass"."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = match.group("value")
+        if value.isdigit() and (
+            match.group("word").lower() == "pass"
+            or (len(value) == 4 and 1900 <= int(value) <= 2099)
+        ):
+            return match.group()
+        stats.counts[SECRET] += 1
+        return f"{match.group('label')}[{SECRET}]"
+
+    return replace
+
+
+def _split_card(match: re.Match[str]) -> bool:
+    digits = re.sub(r"\D", "", match.group())
+    return 13 <= len(digits) <= 19 and luhn_ok(digits)
 
 
 def _code(stats: ScrubStats) -> Callable[[re.Match[str]], str]:

@@ -462,13 +462,58 @@ t.me/s/channel_preview
 Baker Street station is closed
 """
 
-_MARK = re.compile(r"⟦(\w+):(.+?)⟧")
+# The forms an audit found reaching samples: passwords said without ':' or '=', a
+# passphrase of several words, a lower-case IBAN, a card typed over two messages of one
+# burst (⏎ joins them as the dataset joins a burst); and what looks like them and is not.
+AUDIT = """
+пароль ⟦SECRET:qwerty123⟧
+мой пароль от вайфая ⟦SECRET:qwerty123⟧
+password is ⟦SECRET:hunter2⟧
+pass ⟦SECRET:hunter2⟧
+пароль: ⟦SECRET:correct horse⟧
+password: ⟦SECRET:correct horse battery staple⟧
+пароль от почты ⟦SECRET:Kostya_1995⟧, не забудь
+wifi password is ⟦SECRET:Lisboa2024!⟧
+пароль — ⟦SECRET:kofe4ever⟧
+мой пароль это ⟦SECRET:zima2025⟧
+the password is ⟦SECRET:tr0ub4dor&3⟧ btw
+pwd ⟦SECRET:S3cure!pass⟧
+пасс ⟦SECRET:vetrov88⟧
+пароль от ноута ⟦SECRET:Bass-guitar7⟧ если что
+новый пароль ⟦SECRET:Gr1sha_bass⟧
+пароль: ⟦SECRET:синий кит⟧, запомни
+переведи на ⟦IBAN:de89 3704 0044 0532 0130 00⟧
+iban ⟦IBAN:gb82west12345698765432⟧ thanks
+карта ⟦CARD:4111 1111⏎1111 1111⟧
+номер карты ⟦CARD:5555 5555 5555⏎4444⟧ на имя Кости
+пароль ⟦SECRET:1234⟧ от сейфа
+"""
+AUDIT_LOOK_ALIKES = """
+пароль забыл
+какой пароль от вайфая?
+password is wrong again
+pass me the salt
+I'll pass on that
+пароль поменял вчера
+pass the 2024 exam first
+пароль от вайфая на роутере написан
+the password is on the fridge
+пароль 8 символов минимум
+pass 3 levels and you win
+pass 1000 rubles to Anna tomorrow
+de89 это не iban
+сдал 4276 3800 рублей⏎и ещё 1234
+в 2024⏎было 5678 подписчиков
+"""
+
+_MARK = re.compile(r"⟦(\w+):(.+?)⟧", re.DOTALL)
 
 
 def cases(text: str | None = None) -> list[tuple[str, str, list[tuple[str, str]]]]:
     """(input, expected scrubbed text, [(type, value), ...]) for every line of the set."""
     out = []
     for line in (text or POSITIVES + NEGATIVES).strip().splitlines():
+        line = line.replace("⏎", "\n")  # two messages of one burst, joined
         labels = [(m.group(1), m.group(2)) for m in _MARK.finditer(line)]
         text = _MARK.sub(lambda m: m.group(2), line)
         expected = _MARK.sub(lambda m: f"[{m.group(1)}]", line)

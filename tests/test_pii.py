@@ -6,6 +6,8 @@ import pytest
 
 from dataset.pii import ScrubStats, iban_ok, luhn_ok, scrub
 from tests.pii_cases import (
+    AUDIT,
+    AUDIT_LOOK_ALIKES,
     EXTENDED,
     EXTENDED_LOOK_ALIKES,
     HELDOUT,
@@ -15,7 +17,7 @@ from tests.pii_cases import (
 )
 from tests.pii_metrics import measure
 
-ALL = POSITIVES + NEGATIVES + HELDOUT + EXTENDED + EXTENDED_LOOK_ALIKES
+ALL = POSITIVES + NEGATIVES + HELDOUT + EXTENDED + EXTENDED_LOOK_ALIKES + AUDIT + AUDIT_LOOK_ALIKES
 
 
 def test_the_labelled_set_is_big_enough_and_in_both_languages() -> None:
@@ -40,7 +42,7 @@ def test_every_type_recall_and_precision() -> None:
 
 
 def test_look_alikes_pass_through_unchanged() -> None:
-    for text, _, labels in cases(NEGATIVES + EXTENDED_LOOK_ALIKES):
+    for text, _, labels in cases(NEGATIVES + EXTENDED_LOOK_ALIKES + AUDIT_LOOK_ALIKES):
         assert not labels
         assert scrub(text) == text
 
@@ -50,6 +52,29 @@ def test_placeholders_keep_the_sentence_and_are_counted() -> None:
     out = scrub("позвони +7 921 555-13-07 или напиши a@b.example, пароль: hunter22", stats)
     assert out == "позвони [PHONE] или напиши [EMAIL], пароль: [SECRET]"
     assert dict(stats.counts) == {"PHONE": 1, "EMAIL": 1, "SECRET": 1}
+
+
+def test_what_an_audit_found_reaching_samples_is_scrubbed() -> None:
+    """Passwords said without ':' or '=', a passphrase's every word, a lower-case IBAN
+    and a card typed over two messages of one burst reached training samples."""
+    table, wrong = measure(AUDIT + AUDIT_LOOK_ALIKES)
+    assert wrong == []
+    assert table["SECRET"]["support"] >= 15 and table["CARD"]["support"] >= 2
+
+
+async def test_a_card_over_two_messages_is_scrubbed_in_the_sample(tmp_path) -> None:
+    """The burst becomes one turn before scrubbing: each half alone is no card number."""
+    from dataset.build import build_dataset, read_samples
+    from dataset.settings import DatasetSettings, PromptSettings
+    from tests.exports import chat, dialogue, full_export, import_into
+
+    lines = [(0, "them: скинь номер карты"), (30, "me: 4111 1111"), (35, "me: 1111 1111")]
+    db = tmp_path / "twin.db"
+    await import_into(db, full_export([chat(2000, dialogue(2000, lines))]))
+    out = tmp_path / "samples.jsonl"
+    build_dataset(db, out, DatasetSettings(val_fraction=0), PromptSettings())
+    (sample,) = read_samples(out)
+    assert sample["output"] == "[CARD]"
 
 
 def test_checksums() -> None:
