@@ -4,7 +4,9 @@
         [--models DIR] [--work DIR] [--eval [--generate N]]
 
 A development persona is one character of a public-domain play as a Telegram export
-(tests/dev_personas.py); `sample` is the demo's Kostya (twin/sample), written for twin.
+(tests/dev_personas.py), or one participant of the Chit-Chat Challenge corpus, real typed
+chat, by id prefix (tests/dev_chitchat.py); `sample` is the demo's Kostya (twin/sample),
+written for twin.
 Each run gets a fresh data folder, the given settings as TWIN_* environment variables
 (the same path a user's config takes), and prints the adapter's numbers beside the base
 model's as `twin train --json` reports them: loss per reply token (`improvement`: the
@@ -43,12 +45,13 @@ SAMPLE = "sample"
 
 
 def main() -> None:
+    from tests import dev_chitchat as chitchat
     from tests.dev_personas import PERSONAS, build
     from tests.exports import write_json
     from twin.commands.demo import sample_export
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("persona", choices=[SAMPLE, *sorted(PERSONAS)])
+    parser.add_argument("persona", choices=[SAMPLE, *sorted(PERSONAS), *chitchat.DEVELOPMENT])
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
     parser.add_argument("--work", type=Path, help="keep the data folder here")
@@ -64,6 +67,8 @@ def main() -> None:
     (work / "models").symlink_to(args.models.resolve())  # the converted model, once
     if args.persona == SAMPLE:
         export = sample_export()
+    elif args.persona in chitchat.DEVELOPMENT:
+        export = write_json(work / "result.json", chitchat.build(args.persona, args.cache))
     else:
         export = write_json(work / "result.json", build(PERSONAS[args.persona], args.cache))
     env = {**os.environ, "TWIN_DATA_DIR": str(work), "PYTHONPATH": str(ROOT)}
@@ -92,7 +97,11 @@ def main() -> None:
         "selection_tasks": selection["tasks"],
         "selection_base": selection["base"],
         "selection_adapter": selection["adapter"],
-        "selection_points": round(100 * (selection["adapter"] - selection["base"]), 1),
+        "selection_points": None
+        if selection["base"] is None
+        else round(100 * (selection["adapter"] - selection["base"]), 1),
+        "batch_size": run["training"]["batch_size"],
+        "stages": run["stages"],
     }
     if args.eval:
         command = ["eval", "--json", "--adapter", str(run["adapter_id"])]

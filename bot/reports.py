@@ -49,6 +49,8 @@ def result_text(report: dict) -> str:
 
 def picks_text(selection: dict) -> str:
     """Selection in words: does the twin use the conversation, not only your style."""
+    if selection["base"] is None:
+        return f"Picking your real reply: not measured ({selection.get('reason') or 'no task'})"
     return (
         f"Picks your real reply among {selection['candidates']} of yours: base model "
         f"{selection['base']:.0%} -> twin {selection['adapter']:.0%} "

@@ -27,8 +27,9 @@ from trainer.processes import JOB_FILE, RESULT_FILE, torchrun_command
 from trainer.run import RunConfig, RunReport, TrainingError, run_training
 from trainer.settings import TrainSettings
 
-# Eight steps of eight samples, a checkpoint every two, the same seed everywhere.
-STEPS = {"max_steps": 8, "eval_interval": 2}
+# Eight steps of eight samples, a checkpoint every two, the same seed everywhere; no time
+# budget (a slow machine must not end a run early).
+STEPS = {"max_steps": 8, "eval_interval": 2, "max_minutes": 0}
 # Two ranks add their halves of each gradient where one process adds them all: the same
 # sums in another order, so the weights differ by float32 rounding, which AdamW's
 # division by the gradients' running scale carries along. Measured: 2e-5 of each LoRA
@@ -164,6 +165,7 @@ def test_two_machines_train_one_run(
         "TWIN_TRAIN__BATCH_SIZE": "8",
         "TWIN_TRAIN__EPOCHS": "1",
         "TWIN_TRAIN__MAX_STEPS": "4",
+        "TWIN_TRAIN__MAX_MINUTES": "0",
         "TWIN_TRAIN__NUM_NODES": "2",
         "TWIN_TRAIN__MAIN_NODE": f"127.0.0.1:{port}",
         # Both "machines" share this one's cores: a thread each, as torchrun gives

@@ -105,6 +105,7 @@ def test_a_killed_training_run_registers_no_half_adapter_and_resumes(
         f'[model]\ncheckpoint = "{tiny_checkpoint}"\nprecision = "32-true"\n'
         "[train]\nbatch_size = 8\nepochs = 1\nmax_steps = 8\nlearning_rate = 0.002\n"
         "warmup_steps = 1\neval_interval = 1\n"
+        "max_minutes = 0\n"  # no time budget: a slow machine must not end the run early
     )
     train = [PYTHON, "-m", "twin", "train", "--json", "--config", str(config), "--db", str(db_path)]
     killed_after(train, random.Random(attempt).uniform(1.0, 12.0))

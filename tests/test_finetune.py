@@ -333,23 +333,46 @@ def test_the_recipe_follows_the_number_of_samples_and_the_machine() -> None:
 
 
 def test_the_schedule_is_cut_to_the_steps_that_fit_the_budget() -> None:
-    from trainer.finetune import Schedule, fit_to_budget
+    from trainer.finetune import Reserve, Schedule, fit_to_budget
 
     settings = TrainSettings(max_minutes=1.0, learning_rate=1.0, min_lr_ratio=0.1)
     planned = Schedule(steps=40, warmup=4, eval_every=5)
+    nothing = Reserve()
     # Three steps of 1,000 tokens took 30 s: 100 tokens/s, 30 s left, so three more.
-    fitted = fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, 0, settings)
+    fitted = fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, nothing, settings)
     assert (fitted.steps, fitted.fixed, fitted.eval_every) == (6, True, 1)
-    # Validation takes its share: 8 passes over 300 tokens at a third of the cost.
-    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, 300, settings).steps == 5
+    # The checks take their share: 8 of 300 tokens each, scored at 240 tokens/s (10 s);
+    # unmeasured, at a third of a training step's cost (8 s).
+    checks = Reserve(check_tokens=300, forward=240.0)
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, checks, settings).steps == 5
+    unmeasured = Reserve(check_tokens=300)
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, unmeasured, settings).steps == 5
+    # So does the final evaluation: 20 s of the 30 left.
+    evaluation = Reserve(evaluation=20.0)
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, evaluation, settings).steps == 4
     assert fitted.learning_rate(fitted.steps - 1, settings) == pytest.approx(0.1)  # decayed
     # A budget that fits every planned step keeps the plan.
     roomy = settings.model_copy(update={"max_minutes": 60.0})
-    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, 0, roomy).steps == 40
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, nothing, roomy).steps == 40
     # Out of time: one more step, but never past the plan (a plan of three, all taken).
-    assert fit_to_budget(planned, [1000] * 40, 3, 90.0, 3000, 0, settings).steps == 4
+    assert fit_to_budget(planned, [1000] * 40, 3, 90.0, 3000, nothing, settings).steps == 4
     short = Schedule(steps=3, warmup=1, eval_every=1)
-    assert fit_to_budget(short, [1000] * 3, 3, 30.0, 3000, 0, settings).steps == 3
+    assert fit_to_budget(short, [1000] * 3, 3, 30.0, 3000, nothing, settings).steps == 3
+
+
+def test_training_leaves_the_final_evaluation_its_time(
+    tiny_checkpoint: Path, encoded, tmp_path: Path
+) -> None:
+    """An evaluation planned to take the whole budget leaves training one step, whatever
+    the machine's speed: the run as a whole ends within max_minutes."""
+    train_samples, val_samples = encoded
+    fabric = fabric32()
+    model = build_model(fabric, tiny_checkpoint, LoRASettings(), 512)
+    settings = FAST.model_copy(update={"max_minutes": 1.0})
+    result = train(
+        fabric, model, train_samples, val_samples[:4], settings, tmp_path, evaluation=60.0
+    )
+    assert (result.steps, result.stopped) == (1, "time_budget")
 
 
 def test_training_keeps_the_best_adapter_and_stops_when_validation_gets_worse(
@@ -526,7 +549,8 @@ def test_no_half_adapter_is_ever_registered(
 def test_resume_of_a_killed_run_through_the_run_job(
     tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
 ) -> None:
-    config = config_for(tmp_path, persona_db, tiny_checkpoint, eval_interval=2)  # saved at 2
+    # saved at 2; no time budget, so that a slow machine cannot end the run early
+    config = config_for(tmp_path, persona_db, tiny_checkpoint, eval_interval=2, max_minutes=0)
 
     def kill(progress: Progress) -> None:
         if progress.step == 3:
@@ -582,7 +606,10 @@ def test_twin_eval_reports_the_loss_the_run_measured(
         f'[model]\ncheckpoint = "{tiny_checkpoint}"\nprecision = "32-true"\n'
     )
     assert main(["eval", "--config", str(toml), "--json", "--generate", "2"]) == 0
-    measured = json.loads(capsys.readouterr().out)
+    shown = capsys.readouterr()
+    measured = json.loads(shown.out)
+    # Progress where no terminal draws a bar: a line at each quarter of each stretch.
+    assert "twin: evaluate: " in shown.err and "twin: generate: 4 of 4 replies" in shown.err
     assert measured["adapter"] == report.adapter_id
     assert measured["adapter_loss"] == pytest.approx(report.adapter_loss, rel=1e-4)
     assert measured["base_loss"] == pytest.approx(report.base_loss, rel=1e-4)

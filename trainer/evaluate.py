@@ -7,6 +7,7 @@ generated replies and how close they come to the real ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,18 @@ from model.device import release_memory
 from model.lora import TwinGPT, build_model
 from model.settings import LoRASettings
 from trainer.batches import encode
-from trainer.loss import LossReport, compare
-from trainer.sense import SelectionReport, compare_selection, neutral_prompt, selection_tasks
+from trainer.loss import LossReport, Meter, NoMeter, compare
+from trainer.sense import (
+    SelectionReport,
+    SelectionTask,
+    compare_selection,
+    neutral_prompt,
+    selection_tasks,
+    spread,
+)
+
+# A meter for each stretch of an evaluation, by what it counts: (what, unit) -> Meter.
+Meters = Callable[[str, str], Meter]
 
 
 @dataclass
@@ -55,10 +66,12 @@ def evaluate_adapter(
     generate: int = 0,
     generation: GenerationSettings | None = None,
     quantize: str | None = None,
+    meters: Meters | None = None,
 ) -> Evaluation:
     """Base model against an adapter on the validation samples it was trained with: the
     loss, selection, and with `generate` > 0 the style of that many generated replies
-    from each."""
+    from each. `meters` shows how far each part is."""
+    meters = meters or (lambda what, unit: NoMeter())
     meta = registry.read_meta(adapter_path)
     samples_path = Path(meta["dataset"])
     samples = read_samples(samples_path, "val")
@@ -71,7 +84,15 @@ def evaluate_adapter(
     tokenizer = Tokenizer(checkpoint_dir)
     adapter = registry.load(adapter_path)
     losses, selection = held_out(
-        model, adapter, samples, tokenizer, prompt, max_seq_length, token_budget, fabric.device
+        model,
+        adapter,
+        samples,
+        tokenizer,
+        prompt,
+        max_seq_length,
+        token_budget,
+        fabric.device,
+        meter=meters("evaluate", "token"),
     )
     del model
     style = None
@@ -85,6 +106,7 @@ def evaluate_adapter(
             prompt,
             generate,
             generation,
+            meters("generate", "reply"),
         )
     return Evaluation(losses, selection, style)
 
@@ -98,22 +120,38 @@ def held_out(
     max_seq_length: int,
     token_budget: int,
     device: torch.device,
+    selection_limit: int | None = None,
+    selection_from: list[dict[str, Any]] | None = None,
+    meter: Meter | None = None,
 ) -> tuple[LossReport, SelectionReport]:
     """The two numbers every adapter is judged by, base model beside adapter: the loss per
-    reply token, and selection. Training reports them for the adapter it made and `twin
-    eval` for any adapter, so both take them from here."""
+    reply token on `samples`, and selection on the tasks of `selection_from` (default:
+    the same samples), at most `selection_limit` of them (None: all). A training run
+    plans both within its budget; `twin eval` takes every held-out sample. Training
+    reports them for the adapter it made and `twin eval` for any adapter, so both take
+    them from here."""
     release_memory()  # what training freed: evaluation has other shapes
     encoded = encode(samples, tokenizer, prompt, max_seq_length)
-    losses = compare(model, adapter, encoded, token_budget, device)
+    losses = compare(model, adapter, encoded, token_budget, device, meter)
     release_memory()
-    selection = compare_selection(
-        model,
-        adapter,
-        selection_tasks(samples, tokenizer, prompt, max_seq_length),
-        neutral_prompt(tokenizer, prompt),
-        device,
+    every = selection_order(
+        samples if selection_from is None else selection_from, tokenizer, prompt, max_seq_length
     )
+    tasks = every[:selection_limit]
+    selection = compare_selection(
+        model, adapter, tasks, neutral_prompt(tokenizer, prompt), device, meter
+    )
+    if every and not tasks:
+        selection.reason = "no time left for it in the run's budget: twin eval measures it"
     return losses, selection
+
+
+def selection_order(
+    samples: list[dict[str, Any]], tokenizer: Tokenizer, prompt: Prompt, max_seq_length: int
+) -> list[SelectionTask]:
+    """The selection tasks of `samples` in the order an evaluation takes them (a prefix
+    of it spans the held-out conversations)."""
+    return spread(selection_tasks(samples, tokenizer, prompt, max_seq_length))
 
 
 def generated_style(
@@ -125,9 +163,11 @@ def generated_style(
     prompt: Prompt,
     count: int,
     generation: GenerationSettings | None,
+    meter: Meter | None = None,
 ) -> dict[str, Any]:
     """Replies of the base model and of the adapter to `count` held-out messages (same
     seeds), measured beside the owner's real replies."""
+    meter = meter or NoMeter()
     settings = generation or GenerationSettings()
     train = read_samples(samples_path, "train")
     val = read_samples(samples_path, "val")[:count]
@@ -137,6 +177,7 @@ def generated_style(
     authorship = style.Authorship([s["output"] for s in train], others)
     engine = ReplyEngine(checkpoint_dir, prompt, precision, device, settings.max_seq_length)
     replies: dict[str, list[str]] = {"base": [], "adapter": []}
+    meter.expect(2 * len(val))
     for side, path in (("base", None), ("adapter", adapter_path)):
         engine.use_adapter(path)
         for index, sample in enumerate(val):
@@ -146,6 +187,7 @@ def generated_style(
                 replies[side].append(separator.join(reply.messages))
             except DegenerateReply:
                 replies[side].append("")
+            meter(1)
     real = [s["output"] for s in val]
     result = style.compare(real, replies, owner, authorship, separator)
     result["samples"] = len(val)

@@ -34,6 +34,7 @@ import torch
 from model.device import release_memory
 from model.lora import adapter_state, load_adapter
 from trainer.batches import Encoded, collate, micro_batches
+from trainer.budget import CHECKS, Speed
 from trainer.loss import batch_loss, loss_sums
 from trainer.settings import TrainSettings
 
@@ -81,7 +82,6 @@ class TrainResult:
 
 
 MEASURED_STEPS = 3  # steps timed before the run's length is fixed
-VALIDATIONS = 8  # per run, when eval_interval is empty
 
 
 def plan_steps(samples: list[Encoded], settings: TrainSettings) -> list[list[list[int]]]:
@@ -128,8 +128,22 @@ class Schedule:
 
 def first_schedule(plan_length: int, settings: TrainSettings) -> Schedule:
     warmup = settings.warmup_steps or min(10, max(1, round(0.05 * plan_length)))
-    every = settings.eval_interval or max(1, round(plan_length / VALIDATIONS))
+    every = settings.eval_interval or max(1, round(plan_length / CHECKS))
     return Schedule(plan_length, warmup, every, fixed=settings.max_minutes is None)
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """What training leaves of the time budget (trainer.budget plans it): the periodic
+    checks, each scoring `check_tokens` at `forward` tokens/s, and the final evaluation.
+    Without a measured speed, a check is taken for a third of a training step's work."""
+
+    check_tokens: int = 0
+    evaluation: float = 0.0  # seconds
+    forward: float | None = None  # tokens/s
+
+    def checks(self, count: int, train_rate: float) -> float:
+        return count * self.check_tokens / (self.forward or 3 * train_rate)
 
 
 def fit_to_budget(
@@ -138,14 +152,15 @@ def fit_to_budget(
     done: int,
     seconds: float,
     tokens: int,
-    val_tokens: int,
+    reserve: Reserve,
     settings: TrainSettings,
 ) -> Schedule:
     """The schedule cut to the steps that fit in the time budget at the speed measured
-    so far, validations included (forward only: about a third of a step's work)."""
+    so far, leaving the periodic checks and the final evaluation their time."""
     assert settings.max_minutes is not None
     rate = tokens / max(seconds, 1e-9)
-    left = settings.max_minutes * 60 - seconds - VALIDATIONS * val_tokens / (3 * rate)
+    left = settings.max_minutes * 60 - seconds - reserve.evaluation
+    left -= reserve.checks(CHECKS, rate)
     steps = done
     for count in step_tokens[done : schedule.steps]:
         left -= count / rate
@@ -153,9 +168,53 @@ def fit_to_budget(
             break
         steps += 1
     steps = min(schedule.steps, max(steps, done + 1))  # at least one more, never past the plan
-    every = settings.eval_interval or max(1, round(steps / VALIDATIONS))
+    every = settings.eval_interval or max(1, round(steps / CHECKS))
     warmup = min(schedule.warmup, max(1, steps // 10))
     return Schedule(steps, warmup, every, fixed=True)
+
+
+def measure_speed(
+    fabric: L.Fabric,
+    model: torch.nn.Module,
+    samples: list[Encoded],
+    settings: TrainSettings,
+    selection: Callable[[], int],
+) -> Speed:
+    """Tokens per second of training (forward and backward) and of scoring (forward),
+    on a micro-batch of the run's own, of middling length, and of `selection` (scores
+    a task and says its tokens): what trainer.budget plans with. The gradients are
+    dropped and no weight changes. The first pass of each warms up (allocations,
+    kernels) and is not counted."""
+    groups = micro_batches(samples, settings.micro_batch_tokens)
+    middle = sorted(groups, key=lambda g: sum(len(samples[i].ids) for i in g))[len(groups) // 2]
+    batch = collate([samples[i] for i in middle]).to(fabric.device)
+    was_training = model.training
+    model.train()
+
+    def trained() -> None:
+        with fabric.autocast():  # as Fabric runs the training model's forward
+            loss, _ = batch_loss(model, batch)
+        loss.backward()
+
+    def scored() -> None:
+        with torch.no_grad(), fabric.autocast():
+            batch_loss(model, batch)
+
+    def timed(work: Callable[[], object]) -> float:
+        started = time.perf_counter()
+        work()
+        return max(time.perf_counter() - started, 1e-9)
+
+    rates = []
+    for work in (trained, scored):
+        work()
+        rates.append(batch.tokens / timed(work))
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    release_memory()
+    tokens = [0]
+    seconds = timed(lambda: tokens.append(selection()))
+    return Speed(train=rates[0], forward=rates[1], selection=tokens[-1] / seconds)
 
 
 @dataclass
@@ -175,15 +234,21 @@ def train(
     run_dir: Path,
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    evaluation: float = 0.0,
+    speed: Speed | None = None,
 ) -> TrainResult:
     """Train the LoRA weights of `model` (built by model.lora.build_model); the adapter
-    returned is the one with the best validation loss."""
+    returned is the one with the best validation loss on `val_samples` (the periodic
+    checks' samples). With a time budget, training ends `evaluation` seconds before
+    it, for the evaluation that follows; `speed` (measure_speed's) times the checks."""
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_steps(train_samples, settings)
     if not plan:
         raise ValueError("no training samples")
     plan_tokens = [sum(len(train_samples[i].ids) for g in step for i in g) for step in plan]
-    val_tokens = sum(len(s.ids) for s in val_samples)
+    reserve = Reserve(
+        sum(len(s.ids) for s in val_samples), evaluation, speed.forward if speed else None
+    )
     raw_model = model
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -244,7 +309,7 @@ def train(
                 result.steps,
                 result.seconds,
                 result.tokens,
-                val_tokens,
+                reserve,
                 settings,
             )
             schedule = fabric.broadcast(fitted, src=0)  # rank 0's clock decides for all
@@ -271,7 +336,8 @@ def train(
             )
         out_of_time = fabric.broadcast(
             settings.max_minutes is not None
-            and result.seconds + (result.seconds / result.steps) > settings.max_minutes * 60,
+            and result.seconds + (result.seconds / result.steps) + evaluation
+            > settings.max_minutes * 60,
             src=0,
         )
         no_better = settings.patience and best.stale >= settings.patience

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,24 @@ from model.lora import base_and_adapter, frozen_linear
 from trainer.batches import Batch, Encoded, collate, micro_batches
 
 HEAD_ROWS = 128  # rows of a trainable output layer's logits alive at once: 128 x 262k floats
+
+
+class Meter(Protocol):
+    """The progress of a long evaluation: `expect` announces work to come, a call
+    reports work done, in the meter's unit (tokens scored, replies generated). The
+    commands draw it as a bar; without one, nothing is drawn."""
+
+    def expect(self, amount: int) -> None: ...
+
+    def __call__(self, amount: int) -> None: ...
+
+
+class NoMeter:
+    def expect(self, amount: int) -> None:
+        pass
+
+    def __call__(self, amount: int) -> None:
+        pass
 
 
 def batch_loss(
@@ -113,19 +131,29 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def mean_loss(
-    model: torch.nn.Module, samples: list[Encoded], token_budget: int, device: torch.device | str
+    model: torch.nn.Module,
+    samples: list[Encoded],
+    token_budget: int,
+    device: torch.device | str,
+    meter: Meter | None = None,
 ) -> float:
     """Mean loss per response token over `samples`."""
-    total, count = loss_sums(model, samples, token_budget, device)
+    total, count = loss_sums(model, samples, token_budget, device, meter)
     return total / max(count, 1)
 
 
 @torch.no_grad()
 def loss_sums(
-    model: torch.nn.Module, samples: list[Encoded], token_budget: int, device: torch.device | str
+    model: torch.nn.Module,
+    samples: list[Encoded],
+    token_budget: int,
+    device: torch.device | str,
+    meter: Meter | None = None,
 ) -> tuple[float, int]:
     """The loss summed over the response tokens of `samples`, and how many there are:
     what ranks that each measured a share of the samples add up."""
+    meter = meter or NoMeter()
+    meter.expect(sum(len(s.ids) for s in samples))
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -133,6 +161,7 @@ def loss_sums(
         loss, n = batch_loss(model, collate([samples[i] for i in group]).to(device))
         total += loss.item()
         count += n
+        meter(sum(len(samples[i].ids) for i in group))
     model.train(was_training)
     return total, count
 
@@ -157,10 +186,11 @@ def compare(
     samples: list[Encoded],
     token_budget: int,
     device: torch.device | str,
+    meter: Meter | None = None,
 ) -> LossReport:
     """The base model (LoRA off) and the adapter on the same samples."""
     base, tuned = base_and_adapter(
-        model, adapter, lambda: mean_loss(model, samples, token_budget, device)
+        model, adapter, lambda: mean_loss(model, samples, token_budget, device, meter)
     )
     return LossReport(
         samples=len(samples),

@@ -41,6 +41,7 @@ from dataset.settings import PromptSettings
 from model.lora import TwinGPT, build_model
 from model.settings import LoRASettings
 from trainer.batches import Encoded, encode
+from trainer.budget import RunPlan, fixed_order
 from trainer.errors import TrainingError
 from trainer.finetune import Progress, TrainResult, train
 from trainer.settings import TrainSettings
@@ -65,6 +66,7 @@ class TrainingJob(BaseModel):
     precision: str
     quantize: str | None = None  # model.quantize: the frozen base in 4 or 8 bits
     resume: bool = False
+    plan: RunPlan | None = None  # the time budget's plan (trainer.budget); None: no budget
 
     @property
     def world_size(self) -> int:
@@ -216,15 +218,18 @@ def main(argv: list[str] | None = None) -> None:
         train_samples, val_samples = encoded_samples(job, Tokenizer(job.checkpoint_dir))
         model = start_model(job, fabric)
         lead = fabric.global_rank == 0
+        plan = job.plan
         result = train(
             fabric,
             model,
             train_samples,
-            val_samples,
+            fixed_order(val_samples)[: plan.checks] if plan else val_samples,
             job.train,
             run_dir,
             job.resume,
             _print_progress if lead else None,
+            evaluation=plan.evaluation_seconds if plan else 0.0,
+            speed=plan.speed if plan else None,
         )
         if lead:
             partial = run_dir / (RESULT_FILE + ".partial")

@@ -3,8 +3,10 @@
 A personal history has a few hundred to a few thousand replies, not the seed's 51k:
 a batch of 128 over 300 samples is two optimizer steps an epoch. So the batch follows
 the number of samples (about 30 steps an epoch, 8 to 128 samples a step), small
-datasets get more passes, and a CPU gets a time budget that the run plans its steps
-into (trainer.finetune fixes the schedule's length from the speed of its first steps).
+datasets get more passes, and a CPU gets a time budget (`max_minutes`; 0: none) that
+the run plans into: trainer.budget may make the batch smaller still so that enough
+steps fit, and trainer.finetune fixes the schedule's length from the speed of its
+first steps.
 """
 
 from __future__ import annotations
@@ -33,4 +35,6 @@ def resolve(settings: TrainSettings, samples: int, device: str) -> TrainSettings
         )
     if settings.max_minutes is None and device == "cpu":
         chosen["max_minutes"] = CPU_MINUTES
+    elif settings.max_minutes == 0:  # no limit, asked for
+        chosen["max_minutes"] = None
     return settings.model_copy(update=chosen)

@@ -10,6 +10,7 @@ from ever overlapping, even when started by different processes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from litgpt import Tokenizer
 
 from dataset.build import DatasetStats, build_dataset, read_samples
@@ -31,17 +33,20 @@ from memory.samples import remember
 from memory.settings import MemorySettings
 from model import registry
 from model.checkpoints import counter_of, prepare, read_config
-from model.device import choose_device, choose_precision
-from model.lora import load_adapter
+from model.device import choose_device, choose_precision, release_memory
+from model.lora import TwinGPT, load_adapter
 from model.qlora import bitsandbytes
 from model.settings import LoRASettings, ModelSettings
 from storage import BlockingDatabase, Database, StorageError
 from storage import runs as runs_table
 from storage import settings as stored_settings
+from storage.adapters import Adapter
+from trainer.batches import Encoded
+from trainer.budget import RunPlan, fixed_order, plan_run
 from trainer.errors import TrainingError
-from trainer.evaluate import held_out
-from trainer.finetune import STATE_FILE, Progress, train
-from trainer.loss import mean_loss
+from trainer.evaluate import Meters, held_out, selection_order
+from trainer.finetune import STATE_FILE, Progress, measure_speed, train
+from trainer.loss import NoMeter, mean_loss
 from trainer.processes import (
     JOB_FILE,
     TrainingJob,
@@ -52,6 +57,7 @@ from trainer.processes import (
     train_in_processes,
 )
 from trainer.recipe import resolve
+from trainer.sense import neutral_prompt, one_task, task_cost
 from trainer.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -96,6 +102,7 @@ class RunReport:
     selection: dict[str, Any]  # trainer.sense: base and adapter hits@1
     samples: dict[str, int]
     training: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)  # seconds each stage took
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,8 +132,10 @@ def run_training(
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    meters: Meters | None = None,
 ) -> RunReport:
     stage = on_stage or (lambda _: None)
+    meters = meters or (lambda what, unit: NoMeter())
     if config.model.quantize:
         bitsandbytes()  # refused now, not after the dataset is built
     # One connection and one event loop for the whole run: progress is written every
@@ -138,7 +147,7 @@ def run_training(
         heartbeat = runs_table.Heartbeat(config.db_path, run_id)
         heartbeat.start()
         try:
-            report = _run(config, store, run_id, run_dir, resuming, on_progress, stage)
+            report = _run(config, store, run_id, run_dir, resuming, on_progress, stage, meters)
         except BaseException as err:
             status = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
             message = str(err) or type(err).__name__
@@ -185,22 +194,24 @@ def _run(
     resuming: bool,
     on_progress: Callable[[Progress], None] | None,
     stage: Callable[[str], None],
+    meters: Meters,
 ) -> RunReport:
-    stage("preparing the model")
+    clock = _Stages(stage)
+    clock("preparing the model")
     checkpoint_dir = prepare(config.model, config.models_dir, progress=on_progress is not None)
     base_name = read_config(checkpoint_dir).name
     tokenizer = Tokenizer(checkpoint_dir)
     prompt = Prompt(config.prompt)
     samples_path = run_dir / SAMPLES_FILE
     if not resuming:
-        stage("building the dataset")
+        clock("building the dataset")
         run_dir.mkdir(parents=True, exist_ok=True)
         stats = build_dataset(
             config.db_path, samples_path, config.dataset, config.prompt, checkpoint_dir
         )
         _require_samples(stats)
         if config.memory.enabled:
-            stage("recalling memories")
+            clock("recalling memories")
             _remember(config, store, samples_path, prompt, tokenizer)
     fingerprint = hashlib.sha256(samples_path.read_bytes()).hexdigest()
     store.run(
@@ -209,6 +220,7 @@ def _run(
         )
     )
 
+    clock("planning the run")
     device = choose_device(config.model.device)
     job = TrainingJob(
         checkpoint_dir=checkpoint_dir,
@@ -222,52 +234,81 @@ def _run(
         resume=resuming,
     )
     train_samples, val_samples = encoded_samples(job, tokenizer)
-    recipe = resolve(config.train, len(train_samples), device)
-    job = job.model_copy(update={"train": recipe})
     val_rows = read_samples(samples_path, "val")
-
-    stage("training")
-    record = _ProgressRecord(store, run_id, on_progress)
+    active = store.run(lambda db: registry.active_for(db, base_name))
     fabric = fabric_for(job, one_process=True)
+    model = start_model(job, fabric)
+    recipe = resolve(config.train, len(train_samples), device)
+    plan = RunPlan.load(run_dir) if resuming else None
+    if plan is None:
+        plan = _plan(config, recipe, job, fabric, model, train_samples, val_samples, active)
+        plan.save(run_dir)
+    recipe = recipe.model_copy(update={"batch_size": plan.batch_size})
+    job = job.model_copy(update={"train": recipe, "plan": plan})
+
+    clock("training")
+    record = _ProgressRecord(store, run_id, on_progress)
     if job.world_size > 1:
+        del model  # the ranks hold their own while they train
+        release_memory()
         result = train_in_processes(job, run_dir, record)
         model = start_model(job, fabric)  # this process evaluates what rank 0 learned
     else:
-        model = start_model(job, fabric)
-        result = train(fabric, model, train_samples, val_samples, recipe, run_dir, resuming, record)
+        checks = fixed_order(val_samples)[: plan.checks]
+        result = train(
+            fabric,
+            model,
+            train_samples,
+            checks,
+            recipe,
+            run_dir,
+            resuming,
+            record,
+            evaluation=plan.evaluation_seconds,
+            speed=plan.speed,
+        )
 
-    stage("evaluating")
+    clock("evaluating", _evaluating(len(val_samples), plan))
+    meter = meters("evaluate", "token")
     budget = config.train.micro_batch_tokens
     losses, selection = held_out(
         model,
         result.adapter,
-        val_rows,
+        fixed_order(val_rows)[: plan.evaluated],
         tokenizer,
         prompt,
         config.train.max_seq_length,
         budget,
         fabric.device,
+        selection_limit=plan.selection_tasks,
+        selection_from=val_rows,
+        meter=meter,
     )
-    active = store.run(lambda db: registry.active_for(db, base_name))
     if active is None:
         reference, reference_loss = "the base model", losses.base_loss
     else:
         load_adapter(model, registry.load(Path(active.path)))
-        reference, reference_loss = (
-            f"adapter {active.id}",
-            mean_loss(model, val_samples, budget, fabric.device),
-        )
+        reference = f"adapter {active.id}"
+        evaluated = fixed_order(val_samples)[: plan.evaluated]
+        reference_loss = mean_loss(model, evaluated, budget, fabric.device, meter)
+    clock.end()
     metrics = {
         # The newest reply this adapter learned from: scheduled retraining counts the
         # owner's messages after it.
         "data_until": max(s["date"] for s in read_samples(samples_path)),
-        "training": result.metrics(),
+        "training": {
+            **result.metrics(),
+            "batch_size": recipe.batch_size,
+            "checked_samples": plan.checks,
+            "evaluated_samples": plan.evaluated,
+        },
         "evaluation": losses.as_dict(),
         "selection": selection.as_dict(),
         "reference": reference,
         "reference_loss": reference_loss,
         "precision": job.precision,
         "device": device,
+        "stages": clock.seconds,
     }
     meta = {
         "base_model": base_name,
@@ -285,7 +326,7 @@ def _run(
     }
     path = registry.save(config.adapters_dir, result.adapter, meta)
 
-    async def record(db: Database) -> tuple[int, registry.Decision]:
+    async def register(db: Database) -> tuple[int, registry.Decision]:
         adapter_id = await registry.register(db, path, meta, run_id, losses.adapter_loss)
         decision = await registry.decide(
             db, adapter_id, losses.adapter_loss, reference_loss, reference
@@ -302,7 +343,7 @@ def _run(
         )
         return adapter_id, decision
 
-    adapter_id, decision = store.run(record)
+    adapter_id, decision = store.run(register)
     return RunReport(
         run_id=run_id,
         adapter_id=adapter_id,
@@ -316,8 +357,75 @@ def _run(
         improvement=losses.improvement,
         selection=selection.as_dict(),
         samples={"train": len(train_samples), "val": len(val_samples)},
-        training=result.metrics(),
+        training=metrics["training"],
+        stages=clock.seconds,
     )
+
+
+def _plan(
+    config: RunConfig,
+    recipe: TrainSettings,
+    job: TrainingJob,
+    fabric: L.Fabric,
+    model: TwinGPT,
+    train_samples: list[Encoded],
+    val_samples: list[Encoded],
+    active: Adapter | None,
+) -> RunPlan:
+    """How this run spends its time budget (trainer.budget), from this machine's speed
+    measured on the run's own samples; a resumed run follows the plan it saved."""
+    tokenizer, prompt = Tokenizer(job.checkpoint_dir), Prompt(job.prompt)
+    rows = read_samples(job.samples, "val")
+    tasks = selection_order(rows, tokenizer, prompt, recipe.max_seq_length)
+    speed = None
+    if recipe.max_minutes is not None:
+        neutral = neutral_prompt(tokenizer, prompt)
+        first = tasks[0] if tasks else None
+
+        def selection() -> int:  # one task timed, where there is one
+            return one_task(model, first, neutral, fabric.device) if first else 0
+
+        speed = measure_speed(fabric, model, train_samples, recipe, selection)
+        if first is None:  # nothing to select: any rate plans the same (no tasks)
+            speed = dataclasses.replace(speed, selection=speed.forward)
+    return plan_run(
+        recipe,
+        train_samples,
+        val_samples,
+        [task_cost(task) for task in tasks],
+        loss_passes=2 if active is None else 3,  # base, adapter (and the active adapter)
+        speed=speed,
+        batch_is_chosen=config.train.batch_size is None,
+    )
+
+
+def _evaluating(held_out: int, plan: RunPlan) -> str:
+    what = f"on all {held_out:,} held-out replies"
+    if plan.evaluated < held_out:
+        what = f"on {plan.evaluated:,} of {held_out:,} held-out replies (what the budget allows)"
+    if plan.speed is not None:
+        what += f", planned {plan.evaluation_seconds / 60:.1f} min"
+    return what
+
+
+class _Stages:
+    """Says each stage of the run as it begins, and keeps how long each took."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.seconds: dict[str, float] = {}
+        self.current: tuple[str, float] | None = None
+
+    def __call__(self, name: str, detail: str = "") -> None:
+        self.end()
+        self.say(f"{name} {detail}".strip())
+        self.current = (name, time.perf_counter())
+
+    def end(self) -> None:
+        if self.current is not None:
+            name, started = self.current
+            self.seconds[name] = round(time.perf_counter() - started, 1)
+            self.current = None
 
 
 def _remember(

@@ -25,7 +25,7 @@ from dataset.prompt import Prompt
 from model.embedding import head_dtype
 from model.lora import TwinGPT, base_and_adapter
 from trainer.batches import encode_texts
-from trainer.loss import token_losses
+from trainer.loss import Meter, NoMeter, token_losses
 
 CANDIDATES = 10  # the real reply and nine others: chance is 0.1
 REPLY_TOKENS = 64  # the first tokens of each reply: enough to tell replies apart
@@ -42,8 +42,9 @@ class SelectionTask:
 class SelectionReport:
     tasks: int
     candidates: int
-    base: float  # hits@1: how often the real reply scored highest
-    adapter: float
+    base: float | None  # hits@1: how often the real reply scored highest; None: no tasks
+    adapter: float | None
+    reason: str | None = None  # why there is no number, when there is none
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +87,29 @@ def selection_tasks(
     return tasks
 
 
+def task_cost(task: SelectionTask) -> int:
+    """Forward tokens a task costs the comparison: its prompt and candidates, through
+    the base model and the adapter."""
+    return 2 * (len(task.prompt) + sum(map(len, task.candidates)))
+
+
+def one_task(
+    model: TwinGPT, task: SelectionTask, neutral_prompt: list[int], device: torch.device | str
+) -> int:
+    """Score one task with one model, as `hits` does, and say the tokens that cost in
+    task_cost's count (for one model): what the time budget times selection by."""
+    hits(model, [task], neutral_prompt, device)
+    return task_cost(task) // 2
+
+
+def spread(tasks: list[SelectionTask]) -> list[SelectionTask]:
+    """The tasks in a fixed random order: a prefix of it spans the held-out
+    conversations, where the tasks themselves come in the order of the samples."""
+    order = list(range(len(tasks)))
+    random.Random("selection").shuffle(order)
+    return [tasks[i] for i in order]
+
+
 def _apart(sample: dict[str, Any], other: dict[str, Any]) -> bool:
     return sample["chat_id"] != other["chat_id"] or abs(sample["date"] - other["date"]) > (
         APART_SECONDS
@@ -98,10 +122,15 @@ def compare_selection(
     tasks: list[SelectionTask],
     neutral_prompt: list[int],
     device: torch.device | str,
+    meter: Meter | None = None,
+    reason: str = "no held-out reply has enough replies of other conversations to hide among",
 ) -> SelectionReport:
-    """hits@1 of the base model (LoRA off) and of the adapter on the same tasks."""
+    """hits@1 of the base model (LoRA off) and of the adapter on the same tasks; with
+    no tasks, no number, and `reason` says why."""
+    if not tasks:
+        return SelectionReport(0, CANDIDATES, None, None, reason)
     base, tuned = base_and_adapter(
-        model, adapter, lambda: hits(model, tasks, neutral_prompt, device)
+        model, adapter, lambda: hits(model, tasks, neutral_prompt, device, meter)
     )
     return SelectionReport(len(tasks), CANDIDATES, base, tuned)
 
@@ -117,10 +146,13 @@ def hits(
     tasks: list[SelectionTask],
     neutral: list[int],
     device: torch.device | str,
+    meter: Meter | None = None,
 ) -> float:
     """The share of tasks whose real reply the conversation raises most."""
     if not tasks:
         return 0.0
+    meter = meter or NoMeter()
+    meter.expect(sum(task_cost(task) // 2 for task in tasks))
     was_training = model.training
     model.eval()
     distinct = sorted({tuple(c) for task in tasks for c in task.candidates})
@@ -134,6 +166,7 @@ def hits(
         given = reply_logprobs(model, task.prompt, task.candidates, device)
         lift = [g - alone[tuple(c)] for g, c in zip(given, task.candidates, strict=True)]
         correct += lift[0] > max(lift[1:])
+        meter(task_cost(task) // 2)
     model.clear_kv_cache()
     model.train(was_training)
     return correct / len(tasks)

@@ -76,10 +76,11 @@ class TrainSettings(BaseModel):
     )
     max_minutes: float | None = Field(
         None,
-        gt=0,
+        ge=0,
         description=(
-            "The time budget: the run plans its steps to end within it, keeping what was\n"
-            "learned. Empty: 15 minutes on a CPU, no limit on a GPU."
+            "The time budget of a run (training, its checks and the evaluation): it plans its\n"
+            "steps to end within it, keeping what was learned. Empty: 15 minutes on a CPU,\n"
+            "no limit on a GPU; 0: no limit anywhere."
         ),
         examples=[60],
     )

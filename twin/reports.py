@@ -58,11 +58,34 @@ def format_run(report: RunReport) -> str:
             f"({training['stopped']}), {training['tokens_per_s']:.0f} tokens/s, "
             f"{training['seconds'] / 60:.1f} min",
             f"  loss          base {report.base_loss:.4f} -> adapter {report.adapter_loss:.4f} "
-            f"({report.improvement:+.1%} better)",
+            f"({report.improvement:+.1%} better, on {_evaluated(report)})",
             format_selection(report.selection, width=14),
+            f"  time          {_stages(report.stages)}",
             f"  adapter       {report.adapter_path}",
         ]
     )
+
+
+def _evaluated(report: RunReport) -> str:
+    held_out = report.samples["val"]
+    evaluated = report.training.get("evaluated_samples", held_out)
+    if evaluated >= held_out:
+        return f"all {held_out:,} held-out replies"
+    return f"{evaluated:,} of {held_out:,} held-out replies; twin eval scores all"
+
+
+def _stages(stages: dict[str, float]) -> str:
+    """How the run's time went: training, evaluating, and the rest together."""
+    total = sum(stages.values())
+    if not total:
+        return "-"
+    parts = [
+        f"{name} {stages[name] / 60:.1f} min ({stages[name] / total:.0%})"
+        for name in ("training", "evaluating")
+        if name in stages
+    ]
+    rest = total - sum(stages.get(name, 0.0) for name in ("training", "evaluating"))
+    return ", ".join([*parts, f"the rest {rest / 60:.1f} min"])
 
 
 def format_losses(adapter_id: int, report: LossReport, selection: dict[str, Any]) -> str:
@@ -80,38 +103,58 @@ def format_losses(adapter_id: int, report: LossReport, selection: dict[str, Any]
 
 
 def format_selection(selection: dict[str, Any], width: int = 16) -> str:
-    """hits@1 of base model and adapter: the real reply picked among the owner's others."""
+    """hits@1 of base model and adapter, in words: how often each picked the real reply
+    out of ten of the owner's, and on how many held-out replies."""
+    label = f"  {'selection':<{width}}"
+    if selection["base"] is None:
+        return f"{label}not measured: {selection.get('reason') or 'no task'}"
     chance = 1 / selection["candidates"]
     return (
-        f"  {'selection':<{width}}base {selection['base']:.0%}   adapter {selection['adapter']:.0%}"
-        f"   (real reply picked of {selection['candidates']} of yours, {selection['tasks']} "
-        f"times; chance {chance:.0%})"
+        f"{label}base {selection['base']:.0%}   adapter {selection['adapter']:.0%}"
+        f"   (your real reply picked out of {selection['candidates']} of yours, on "
+        f"{selection['tasks']} held-out replies; chance {chance:.0%})"
     )
+
+
+# Each style measure of generated replies: its label, its key, its format, and which way
+# is better ("yours": the closer to your real replies the better).
+_STYLE_ROWS = (
+    ("median length, chars", "median_chars", "{:.0f}", "yours"),
+    ("messages per reply", "messages_per_reply", "{:.2f}", "yours"),
+    ("with emoji", "emoji_rate", "{:.0%}", "yours"),
+    ("with your fillers", "filler_word_rate", "{:.0%}", "yours"),
+    ("length distance", "length_distance", "{:.2f}", "lower"),
+    ("sounds like you", "authorship", "{:.2f}", "higher"),
+)
+_BETTER = {"yours": "closer to yours", "lower": "lower", "higher": "higher"}
+_SIDES = {"real": "yours", "base": "base", "adapter": "twin"}
 
 
 def format_style(style: dict) -> str:
-    sides = [s for s in ("real", "base", "adapter") if s in style]
-    rows = [
-        ("median length", "median_chars", "{:.0f}"),
-        ("length distance", "length_distance", "{:.2f}"),
-        ("messages/reply", "messages_per_reply", "{:.2f}"),
-        ("emoji rate", "emoji_rate", "{:.0%}"),
-        ("filler words", "filler_word_rate", "{:.0%}"),
-        ("authorship", "authorship", "{:.2f}"),
-    ]
+    """Generated replies beside your real ones, each row saying which way is better:
+    most should come close to your own column; a distance should be low, the
+    authorship score (a classifier's probability that you wrote it) and chrF high."""
+    sides = [s for s in _SIDES if s in style]
     lines = [
         f"Style of {style['samples']} generated replies (your filler words: "
         f"{', '.join(style['owner_filler_words']) or '-'})",
-        "  " + " " * 16 + "".join(f"{side:>10}" for side in sides),
+        "  " + " " * 22 + "".join(f"{_SIDES[s]:>9}" for s in sides) + "   better",
     ]
-    for label, key, fmt in rows:
-        lines.append(f"  {label:<16}" + "".join(f"{fmt.format(style[s][key]):>10}" for s in sides))
+    for label, key, fmt, better in _STYLE_ROWS:
+        cells = "".join(
+            f"{'-' if s == 'real' and better == 'lower' else fmt.format(style[s][key]):>9}"
+            for s in sides
+        )
+        lines.append(f"  {label:<22}{cells}   {_BETTER[better]}")
     similarity = style["similarity"]
-    lines.append(
-        f"  {'chrF to real':<16}{'':>10}"
-        + "".join(f"{similarity[s]:>10.2f}" for s in sides if s in similarity)
-    )
+    cells = "".join(f"{similarity[s]:>9.2f}" if s in similarity else f"{'-':>9}" for s in sides)
+    lines.append(f"  {'chrF to yours':<22}{cells}   higher (1: the same words)")
     return "\n".join(lines)
+
+
+def next_step(command: str, why: str) -> str:
+    """The line that ends a command's report: what to do next."""
+    return f"\nNext: {command}  ({why})"
 
 
 def format_stats(stats: DatasetStats) -> str:

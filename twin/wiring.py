@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from engine.generate import Engine
     from engine.service import ReplyService
     from exporter.userbot import UserbotConfig
-    from trainer.evaluate import Evaluation
+    from trainer.evaluate import Evaluation, Meters
     from trainer.run import RunConfig
 
 
@@ -38,7 +38,8 @@ def make_engine(settings: Settings) -> Engine:
     from engine.generate import ReplyEngine
     from model.device import choose_device, choose_precision
 
-    checkpoint = prepare(settings.model, settings.models_dir)
+    # A first start converts the model (half a minute): a bar where someone watches.
+    checkpoint = prepare(settings.model, settings.models_dir, progress=sys.stderr.isatty())
     if settings.generate.backend == "llama.cpp":
         from engine.llama_cpp import LlamaCppEngine, weights_gguf
 
@@ -155,6 +156,7 @@ def evaluate_with(
     adapter_path: Path,
     generate: int = 0,
     generation: GenerationSettings | None = None,
+    meters: Meters | None = None,
 ) -> Evaluation:
     """evaluate_adapter on the device, precision and batch sizes the settings name."""
     from model.device import choose_device, choose_precision
@@ -171,6 +173,7 @@ def evaluate_with(
         generate=generate,
         generation=generation or settings.generate,
         quantize=settings.model.quantize,
+        meters=meters,
     )
 
 

@@ -14,6 +14,7 @@ from twin.settings import Settings
 
 if TYPE_CHECKING:
     from trainer.finetune import Progress
+    from trainer.loss import Meter
 
 
 def config_options() -> argparse.ArgumentParser:
@@ -69,6 +70,8 @@ class ProgressBar:
         if progress.val_loss is not None:
             postfix["val"] = f"{progress.val_loss:.3f}"
         self.bar.set_postfix(postfix)
+        if progress.step == progress.total_steps:  # the last: the evaluation's bar is next
+            self.bar.close()
 
     def close(self) -> None:
         if self.bar is not None:
@@ -94,6 +97,70 @@ class ProgressLines:
             file=self.stream or sys.stderr,
             flush=True,
         )
+
+    def close(self) -> None:
+        pass
+
+
+class Bars:
+    """The meters of a long evaluation (trainer.loss.Meter), one per stretch ("evaluate",
+    "generate"): a tqdm bar on a terminal; elsewhere (a pipe, systemd, the bot's
+    subprocess) a line at each quarter of the way. `close` ends them all."""
+
+    def __init__(self, terminal: bool, stream: TextIO | None = None) -> None:
+        self.terminal, self.stream = terminal, stream
+        self.meters: list[_BarMeter | _LineMeter] = []
+
+    def __call__(self, what: str, unit: str) -> Meter:
+        meter = _BarMeter(what, unit) if self.terminal else _LineMeter(what, unit, self.stream)
+        self.meters.append(meter)
+        return meter
+
+    def close(self) -> None:
+        for meter in self.meters:
+            meter.close()
+
+
+class _BarMeter:
+    def __init__(self, what: str, unit: str) -> None:
+        self.what, self.unit = what, unit
+        self.bar: tqdm | None = None
+
+    def expect(self, amount: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=amount, desc=self.what, unit=self.unit, unit_scale=True)
+        else:  # another part of the same stretch
+            self.bar.total += amount
+            self.bar.refresh()
+
+    def __call__(self, amount: int) -> None:
+        if self.bar is not None:
+            self.bar.update(amount)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _LineMeter:
+    def __init__(self, what: str, unit: str, stream: TextIO | None) -> None:
+        self.what, self.unit, self.stream = what, unit, stream
+        self.total = self.done = self.shown = 0
+
+    def expect(self, amount: int) -> None:
+        self.total += amount
+
+    def __call__(self, amount: int) -> None:
+        self.done += amount
+        quarter = 4 * self.done // max(self.total, 1)
+        if quarter > self.shown:
+            self.shown = quarter
+            units = self.unit[:-1] + "ies" if self.unit.endswith("y") else self.unit + "s"
+            print(
+                f"twin: {self.what}: {self.done:,} of {self.total:,} {units}",
+                file=self.stream or sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         pass

@@ -24,7 +24,7 @@ from exporter.desktop_import import import_desktop_export
 from model.checkpoints import prepare, read_config
 from storage import Database, open_database, with_database
 from storage import adapters as adapters_table
-from twin.commands.common import ProgressBar, ProgressLines, config_options, is_terminal
+from twin.commands.common import Bars, ProgressBar, ProgressLines, config_options, is_terminal
 from twin.commands.talk import run_chat
 from twin.reports import format_evaluation, format_import, format_run
 from twin.settings import Settings
@@ -74,13 +74,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # Runs and adapters in the demo's folder, base models shared with the user's own
         config = dataclasses.replace(run_config(settings, database), data_dir=demo_dir)
         bar = ProgressBar() if is_terminal() else ProgressLines(sys.stdout)
+        bars = Bars(is_terminal(), sys.stdout)
         try:
-            trained = run_training(config, trigger="demo", on_progress=bar, on_stage=_print_stage)
+            trained = run_training(
+                config, trigger="demo", on_progress=bar, on_stage=_print_stage, meters=bars
+            )
+            print(format_run(trained))
+            _step(4, "Evaluate base model and twin on held-out conversations")
+            report = _evaluate(
+                settings, checkpoint, Path(trained.adapter_path), trained.adapter_id, bars
+            )
         finally:
             bar.close()
-        print(format_run(trained))
-        _step(4, "Evaluate base model and twin on held-out conversations")
-        report = _evaluate(settings, checkpoint, Path(trained.adapter_path), trained.adapter_id)
+            bars.close()
         report_path.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     else:
         _step(3, "Fine-tune: already done (data/demo has the adapter)")
@@ -124,7 +130,7 @@ def _cached(report_path: Path, database: Path) -> dict[str, Any] | None:
 
 
 def _evaluate(
-    settings: Settings, checkpoint: Path, adapter: Path, adapter_id: int
+    settings: Settings, checkpoint: Path, adapter: Path, adapter_id: int, meters: Bars
 ) -> dict[str, Any]:
     evaluation = evaluate_with(
         settings,
@@ -132,6 +138,7 @@ def _evaluate(
         adapter,
         generate=EXAMPLES,
         generation=settings.generate.model_copy(update={"max_new_tokens": 60}),
+        meters=meters,
     )
     return {
         "adapter": adapter_id,

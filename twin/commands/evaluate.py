@@ -9,8 +9,16 @@ from pathlib import Path
 from model import registry
 from model.checkpoints import prepare, read_config
 from storage import with_database
-from twin.commands.common import config_options, db_options, db_path, json_options, print_json
-from twin.reports import format_losses, format_style
+from twin.commands.common import (
+    Bars,
+    config_options,
+    db_options,
+    db_path,
+    is_terminal,
+    json_options,
+    print_json,
+)
+from twin.reports import format_losses, format_style, next_step
 from twin.settings import Settings
 from twin.wiring import evaluate_with
 
@@ -33,13 +41,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     adapter = with_database(db_path(args, settings), lambda db: registry.chosen(db, args.adapter))
-    checkpoint = prepare(settings.model, settings.models_dir)
+    checkpoint = prepare(settings.model, settings.models_dir, progress=is_terminal())
     registry.require_base(adapter, read_config(checkpoint).name)
-    evaluation = evaluate_with(settings, checkpoint, Path(adapter.path), args.generate)
+    bars = Bars(is_terminal())
+    try:
+        evaluation = evaluate_with(
+            settings, checkpoint, Path(adapter.path), args.generate, meters=bars
+        )
+    finally:
+        bars.close()
     if args.json:
         print_json({"adapter": adapter.id, **evaluation.as_dict()})
     else:
         print(format_losses(adapter.id, evaluation.losses, evaluation.selection.as_dict()))
         if evaluation.style:
             print(format_style(evaluation.style))
+        print(next_step("twin chat", "talk to it yourself"))
     return 0

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from tqdm import tqdm
 
 from twin.commands.common import (
+    Bars,
     ProgressBar,
     ProgressLines,
     config_options,
@@ -18,7 +19,7 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
-from twin.reports import format_run
+from twin.reports import format_run, next_step
 from twin.settings import Settings
 from twin.wiring import run_config
 
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         join_training(config, args.node_rank, on_stage=_stage(terminal))
         return 0
     bar = ProgressBar() if terminal else ProgressLines()
+    bars = Bars(terminal)
     try:
         report = run_training(
             config,
@@ -59,13 +61,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             resume=args.resume,
             on_progress=bar,
             on_stage=_stage(terminal),
+            meters=bars,
         )
     finally:
         bar.close()
+        bars.close()
     if args.json:
         print_json(report.as_dict())
     else:
         print(format_run(report))
+        if report.promoted:
+            print(next_step("twin chat", "talk to your twin; twin eval --generate 8 to measure it"))
+        else:
+            print(
+                next_step(
+                    "twin adapters",
+                    f"the active one stays; twin eval --adapter {report.adapter_id} to compare",
+                )
+            )
     return 0
 
 
