@@ -10,7 +10,7 @@ from dataset.build import DatasetStats, build_dataset
 from model.checkpoints import is_complete, locate
 from storage import open_database
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
-from twin.reports import format_stats
+from twin.reports import format_stats, next_step
 from twin.settings import Settings
 
 
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print_json(stats.as_dict())
     else:
         print(format_stats(stats))
+        print(next_step("twin train", "fine-tune your twin on these samples"))
     return 0
 
 

@@ -17,7 +17,7 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
-from twin.reports import format_import, format_memory
+from twin.reports import format_import, format_memory, next_step
 from twin.settings import Settings
 from twin.wiring import remember_history
 
@@ -47,8 +47,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print_json({**report.as_dict(), "memory": memory.as_dict() if memory else None})
     else:
         print(format_import(report))
-        if not args.dry_run:
+        if args.dry_run:
+            print(next_step(f"twin import {args.path}", "without --dry-run, to store it"))
+        else:
             print(format_memory(memory))
+            print(next_step("twin train", "fine-tune your twin on these chats"))
     return 0
 
 

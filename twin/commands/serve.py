@@ -61,6 +61,7 @@ async def _serve(
 
     replies = make_service(settings, database)
     async with open_database(database) as db:
+        log.info("loading the model and the active adapter (a first start converts the model)")
         await replies.start(db)
         if replies.engine.adapter is None:
             log.warning("no adapter trained yet: the base model answers (twin train)")

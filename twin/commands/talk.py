@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,7 @@ async def _answer(
 
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     database = db_path(args, settings)
+    print("Loading the model…", file=sys.stderr, flush=True)
     engine = make_engine(settings)
     service = make_service(settings, database, engine)
     with BlockingDatabase(database, create=True) as store:

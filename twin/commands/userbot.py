@@ -17,7 +17,7 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
-from twin.reports import format_memory
+from twin.reports import format_memory, next_step
 from twin.settings import Settings
 from twin.wiring import remember_history, userbot_config
 
@@ -65,6 +65,7 @@ def run_login(args: argparse.Namespace, settings: Settings) -> int:
         "the string session in TWIN_TELEGRAM__SESSION" if config.session else config.session_file
     )
     print(f"Logged in as {who}. The session is in {where}: keep it private.")
+    print(next_step("twin sync", "fetch your private chats"))
     return 0
 
 
@@ -94,4 +95,6 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
         print(format_memory(memory))
         if report.blocked_until:
             print("Telegram asked to slow down: run twin sync again later to go on.")
+        else:
+            print(next_step("twin train", "then twin run, for drafts of your replies"))
     return 0
