@@ -291,17 +291,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.slow
-async def test_sigterm_lets_the_reply_in_flight_finish(
-    tiny_checkpoint: Path, tmp_path: Path
-) -> None:
+def serve_config(tmp_path: Path, tiny_checkpoint: Path, more: str = "") -> tuple[Path, int]:
+    """A config for `twin serve` on the tiny model and a free port, and that port."""
     port = _free_port()
     toml = tmp_path / "config.toml"
     toml.write_text(
         f'data_dir = "{tmp_path}"\n[model]\ncheckpoint = "{tiny_checkpoint}"\n'
-        f"[generate]\nmax_new_tokens = 300\n[serve]\nport = {port}\n",
+        f"{more}[serve]\nport = {port}\n",
         encoding="utf-8",
     )
+    return toml, port
+
+
+@pytest.mark.slow
+async def test_sigterm_lets_the_reply_in_flight_finish(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    toml, port = serve_config(tmp_path, tiny_checkpoint, "[generate]\nmax_new_tokens = 300\n")
     env = {**os.environ, "TWIN_SERVE__TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -381,13 +387,7 @@ def test_a_blank_token_file_is_no_token(tmp_path: Path) -> None:
 def test_twin_serve_listens_on_localhost_only_by_default(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    toml = tmp_path / "config.toml"
-    toml.write_text(
-        f'data_dir = "{tmp_path}"\n[model]\ncheckpoint = "{tiny_checkpoint}"\n'
-        f"[serve]\nport = {port}\n",
-        encoding="utf-8",
-    )
+    toml, _ = serve_config(tmp_path, tiny_checkpoint)
     env = {**os.environ, "TWIN_SERVE__TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "twin", "serve", "--config", str(toml)],
