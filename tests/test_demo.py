@@ -32,7 +32,7 @@ def test_demo_runs_end_to_end_then_reuses_everything(
         assert f"[{step}/5]" in first
     assert "3,148 new" in first
     assert "step 3/3" in first and "adapter 1 promoted" in first
-    assert "loss per token    base" in first and "authorship" in first
+    assert "loss per token    base" in first and "sounds like you" in first
     assert first.count("  Kostya       ") == 2  # two held-out replies side by side
     assert "chat --db" in first  # how to talk to the twin, since there is no terminal
     assert (tmp_path / "data" / "demo" / "report.json").is_file()

@@ -208,13 +208,14 @@ async def test_a_userbot_logged_in_as_someone_else_is_refused(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.memory_keeper import MemoryKeeper
+    from exporter import userbot
     from exporter.userbot import UserbotError
     from tests.fake_telethon import ScriptedTelegram, user
     from twin.commands import run as run_command
     from twin.settings import Settings
 
     someone = ScriptedTelegram(user(42, "Someone", is_self=True), [])
-    monkeypatch.setattr(run_command, "make_client", lambda config: someone)
+    monkeypatch.setattr(userbot, "make_client", lambda config: someone)
     settings = Settings(
         data_dir=tmp_path,
         telegram={"api_id": 1, "api_hash": "h", "session": "s"},  # type: ignore[arg-type]
