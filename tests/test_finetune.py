@@ -595,8 +595,14 @@ def test_adapter_weights_reload_exactly(
 
 
 def test_twin_eval_reports_the_loss_the_run_measured(
-    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    tiny_checkpoint: Path,
+    persona_db: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from twin.commands import common
+
     config = config_for(tmp_path, persona_db, tiny_checkpoint)
     report = run_training(config)
     toml = tmp_path / "twin.toml"
@@ -605,11 +611,29 @@ def test_twin_eval_reports_the_loss_the_run_measured(
         f'[storage]\npath = "{config.db_path}"\n'
         f'[model]\ncheckpoint = "{tiny_checkpoint}"\nprecision = "32-true"\n'
     )
+    recorded: dict[str, list[tuple[str, int]]] = {}
+
+    class Recording(common._LineMeter):
+        def expect(self, amount: int) -> None:
+            recorded.setdefault(self.what, []).append(("expect", amount))
+            super().expect(amount)
+
+        def __call__(self, amount: int) -> None:
+            recorded.setdefault(self.what, []).append(("done", amount))
+            super().__call__(amount)
+
+    monkeypatch.setattr(common, "_LineMeter", Recording)
     assert main(["eval", "--config", str(toml), "--json", "--generate", "2"]) == 0
     shown = capsys.readouterr()
     measured = json.loads(shown.out)
     # Progress where no terminal draws a bar: a line at each quarter of each stretch.
     assert "twin: evaluate: " in shown.err and "twin: generate: 4 of 4 replies" in shown.err
+    # Each stretch is announced whole before it starts, so that its bar knows its end.
+    for events in recorded.values():
+        kinds = [kind for kind, _ in events]
+        assert kinds == sorted(kinds, key=lambda kind: kind != "expect")
+        expected = sum(n for kind, n in events if kind == "expect")
+        assert expected == sum(n for kind, n in events if kind == "done") > 0
     assert measured["adapter"] == report.adapter_id
     assert measured["adapter_loss"] == pytest.approx(report.adapter_loss, rel=1e-4)
     assert measured["base_loss"] == pytest.approx(report.base_loss, rel=1e-4)

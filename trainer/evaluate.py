@@ -36,6 +36,7 @@ from trainer.sense import (
     neutral_prompt,
     selection_tasks,
     spread,
+    task_cost,
 )
 
 # A meter for each stretch of an evaluation, by what it counts: (what, unit) -> Meter.
@@ -132,12 +133,14 @@ def held_out(
     them from here."""
     release_memory()  # what training freed: evaluation has other shapes
     encoded = encode(samples, tokenizer, prompt, max_seq_length)
-    losses = compare(model, adapter, encoded, token_budget, device, meter)
-    release_memory()
     every = selection_order(
         samples if selection_from is None else selection_from, tokenizer, prompt, max_seq_length
     )
     tasks = every[:selection_limit]
+    if meter is not None:  # both models, each sample and each task
+        meter.expect(2 * sum(len(s.ids) for s in encoded) + sum(map(task_cost, tasks)))
+    losses = compare(model, adapter, encoded, token_budget, device, meter)
+    release_memory()
     selection = compare_selection(
         model, adapter, tasks, neutral_prompt(tokenizer, prompt), device, meter
     )

@@ -21,9 +21,10 @@ HEAD_ROWS = 128  # rows of a trainable output layer's logits alive at once: 128 
 
 
 class Meter(Protocol):
-    """The progress of a long evaluation: `expect` announces work to come, a call
-    reports work done, in the meter's unit (tokens scored, replies generated). The
-    commands draw it as a bar; without one, nothing is drawn."""
+    """The progress of a long evaluation: `expect` announces work to come (all of it,
+    before it starts, so that a bar knows its end), a call reports work done, in the
+    meter's unit (tokens scored, replies generated). The commands draw it as a bar;
+    without one, nothing is drawn."""
 
     def expect(self, amount: int) -> None: ...
 
@@ -152,8 +153,7 @@ def loss_sums(
 ) -> tuple[float, int]:
     """The loss summed over the response tokens of `samples`, and how many there are:
     what ranks that each measured a share of the samples add up."""
-    meter = meter or NoMeter()
-    meter.expect(sum(len(s.ids) for s in samples))
+    meter = meter or NoMeter()  # told the work done; the caller announced it all
     was_training = model.training
     model.eval()
     total, count = 0.0, 0

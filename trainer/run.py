@@ -270,6 +270,9 @@ def _run(
 
     clock("evaluating", _evaluating(len(val_samples), plan))
     meter = meters("evaluate", "token")
+    evaluated = fixed_order(val_samples)[: plan.evaluated]
+    if active is not None:  # its loss too, after both models' (held_out announces those)
+        meter.expect(sum(len(s.ids) for s in evaluated))
     budget = config.train.micro_batch_tokens
     losses, selection = held_out(
         model,
@@ -289,7 +292,6 @@ def _run(
     else:
         load_adapter(model, registry.load(Path(active.path)))
         reference = f"adapter {active.id}"
-        evaluated = fixed_order(val_samples)[: plan.evaluated]
         reference_loss = mean_loss(model, evaluated, budget, fabric.device, meter)
     clock.end()
     metrics = {

@@ -151,8 +151,7 @@ def hits(
     """The share of tasks whose real reply the conversation raises most."""
     if not tasks:
         return 0.0
-    meter = meter or NoMeter()
-    meter.expect(sum(task_cost(task) // 2 for task in tasks))
+    meter = meter or NoMeter()  # told the work done; the caller announced it all
     was_training = model.training
     model.eval()
     distinct = sorted({tuple(c) for task in tasks for c in task.candidates})
