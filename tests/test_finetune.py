@@ -339,25 +339,54 @@ def test_the_schedule_is_cut_to_the_steps_that_fit_the_budget() -> None:
     planned = Schedule(steps=40, warmup=4, eval_every=5)
     nothing = Reserve()
     # Three steps of 1,000 tokens took 30 s: 100 tokens/s, 30 s left, so three more.
-    fitted = fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, nothing, settings)
+    fitted = fit_to_budget(planned, [1000] * 40, 3, 30.0, 100.0, nothing, settings)
     assert (fitted.steps, fitted.fixed, fitted.eval_every) == (6, True, 1)
     # The checks take their share: 8 of 300 tokens each, scored at 240 tokens/s (10 s);
     # unmeasured, at a third of a training step's cost (8 s).
     checks = Reserve(check_tokens=300, forward=240.0)
-    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, checks, settings).steps == 5
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 100.0, checks, settings).steps == 5
     unmeasured = Reserve(check_tokens=300)
-    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, unmeasured, settings).steps == 5
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 100.0, unmeasured, settings).steps == 5
     # So does the final evaluation: 20 s of the 30 left.
     evaluation = Reserve(evaluation=20.0)
-    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, evaluation, settings).steps == 4
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 100.0, evaluation, settings).steps == 4
     assert fitted.learning_rate(fitted.steps - 1, settings) == pytest.approx(0.1)  # decayed
     # A budget that fits every planned step keeps the plan.
     roomy = settings.model_copy(update={"max_minutes": 60.0})
-    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 3000, nothing, roomy).steps == 40
+    assert fit_to_budget(planned, [1000] * 40, 3, 30.0, 100.0, nothing, roomy).steps == 40
     # Out of time: one more step, but never past the plan (a plan of three, all taken).
-    assert fit_to_budget(planned, [1000] * 40, 3, 90.0, 3000, nothing, settings).steps == 4
-    short = Schedule(steps=3, warmup=1, eval_every=1)
-    assert fit_to_budget(short, [1000] * 3, 3, 30.0, 3000, nothing, settings).steps == 3
+    assert fit_to_budget(planned, [1000] * 40, 3, 90.0, 100.0, nothing, settings).steps == 4
+    assert fit_to_budget(planned, [1000] * 3, 3, 30.0, 100.0, nothing, settings).steps == 3
+    # A refit may lengthen an earlier guess: the plan, not the guess, is the limit.
+    guessed = Schedule(steps=5, warmup=1, eval_every=1)
+    assert fit_to_budget(guessed, [1000] * 40, 3, 3.0, 1000.0, nothing, settings).steps == 40
+
+
+def test_the_first_steps_already_show_the_budgets_length(
+    tiny_checkpoint: Path, encoded, tmp_path: Path
+) -> None:
+    """The planning pass's speed sets the length from the first step (it said 'step
+    1/135, about 33 min left' in a 15-minute run); the timed steps then refit it."""
+    from trainer.budget import Speed
+    from trainer.finetune import MEASURED_STEPS, plan_steps
+
+    train_samples, val_samples = encoded
+    fabric = fabric32()
+    model = build_model(fabric, tiny_checkpoint, LoRASettings(), 512)
+    settings = FAST.model_copy(update={"max_minutes": 1.0, "max_steps": 12, "epochs": 3})
+    planned = len(plan_steps(train_samples, settings))
+    totals: list[int] = []
+    train(
+        fabric,
+        model,
+        train_samples,
+        val_samples[:4],
+        settings,
+        tmp_path,
+        on_progress=lambda p: totals.append(p.total_steps),
+        speed=Speed(train=1.0, forward=1.0, selection=1.0),  # a step takes minutes
+    )
+    assert planned > MEASURED_STEPS and totals[0] == MEASURED_STEPS
 
 
 def test_training_leaves_the_final_evaluation_its_time(

@@ -24,7 +24,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,23 +151,23 @@ def fit_to_budget(
     step_tokens: list[int],
     done: int,
     seconds: float,
-    tokens: int,
+    rate: float,
     reserve: Reserve,
     settings: TrainSettings,
 ) -> Schedule:
-    """The schedule cut to the steps that fit in the time budget at the speed measured
-    so far, leaving the periodic checks and the final evaluation their time."""
+    """The schedule cut to the steps of `step_tokens` (the whole plan) that fit in the
+    time budget at `rate` training tokens/s, `done` steps and `seconds` into the run,
+    leaving the periodic checks and the final evaluation their time."""
     assert settings.max_minutes is not None
-    rate = tokens / max(seconds, 1e-9)
     left = settings.max_minutes * 60 - seconds - reserve.evaluation
     left -= reserve.checks(CHECKS, rate)
     steps = done
-    for count in step_tokens[done : schedule.steps]:
+    for count in step_tokens[done:]:
         left -= count / rate
         if left < 0:
             break
         steps += 1
-    steps = min(schedule.steps, max(steps, done + 1))  # at least one more, never past the plan
+    steps = min(len(step_tokens), max(steps, done + 1))  # one more at least, not past the plan
     every = settings.eval_interval or max(1, round(steps / CHECKS))
     warmup = min(schedule.warmup, max(1, steps // 10))
     return Schedule(steps, warmup, every, fixed=True)
@@ -259,6 +259,12 @@ def train(
         adapter={}, steps=0, total_steps=len(plan), tokens=0, seconds=0.0, stopped=""
     )
     schedule, best = first_schedule(len(plan), settings), _Best()
+    if speed is not None and not schedule.fixed:
+        # The planning pass's speed sets the length until the first steps are timed:
+        # the first progress line then shows the budget's steps, not every epoch's.
+        guess = fit_to_budget(schedule, plan_tokens, 0, 0.0, speed.train, reserve, settings)
+        timed = min(len(plan), MEASURED_STEPS)  # the run goes on to time them, then refits
+        schedule = replace(guess, steps=max(guess.steps, timed), fixed=False)
     if resume:
         schedule, best = _restore(run_dir / STATE_FILE, raw_model, optimizer, result, len(plan))
     else:
@@ -308,7 +314,7 @@ def train(
                 plan_tokens,
                 result.steps,
                 result.seconds,
-                result.tokens,
+                result.tokens / max(result.seconds, 1e-9),
                 reserve,
                 settings,
             )
