@@ -31,7 +31,8 @@ from storage.adapters import all_adapters
 from storage.runs import RunLockedError
 from tests.exports import import_into
 from trainer.batches import collate, encode, micro_batches
-from trainer.finetune import Progress, plan_steps, train
+from trainer.budget import Speed
+from trainer.finetune import Progress, TrainResult, plan_steps, train
 from trainer.loss import batch_loss, mean_loss
 from trainer.run import RunConfig, TrainingError, run_training
 from trainer.settings import TrainSettings
@@ -362,31 +363,89 @@ def test_the_schedule_is_cut_to_the_steps_that_fit_the_budget() -> None:
     assert fit_to_budget(guessed, [1000] * 40, 3, 3.0, 1000.0, nothing, settings).steps == 40
 
 
+def test_a_run_that_slows_down_still_ends_its_schedule_within_the_budget(
+    tiny_checkpoint: Path, encoded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every check fits the length again at the pace since the last one: a run whose
+    steps take three times as long after the first ten micro-batches (a CPU that slows)
+    ends with its schedule finished and the learning rate decayed, not cut by the
+    clock. The clock is simulated: a micro-batch takes 1 s, later 3 s; a check 0.5 s."""
+    import types
+
+    import trainer.finetune
+
+    clock = [0.0]
+    calls = [0]
+    monkeypatch.setattr(
+        trainer.finetune, "time", types.SimpleNamespace(perf_counter=lambda: clock[0])
+    )
+    real_loss = trainer.finetune.batch_loss
+
+    def timed_loss(*args, **kwargs):
+        calls[0] += 1
+        clock[0] += 1.0 if calls[0] <= 10 else 3.0
+        return real_loss(*args, **kwargs)
+
+    def timed_check(*args) -> float:
+        clock[0] += 0.5
+        return 1.0 / clock[0]  # better at every check
+
+    monkeypatch.setattr(trainer.finetune, "batch_loss", timed_loss)
+    monkeypatch.setattr(trainer.finetune, "validation_loss", timed_check)
+    settings = FAST.model_copy(
+        update={
+            "max_minutes": 1.0,
+            "max_steps": 60,
+            "epochs": 20,
+            "batch_size": 1,
+            "eval_interval": None,  # the budget spaces the checks
+        }
+    )
+    result, totals = _budgeted_run(tiny_checkpoint, encoded, tmp_path, settings)
+    assert result.stopped == "finished" and result.steps == totals[-1] < totals[3]
+    assert clock[0] <= 60.0
+    # Evenly spaced checks (the last one is where the run ended).
+    checked = [step for step, _ in result.val_losses[:-1]]
+    assert len({b - a for a, b in zip([0, *checked[:-1]], checked, strict=True)}) == 1
+
+
 def test_the_first_steps_already_show_the_budgets_length(
     tiny_checkpoint: Path, encoded, tmp_path: Path
 ) -> None:
     """The planning pass's speed sets the length from the first step (it said 'step
     1/135, about 33 min left' in a 15-minute run); the timed steps then refit it."""
-    from trainer.budget import Speed
-    from trainer.finetune import MEASURED_STEPS, plan_steps
+    from trainer.finetune import MEASURED_STEPS
 
+    settings = FAST.model_copy(update={"max_minutes": 1.0, "max_steps": 12, "epochs": 3})
+    planned = len(plan_steps(encoded[0], settings))
+    slow = Speed(train=1.0, forward=1.0, selection=1.0)  # a step would take minutes
+    _, totals = _budgeted_run(tiny_checkpoint, encoded, tmp_path, settings, slow)
+    assert planned > MEASURED_STEPS and totals[0] == MEASURED_STEPS
+
+
+def _budgeted_run(
+    checkpoint: Path,
+    encoded,
+    run_dir: Path,
+    settings: TrainSettings,
+    speed: Speed | None = None,
+) -> tuple[TrainResult, list[int]]:
+    """A run of the tiny model on a few checks' samples, and the length each step showed."""
     train_samples, val_samples = encoded
     fabric = fabric32()
-    model = build_model(fabric, tiny_checkpoint, LoRASettings(), 512)
-    settings = FAST.model_copy(update={"max_minutes": 1.0, "max_steps": 12, "epochs": 3})
-    planned = len(plan_steps(train_samples, settings))
+    model = build_model(fabric, checkpoint, LoRASettings(), 512)
     totals: list[int] = []
-    train(
+    result = train(
         fabric,
         model,
         train_samples,
         val_samples[:4],
         settings,
-        tmp_path,
+        run_dir,
         on_progress=lambda p: totals.append(p.total_steps),
-        speed=Speed(train=1.0, forward=1.0, selection=1.0),  # a step takes minutes
+        speed=speed,
     )
-    assert planned > MEASURED_STEPS and totals[0] == MEASURED_STEPS
+    return result, totals
 
 
 def test_training_leaves_the_final_evaluation_its_time(

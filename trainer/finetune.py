@@ -59,6 +59,7 @@ class TrainResult:
     tokens: int
     seconds: float
     stopped: str  # finished, time_budget, early_stop
+    checking: float = 0.0  # of `seconds`, in the periodic checks
     best_step: int = 0  # the adapter kept: the step of the best validation loss
     train_losses: list[tuple[int, float]] = field(default_factory=list)
     val_losses: list[tuple[int, float]] = field(default_factory=list)
@@ -154,13 +155,15 @@ def fit_to_budget(
     rate: float,
     reserve: Reserve,
     settings: TrainSettings,
+    checks: int = CHECKS,
 ) -> Schedule:
     """The schedule cut to the steps of `step_tokens` (the whole plan) that fit in the
     time budget at `rate` training tokens/s, `done` steps and `seconds` into the run,
-    leaving the periodic checks and the final evaluation their time."""
+    leaving the `checks` periodic checks still to come and the final evaluation their
+    time."""
     assert settings.max_minutes is not None
     left = settings.max_minutes * 60 - seconds - reserve.evaluation
-    left -= reserve.checks(CHECKS, rate)
+    left -= reserve.checks(checks, rate)
     steps = done
     for count in step_tokens[done:]:
         left -= count / rate
@@ -271,6 +274,30 @@ def train(
         torch.manual_seed(settings.seed)
     share = slice(fabric.global_rank, None, fabric.world_size)
     started = time.perf_counter() - result.seconds
+
+    since = (result.tokens, result.seconds, result.checking)  # the last fit's moment
+
+    def refit() -> Schedule:
+        """The length for the rest of the budget at the pace since the last fit (its
+        checks left out): a run can slow as it goes (on a 2-core CPU from 300 tokens/s
+        in the first steps to 220 over the run), so every check fits it again and the
+        learning rate still ends decayed, within the budget."""
+        nonlocal since
+        now = time.perf_counter() - started
+        tokens, seconds, checking = since
+        if result.tokens == tokens:  # nothing trained since: the whole run's pace
+            tokens, seconds, checking = 0, 0.0, 0.0
+        rate = (result.tokens - tokens) / max(now - seconds - (result.checking - checking), 1e-9)
+        since = (result.tokens, now, result.checking)
+        checks = max(1, CHECKS - len(result.val_losses))
+        done = result.steps
+        fitted = fit_to_budget(schedule, plan_tokens, done, now, rate, reserve, settings, checks)
+        if schedule.fixed:  # checks stay evenly spaced: each window as long as the last
+            fitted = replace(fitted, eval_every=schedule.eval_every)
+        result.total_steps = fitted.steps
+        return fabric.broadcast(fitted, src=0)  # rank 0's clock decides for all
+
+    budgeted = settings.max_minutes is not None
     model.train()
     while result.steps < schedule.steps:
         step = result.steps
@@ -308,27 +335,21 @@ def train(
         result.steps = step + 1
         result.seconds = time.perf_counter() - started
         result.train_losses.append((result.steps, step_loss / step_targets))
-        if not schedule.fixed and result.steps >= MEASURED_STEPS:
-            fitted = fit_to_budget(
-                schedule,
-                plan_tokens,
-                result.steps,
-                result.seconds,
-                result.tokens / max(result.seconds, 1e-9),
-                reserve,
-                settings,
-            )
-            schedule = fabric.broadcast(fitted, src=0)  # rank 0's clock decides for all
-            result.total_steps = schedule.steps
+        if budgeted and not schedule.fixed and result.steps >= MEASURED_STEPS:
+            schedule = refit()
         val = None
         validate = result.steps % schedule.eval_every == 0 or result.steps == schedule.steps
         if validate and val_samples:
+            checking = time.perf_counter()
             val = validation_loss(fabric, model, val_samples, settings.micro_batch_tokens)
+            result.checking += time.perf_counter() - checking
             result.val_losses.append((result.steps, val))
             if val < best.loss:
                 best = _Best(val, result.steps, adapter_state(raw_model))
             else:
                 best.stale += 1
+            if budgeted and result.steps < schedule.steps:
+                schedule = refit()
         if on_progress is not None:
             on_progress(
                 Progress(
@@ -416,6 +437,7 @@ def _save(
         "plan_length": plan_length,
         "tokens": result.tokens,
         "seconds": result.seconds,
+        "checking": result.checking,
         "train_losses": result.train_losses,
         "val_losses": result.val_losses,
         "schedule": [schedule.steps, schedule.warmup, schedule.eval_every, schedule.fixed],
@@ -450,6 +472,7 @@ def _restore(
     result.total_steps = steps
     result.tokens = state["tokens"]
     result.seconds = state["seconds"]
+    result.checking = state.get("checking", 0.0)  # a state saved before it was kept
     result.train_losses = [tuple(x) for x in state["train_losses"]]
     result.val_losses = [tuple(x) for x in state["val_losses"]]
     loss, step, stale = state["best"]
