@@ -463,6 +463,32 @@ def test_training_leaves_the_final_evaluation_its_time(
     assert (result.steps, result.stopped) == (1, "time_budget")
 
 
+def test_what_a_run_spends_before_training_comes_out_of_trainings_budget(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dataset, the memory and the plan take seconds of the run's budget: training
+    leaves them out, as it leaves the final evaluation's. The clock is simulated: every
+    reading of it is 100 s after the one before."""
+    import types
+
+    import trainer.run
+
+    ticks = iter(range(0, 10**9, 100))
+    clock = types.SimpleNamespace(
+        perf_counter=lambda: next(ticks), monotonic=time.monotonic, sleep=time.sleep, time=time.time
+    )
+    monkeypatch.setattr(trainer.run, "time", clock)
+    reserved: list[float] = []
+
+    def spy(*args, evaluation: float = 0.0, **kwargs):
+        reserved.append(evaluation)
+        return train(*args, evaluation=evaluation, **kwargs)
+
+    monkeypatch.setattr(trainer.run, "train", spy)
+    run_training(config_for(tmp_path, persona_db, tiny_checkpoint, max_steps=1))
+    assert reserved and reserved[0] >= 100
+
+
 def test_training_keeps_the_best_adapter_and_stops_when_validation_gets_worse(
     tiny_checkpoint: Path, encoded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

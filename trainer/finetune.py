@@ -243,7 +243,8 @@ def train(
     """Train the LoRA weights of `model` (built by model.lora.build_model); the adapter
     returned is the one with the best validation loss on `val_samples` (the periodic
     checks' samples). With a time budget, training ends `evaluation` seconds before
-    it, for the evaluation that follows; `speed` (measure_speed's) times the checks."""
+    it, for the evaluation that follows (and what the run spent before training);
+    `speed` (measure_speed's) times the checks."""
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_steps(train_samples, settings)
     if not plan:
