@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -269,3 +270,39 @@ def test_progress_bars_show_in_a_terminal_that_reports_no_size(tmp_path: Path) -
     os.close(leader)
     assert process.wait(timeout=60) == 0, shown.decode(errors="replace")
     assert b"\rimport:   0%|" in shown  # the bar, drawn
+
+
+def readme_commands() -> list[list[str]]:
+    """Every `twin ...` command line the README shows in code, as the words that name
+    the command (and its action): `twin adapters activate ID` -> [adapters, activate]."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.findall(r"```.*?```|`[^`\n]+`", readme, flags=re.DOTALL)
+    # A line of code that runs twin: maybe a prompt, variables, a path; then the command.
+    command = re.compile(r"^(?:\$ )?(?:[A-Z_]+=\S+ )*(?:\S*/)?twin((?: [a-z][a-z-]*){1,2})")
+    shown = set()
+    for snippet in code:
+        for line in snippet.strip("`").splitlines():
+            line = re.sub(r"#.*", "", line).strip()  # a comment talks about twin
+            if match := command.match(line):
+                shown.add(tuple(match.group(1).split()))
+    return [list(words) for words in sorted(shown)]
+
+
+def test_every_command_the_readme_shows_exists() -> None:
+    """A renamed or removed command breaks the build, not a reader's first hour (the
+    README once said `twin bot`, which never existed)."""
+    from twin.cli import build_parser
+
+    shown = readme_commands()
+    assert ["import"] in [words[:1] for words in shown] and len(shown) >= 15
+    for words in shown:
+        argv = list(words)
+        parser = build_parser(argv)
+        for end in (len(argv), 1):  # with its action if it has one, else alone
+            try:
+                parser.parse_args([*argv[:end], "--help"])
+            except SystemExit as done:
+                if done.code == 0:
+                    break
+        else:
+            pytest.fail(f"the README shows `twin {' '.join(words)}`, which is no command")
