@@ -280,9 +280,9 @@ def train(
 
     def refit() -> Schedule:
         """The length for the rest of the budget at the pace since the last fit (its
-        checks left out): a run can slow as it goes (on a 2-core CPU from 300 tokens/s
-        in the first steps to 220 over the run), so every check fits it again and the
-        learning rate still ends decayed, within the budget."""
+        checks left out): a run can slow as it goes (on a 2-core CPU from 290 tokens/s
+        at the first step to under 200 over the run), so every check fits it again and
+        the learning rate still ends decayed, within the budget."""
         nonlocal since
         now = time.perf_counter() - started
         tokens, seconds, checking = since
@@ -295,8 +295,9 @@ def train(
         fitted = fit_to_budget(schedule, plan_tokens, done, now, rate, reserve, settings, checks)
         if schedule.fixed:  # checks stay evenly spaced: each window as long as the last
             fitted = replace(fitted, eval_every=schedule.eval_every)
+        fitted = fabric.broadcast(fitted, src=0)  # rank 0's clock decides for all
         result.total_steps = fitted.steps
-        return fabric.broadcast(fitted, src=0)  # rank 0's clock decides for all
+        return fitted
 
     budgeted = settings.max_minutes is not None
     model.train()
