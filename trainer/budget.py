@@ -104,12 +104,12 @@ def plan_run(
     costs = [len(s.ids) for s in fixed_order(val)]
     share = EVALUATION_SHARE * budget
     evaluated = min(
-        len(val), max(_fitting([loss_passes * c for c in costs], share, rate), MIN_EVALUATED)
+        len(val), max(fitting([loss_passes * c for c in costs], share, rate), MIN_EVALUATED)
     )
     losses = loss_passes * sum(costs[:evaluated]) / rate
-    tasks = _fitting(selection_costs, share - losses, speed.selection)
+    tasks = fitting(selection_costs, share - losses, speed.selection)
     evaluation = losses + sum(selection_costs[:tasks]) / speed.selection
-    checks = _fitting(costs, CHECK_SHARE * budget / CHECKS, rate)
+    checks = fitting(costs, CHECK_SHARE * budget / CHECKS, rate)
     checks = min(len(val), max(checks, MIN_CHECK_SAMPLES))
     check_seconds = CHECKS * sum(costs[:checks]) / rate
     training = max(budget - evaluation - check_seconds, 0.0)
@@ -140,7 +140,7 @@ def mean_tokens(samples: list[Encoded]) -> float:
     return sum(len(s.ids) for s in samples) / max(1, len(samples))
 
 
-def _fitting(costs: list[int], seconds: float, rate: float) -> int:
+def fitting(costs: list[int], seconds: float, rate: float) -> int:
     """How many of `costs` (tokens, taken in order) fit in `seconds` at `rate`."""
     left, count = seconds * rate, 0
     for cost in costs:

@@ -122,20 +122,20 @@ def held_out(
     token_budget: int,
     device: torch.device,
     selection_limit: int | None = None,
-    selection_from: list[dict[str, Any]] | None = None,
+    every_task: list[SelectionTask] | None = None,
     meter: Meter | None = None,
 ) -> tuple[LossReport, SelectionReport]:
     """The two numbers every adapter is judged by, base model beside adapter: the loss per
-    reply token on `samples`, and selection on the tasks of `selection_from` (default:
-    the same samples), at most `selection_limit` of them (None: all). A training run
+    reply token on `samples`, and selection on `every_task` (selection_order's; default:
+    the tasks of the same samples), at most `selection_limit` of them (None: all). A training run
     plans both within its budget; `twin eval` takes every held-out sample. Training
     reports them for the adapter it made and `twin eval` for any adapter, so both take
     them from here."""
     release_memory()  # what training freed: evaluation has other shapes
     encoded = encode(samples, tokenizer, prompt, max_seq_length)
-    every = selection_order(
-        samples if selection_from is None else selection_from, tokenizer, prompt, max_seq_length
-    )
+    every = every_task
+    if every is None:
+        every = selection_order(samples, tokenizer, prompt, max_seq_length)
     tasks = every[:selection_limit]
     if meter is not None:  # both models, each sample and each task
         meter.expect(2 * sum(len(s.ids) for s in encoded) + sum(map(task_cost, tasks)))

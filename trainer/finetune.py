@@ -34,7 +34,7 @@ import torch
 from model.device import release_memory
 from model.lora import adapter_state, load_adapter
 from trainer.batches import Encoded, collate, micro_batches
-from trainer.budget import CHECKS, Speed
+from trainer.budget import CHECKS, Speed, fitting
 from trainer.loss import batch_loss, loss_sums
 from trainer.settings import TrainSettings
 
@@ -164,12 +164,7 @@ def fit_to_budget(
     assert settings.max_minutes is not None
     left = settings.max_minutes * 60 - seconds - reserve.evaluation
     left -= reserve.checks(checks, rate)
-    steps = done
-    for count in step_tokens[done:]:
-        left -= count / rate
-        if left < 0:
-            break
-        steps += 1
+    steps = done + fitting(step_tokens[done:], left, rate)
     steps = min(len(step_tokens), max(steps, done + 1))  # one more at least, not past the plan
     every = settings.eval_interval or max(1, round(steps / CHECKS))
     warmup = min(schedule.warmup, max(1, steps // 10))

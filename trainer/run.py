@@ -57,7 +57,7 @@ from trainer.processes import (
     train_in_processes,
 )
 from trainer.recipe import resolve
-from trainer.sense import neutral_prompt, one_task, task_cost
+from trainer.sense import SelectionTask, neutral_prompt, one_task, task_cost
 from trainer.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -236,13 +236,17 @@ def _run(
     )
     train_samples, val_samples = encoded_samples(job, tokenizer)
     val_rows = read_samples(samples_path, "val")
+    tasks = selection_order(val_rows, tokenizer, prompt, config.train.max_seq_length)
     active = store.run(lambda db: registry.active_for(db, base_name))
     fabric = fabric_for(job, one_process=True)
     model = start_model(job, fabric)
     recipe = resolve(config.train, len(train_samples), device)
     plan = RunPlan.load(run_dir) if resuming else None
     if plan is None:
-        plan = _plan(config, recipe, job, fabric, model, train_samples, val_samples, active)
+        neutral = neutral_prompt(tokenizer, prompt)
+        plan = _plan(
+            config, recipe, fabric, model, train_samples, val_samples, tasks, neutral, active
+        )
         plan.save(run_dir)
     recipe = recipe.model_copy(update={"batch_size": plan.batch_size})
     job = job.model_copy(update={"train": recipe, "plan": plan})
@@ -287,7 +291,7 @@ def _run(
         budget,
         fabric.device,
         selection_limit=plan.selection_tasks,
-        selection_from=val_rows,
+        every_task=tasks,
         meter=meter,
     )
     if active is None:
@@ -370,21 +374,19 @@ def _run(
 def _plan(
     config: RunConfig,
     recipe: TrainSettings,
-    job: TrainingJob,
     fabric: L.Fabric,
     model: TwinGPT,
     train_samples: list[Encoded],
     val_samples: list[Encoded],
+    tasks: list[SelectionTask],
+    neutral: list[int],
     active: Adapter | None,
 ) -> RunPlan:
     """How this run spends its time budget (trainer.budget), from this machine's speed
-    measured on the run's own samples; a resumed run follows the plan it saved."""
-    tokenizer, prompt = Tokenizer(job.checkpoint_dir), Prompt(job.prompt)
-    rows = read_samples(job.samples, "val")
-    tasks = selection_order(rows, tokenizer, prompt, recipe.max_seq_length)
+    measured on the run's own samples and its selection `tasks` (in evaluation order);
+    a resumed run follows the plan it saved."""
     speed = None
     if recipe.max_minutes is not None:
-        neutral = neutral_prompt(tokenizer, prompt)
         first = tasks[0] if tasks else None
 
         def selection() -> int:  # one task timed, where there is one
