@@ -31,6 +31,7 @@ _PLACEHOLDER = re.compile(r"\[[^\]\n]*\]")  # [photo], [sticker 😂], [EMAIL]
 _CYRILLIC = re.compile(r"[а-яА-ЯёЁ]")
 _LATIN = re.compile(r"[a-zA-Z]")
 _ENDINGS = {"period": ".", "exclamation": "!", "question": "?", "bracket smile": ")"}
+SPREAD = 10  # stretches of the history a filler word must show in half of
 
 
 def messages_of(replies: Sequence[str], separator: str = "\n") -> list[str]:
@@ -67,7 +68,8 @@ def profile(
     if not messages:
         return StyleProfile(len(replies), 0.0, 0.0, 0.0, [], [], [], {}, {})
     emoji_counts = Counter(e["emoji"] for m in messages for e in emoji.emoji_list(m))
-    words = Counter(w for m in messages for w in words_of(m))
+    per_reply = [[w for m in messages_of([r], separator) for w in words_of(m)] for r in replies]
+    words = Counter(w for reply in per_reply for w in reply)
     return StyleProfile(
         replies=len(replies),
         median_chars=float(statistics.median(len(r) for r in replies)),
@@ -75,7 +77,7 @@ def profile(
         emoji_rate=sum(1 for m in messages if emoji.emoji_count(m)) / len(messages),
         favourite_emoji=[e for e, _ in emoji_counts.most_common(5)],
         frequent_words=[w for w, _ in words.most_common(top)],
-        filler_words=filler_words(words, Counter(w for t in others for w in words_of(t)), top),
+        filler_words=filler_words(per_reply, Counter(w for t in others for w in words_of(t)), top),
         punctuation=punctuation(messages),
         languages=languages(messages),
     )
@@ -119,15 +121,27 @@ def describe(style: StyleProfile) -> list[str]:
     ]
 
 
-def filler_words(mine: Counter[str], theirs: Counter[str], top: int = 10) -> list[str]:
+def filler_words(
+    replies: Sequence[Sequence[str]], theirs: Counter[str], top: int = 10
+) -> list[str]:
     """Words the owner uses at least 3 times as often (per word written) as the others,
-    the most used first: "короче", "ngl", the owner's own tics."""
-    if not theirs:
+    all through his history, the most used first: "короче", "ngl", the owner's own tics.
+
+    `replies` are the words of each reply, in the order they were written. A word that
+    fills only some stretches of the history is a topic (a trip, a course), not a tic:
+    a filler shows in at least half of SPREAD stretches of it."""
+    if not theirs or not replies:
         return []
+    mine = Counter(w for reply in replies for w in reply)
+    parts = min(SPREAD, len(replies))
+    stretches: dict[str, set[int]] = {}
+    for index, reply in enumerate(replies):
+        for word in reply:
+            stretches.setdefault(word, set()).add(index * parts // len(replies))
     total_mine, total_theirs = sum(mine.values()), sum(theirs.values())
     scored = []
     for word, count in mine.items():
-        if count < 5 or len(word) < 2:
+        if count < 5 or len(word) < 2 or 2 * len(stretches[word]) < parts:
             continue
         rate_mine = count / total_mine
         rate_theirs = (theirs[word] + 0.5) / total_theirs
@@ -173,10 +187,13 @@ class Authorship:
         )
 
     def score(self, texts: Sequence[str]) -> float:
-        """Mean probability that each text is the owner's."""
-        if not texts:
+        """Mean probability that each text is the owner's; an empty reply says nothing
+        of anyone, so it scores 0 (the classifier alone rates it about as a real one)."""
+        spoken = [text for text in texts if text.strip()]
+        if not spoken:
             return 0.0
-        return float(self.model.predict_proba(self.vectorizer.transform(texts))[:, 1].mean())
+        probabilities = self.model.predict_proba(self.vectorizer.transform(spoken))[:, 1]
+        return float(probabilities.sum() / len(texts))
 
 
 def _ks(a: Sequence[float], b: Sequence[float]) -> float:

@@ -56,6 +56,22 @@ def test_authorship_tells_the_owner_from_the_others() -> None:
     judge = Authorship(OWNER * 3, OTHERS * 3)
     assert judge.score(["ну короче го"]) > 0.5 > judge.score(["Хорошо, давай завтра."])
     assert judge.score([]) == 0.0
+    # An empty reply is nobody's: it scores 0 and pulls the mean down, whatever the
+    # classifier would make of no characters at all.
+    assert judge.score(["", "  \n"]) == 0.0
+    assert judge.score(["ну короче го", ""]) == pytest.approx(judge.score(["ну короче го"]) / 2)
+
+
+def test_a_word_that_fills_one_stretch_of_the_history_is_a_topic_not_a_filler() -> None:
+    """On real typed chat the fillers came out as "mexico" and "homework": words of one
+    trip, one term. A tic shows all through the history."""
+    tic = [f"ngl reply {i}" for i in range(40)]
+    trip = [f"{'mexico ' * 3}plans {i}" if 10 <= i < 16 else f"other {i}" for i in range(40)]
+    replies = [f"{a}\n{b}" for a, b in zip(tic, trip, strict=True)]
+    style = profile(replies, ["what are the plans?", "how was it?"] * 20)
+    assert "ngl" in style.filler_words
+    assert "mexico" not in style.filler_words
+    assert "mexico" in style.frequent_words  # frequent it is, and the owner's alone
 
 
 def test_compare_sets_each_side_beside_the_real_replies() -> None:
