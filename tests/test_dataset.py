@@ -9,7 +9,14 @@ import pytest
 from litgpt.data.json_data import load_split
 
 import dataset.build as dataset_module
-from dataset.build import DatasetStats, build_dataset, read_samples
+from dataset.build import (
+    VAL_CAP,
+    VAL_MIN_MESSAGES,
+    DatasetStats,
+    _validation_cutoff,
+    build_dataset,
+    read_samples,
+)
 from dataset.prompt import Prompt
 from dataset.settings import DatasetSettings, PromptSettings
 from tests.exports import OWNER, chat, dialogue, full_export, import_into, message
@@ -264,3 +271,17 @@ def test_bad_templates_are_refused() -> None:
         PromptSettings(template="no placeholders {context}")
     with pytest.raises(ValueError, match="may only use"):
         PromptSettings(template="{context} {instruction} {oops}")
+
+
+def test_a_history_of_few_long_conversations_holds_out_more_than_its_tenth() -> None:
+    """A tenth of ten long conversations is one: a dozen replies that measure nothing.
+    The held-out part takes more of the newest until it holds VAL_MIN_MESSAGES, but
+    never more than VAL_CAP of the history."""
+    long = [(1000 * day, 7, 100) for day in range(10)]  # (start, chat, messages)
+    cutoff = _validation_cutoff(long, 0.1)
+    assert cutoff == (8000, 7)  # two conversations: a third would pass a quarter
+    held = sum(m for start, chat, m in long if (start, chat) >= cutoff)
+    assert held < VAL_MIN_MESSAGES and held <= VAL_CAP * 1000
+    many = [(1000 * day, 7, 50) for day in range(100)]  # a tenth already holds 500
+    assert _validation_cutoff(many, 0.1) == (90_000, 7)
+    assert _validation_cutoff(long[:1], 0.1) is None  # one conversation: nothing to hold out
