@@ -2,6 +2,7 @@
 
     python benchmarks/persona_eval.py iago [--set train.learning_rate=1e-3 ...]
         [--models DIR] [--work DIR] [--eval [--generate N]]
+    python benchmarks/persona_eval.py --all [--set ...]
 
 A development persona is one character of a public-domain play as a Telegram export
 (tests/dev_personas.py), or one participant of the Chit-Chat Challenge corpus, real typed
@@ -14,6 +15,11 @@ relative drop) and selection (hits@1 of 10, in points over the base model). `--e
 prints `twin eval --json` as well (the same numbers, computed again, with token counts
 and perplexities); `--generate N` adds the chrF of N generated replies to the real ones.
 The last line is one JSON object.
+
+`--all` runs every persona (the sample and the development ones) with `--eval` and
+prints a table of memory-off selection per persona and pooled over all of them (their
+conversations resampled together: the interval of the pooled difference is what a
+change of recipe must move), memory on beside it.
 """
 
 from __future__ import annotations
@@ -46,12 +52,12 @@ SAMPLE = "sample"
 
 def main() -> None:
     from tests import dev_chitchat as chitchat
-    from tests.dev_personas import PERSONAS, build
-    from tests.exports import write_json
-    from twin.commands.demo import sample_export
+    from tests.dev_personas import PERSONAS
 
+    names = [SAMPLE, *sorted(PERSONAS), *chitchat.DEVELOPMENT]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("persona", choices=[SAMPLE, *sorted(PERSONAS), *chitchat.DEVELOPMENT])
+    parser.add_argument("persona", nargs="?", choices=names)
+    parser.add_argument("--all", action="store_true", help="every persona, then the pooled table")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
     parser.add_argument("--work", type=Path, help="keep the data folder here")
@@ -59,18 +65,51 @@ def main() -> None:
     parser.add_argument("--eval", action="store_true", help="print `twin eval --json` too")
     parser.add_argument("--generate", type=int, default=0, metavar="N", help="with --eval")
     args = parser.parse_args()
+    if args.all == (args.persona is not None):
+        parser.error("name one persona, or --all")
+    if not args.all:
+        summary, evaluation = run_persona(args.persona, args, args.work)
+        if evaluation is not None:
+            print(json.dumps(evaluation, ensure_ascii=False))
+        print(json.dumps(summary))
+        return
+    started = time.perf_counter()
+    rows = {}
+    for name in names:
+        work = args.work / name if args.work else None
+        summary, evaluation = run_persona(name, with_changes(args, eval=True), work)
+        rows[name] = evaluation["selection"]
+        print(json.dumps({"persona": name, "summary": summary, "selection": rows[name]}))
+    print(selection_table(rows))
+    minutes = (time.perf_counter() - started) / 60
+    print(json.dumps({"personas": rows, "pooled": pooled(rows), "minutes": round(minutes, 1)}))
 
-    work = args.work or Path(tempfile.mkdtemp(prefix=f"twin-{args.persona}-"))
+
+def with_changes(args: argparse.Namespace, **changes: object) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
+def run_persona(
+    persona: str, args: argparse.Namespace, work: Path | None
+) -> tuple[dict, dict | None]:
+    """Import, train and (with args.eval) evaluate one persona in a data folder of its own:
+    the summary of `twin train --json`, and `twin eval --json` or None."""
+    from tests import dev_chitchat as chitchat
+    from tests.dev_personas import PERSONAS, build
+    from tests.exports import write_json
+    from twin.commands.demo import sample_export
+
+    work = work or Path(tempfile.mkdtemp(prefix=f"twin-{persona}-"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "models").unlink(missing_ok=True)
     args.models.mkdir(parents=True, exist_ok=True)
     (work / "models").symlink_to(args.models.resolve())  # the converted model, once
-    if args.persona == SAMPLE:
+    if persona == SAMPLE:
         export = sample_export()
-    elif args.persona in chitchat.DEVELOPMENT:
-        export = write_json(work / "result.json", chitchat.build(args.persona, args.cache))
+    elif persona in chitchat.DEVELOPMENT:
+        export = write_json(work / "result.json", chitchat.build(persona, args.cache))
     else:
-        export = write_json(work / "result.json", build(PERSONAS[args.persona], args.cache))
+        export = write_json(work / "result.json", build(PERSONAS[persona], args.cache))
     env = {**os.environ, "TWIN_DATA_DIR": str(work), "PYTHONPATH": str(ROOT)}
     for item in args.set:
         key, _, value = item.partition("=")
@@ -82,7 +121,7 @@ def main() -> None:
     peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest
     selection = run["selection"]
     summary = {
-        "persona": args.persona,
+        "persona": persona,
         "settings": args.set,
         "train_minutes": round(minutes, 1),
         "train_peak_rss_mib": round(peak_rss),
@@ -103,10 +142,60 @@ def main() -> None:
         "batch_size": run["training"]["batch_size"],
         "stages": run["stages"],
     }
+    evaluation = None
     if args.eval:
         command = ["eval", "--json", "--adapter", str(run["adapter_id"])]
-        print(twin([*command, "--generate", str(args.generate)], env).strip())
-    print(json.dumps(summary))
+        evaluation = json.loads(twin([*command, "--generate", str(args.generate)], env))
+    return summary, evaluation
+
+
+def pooled(selections: dict[str, dict]) -> dict:
+    """Memory-off selection of every persona as one set of conversations: the share
+    each model got right over all tasks, and the intervals of resampling them all."""
+    from trainer.intervals import conversation_intervals
+
+    conversations = [c for s in selections.values() for c in s.get("by_conversation", [])]
+    tasks = sum(count for count, _, _ in conversations)
+    if not tasks:
+        return {"tasks": 0, "conversations": 0, "base": None, "adapter": None}
+    intervals = conversation_intervals(conversations)
+    return {
+        "tasks": tasks,
+        "conversations": len(conversations),
+        "base": round(sum(b for _, b, _ in conversations) / tasks, 4),
+        "adapter": round(sum(a for _, _, a in conversations) / tasks, 4),
+        "base_ci95": intervals.base if intervals else None,
+        "adapter_ci95": intervals.adapter if intervals else None,
+        "difference_ci95": intervals.difference if intervals else None,
+    }
+
+
+def selection_table(selections: dict[str, dict]) -> str:
+    """One row per persona and the pooled row: memory-off selection, base and twin, the
+    difference's interval, and memory on beside it (all, novel)."""
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    def interval(bounds: list[float] | None) -> str:
+        return "-" if bounds is None else f"{100 * bounds[0]:+.0f} to {100 * bounds[1]:+.0f}"
+
+    lines = [
+        "| persona | tasks | conversations | base | twin | twin - base, 95 % | "
+        "memory on: base / twin | novel: tasks, base / twin |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in [*selections.items(), ("pooled", pooled(selections))]:
+        memory = s.get("memory") or {}
+        novel = memory.get("novel") or {}
+        lines.append(
+            f"| {name} | {s['tasks']} | {s['conversations']} | {share(s['base'])} | "
+            f"{share(s['adapter'])} | {interval(s.get('difference_ci95'))} | "
+            f"{share(memory.get('base'))} / {share(memory.get('adapter'))} | "
+            f"{novel.get('tasks', '-')}, {share(novel.get('base'))} / "
+            f"{share(novel.get('adapter'))} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

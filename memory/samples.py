@@ -2,7 +2,8 @@
 
 Each sample recalls from conversations that began before its own (never its own reply,
 nothing said after it), from every chat with its own chat's exchanges first, as a
-draft does. The samples file is rewritten with a "memory" field, atomically.
+draft does. The samples file is rewritten with a "memory" field (and "recalled", the
+replies in it), atomically.
 """
 
 from __future__ import annotations
@@ -37,7 +38,11 @@ def remember(
         empty = build("", Scope(None), facts)  # facts only: an opener's memory
         for done, sample in enumerate(samples, 1):
             scope = Scope(sample["chat_id"], before=sample["conversation"])
-            sample["memory"] = build(sample["instruction"], scope, facts)
+            exchanges = build.exchanges(sample["instruction"], scope)
+            sample["memory"] = build.section(exchanges, facts)
+            # The replies it holds: evaluation tells a reply it could copy from one it
+            # could not (trainer.sense's repeat tasks).
+            sample["recalled"] = [row.reply for row in exchanges]
             recalled += sample["memory"] != empty
             if on_progress is not None:
                 on_progress(done, len(samples))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from dataset.prompt import Prompt
 from memory.recall import Recall
 from memory.settings import MemorySettings
+from storage.rows import ExchangeRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,11 @@ class MemorySection:
 
     def __call__(self, message: str, scope: Scope, facts: str) -> str:
         """{memory} for a reply to `message` (empty for a conversation's opener)."""
-        exchanges: list[str] = []
+        return self.section(self.exchanges(message, scope), facts)
+
+    def exchanges(self, message: str, scope: Scope) -> list[ExchangeRow]:
+        """The exchanges recalled for `message`, best first, as many as fit."""
+        chosen: list[ExchangeRow] = []
         if message and self.recall is not None and scope.recalls:
             found = self.recall(
                 [message],
@@ -59,9 +64,15 @@ class MemorySection:
             )
             room = self.settings.tokens
             for row in found:
-                text = self.prompt.exchange(row.message, row.reply)
-                size = self.measure(text) + 2  # +2: the blank line between exchanges
+                size = self.measure(self._text(row)) + 2  # +2: the blank line between them
                 if size <= room:
-                    exchanges.append(text)
+                    chosen.append(row)
                     room -= size
-        return self.prompt.memory(facts.strip(), exchanges)
+        return chosen
+
+    def section(self, exchanges: list[ExchangeRow], facts: str) -> str:
+        """The text of {memory}: the facts, then `exchanges`."""
+        return self.prompt.memory(facts.strip(), [self._text(row) for row in exchanges])
+
+    def _text(self, row: ExchangeRow) -> str:
+        return self.prompt.exchange(row.message, row.reply)

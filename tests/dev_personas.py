@@ -13,11 +13,11 @@ with the person who speaks most in it besides the character; everyone else in th
 scene speaks through that person. A scene is cut into conversations of at most
 SPEECHES of the character's speeches, two days apart (the dataset's day of silence
 separates them): real chats come in short conversations, and a long scene as one
-conversation would leave a handful of them, and of held-out replies. Three, because
-selection (trainer.sense) draws each task's nine distractors from other held-out
-conversations: with the newest tenth held out, at 3 every persona has 13-26 tasks; at 8
-three of the four had none. A speech is one message, its verse lines joined; stage
-directions are dropped.
+conversation would leave a handful of them, and of held-out replies. Three: selection
+(trainer.sense) resamples held-out conversations for its intervals, and short ones give
+it more of them (when its distractors came from held-out conversations only, at 8
+three of the four personas had no task at all). A speech is one message, its verse
+lines joined; stage directions are dropped.
 
     python -m tests.dev_personas iago /tmp/iago.json
 """

@@ -7,6 +7,7 @@ generated replies and how close they come to the real ones.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,13 @@ from model.device import release_memory
 from model.lora import TwinGPT, build_model
 from model.settings import LoRASettings
 from trainer.batches import encode
+from trainer.copies import COPY, Replies, echoes
 from trainer.loss import LossReport, Meter, NoMeter, compare
 from trainer.sense import (
+    NO_TASK,
     SelectionReport,
     SelectionTask,
+    compare_memory,
     compare_selection,
     neutral_prompt,
     selection_tasks,
@@ -75,7 +79,8 @@ def evaluate_adapter(
     meters = meters or (lambda what, unit: NoMeter())
     meta = registry.read_meta(adapter_path)
     samples_path = Path(meta["dataset"])
-    samples = read_samples(samples_path, "val")
+    every = read_samples(samples_path)
+    samples = [s for s in every if s.get("split") == "val"]
     prompt = Prompt(PromptSettings(**meta["prompt"]))
     fabric = L.Fabric(accelerator=device, devices=1, precision=precision)  # type: ignore[arg-type]
     lora = LoRASettings(**meta["lora"])
@@ -93,6 +98,8 @@ def evaluate_adapter(
         max_seq_length,
         token_budget,
         fabric.device,
+        pool=every,
+        memory=True,
         meter=meters("evaluate", "token"),
     )
     del model
@@ -123,38 +130,56 @@ def held_out(
     device: torch.device,
     selection_limit: int | None = None,
     every_task: list[SelectionTask] | None = None,
+    pool: list[dict[str, Any]] | None = None,
+    memory: bool = False,
     meter: Meter | None = None,
 ) -> tuple[LossReport, SelectionReport]:
     """The two numbers every adapter is judged by, base model beside adapter: the loss per
-    reply token on `samples`, and selection on `every_task` (selection_order's; default:
-    the tasks of the same samples), at most `selection_limit` of them (None: all). A training run
-    plans both within its budget; `twin eval` takes every held-out sample. Training
-    reports them for the adapter it made and `twin eval` for any adapter, so both take
-    them from here."""
+    reply token on `samples`, and selection with memory off on `every_task`
+    (selection_order's; default: the tasks of the same samples, distractors from
+    `pool`), at most `selection_limit` of them (None: all); with `memory`, selection
+    with memory on beside it. A training run plans both within its budget; `twin eval`
+    takes every held-out sample. Training reports them for the adapter it made and
+    `twin eval` for any adapter, so both take them from here."""
     release_memory()  # what training freed: evaluation has other shapes
     encoded = encode(samples, tokenizer, prompt, max_seq_length)
     every = every_task
     if every is None:
-        every = selection_order(samples, tokenizer, prompt, max_seq_length)
+        every = selection_order(samples, tokenizer, prompt, max_seq_length, pool)
     tasks = every[:selection_limit]
+    remembered, memory_reason = [], NO_TASK
+    if memory and any(s.get("memory") for s in samples):
+        remembered = selection_order(samples, tokenizer, prompt, max_seq_length, pool, memory=True)
+    elif memory:
+        memory_reason = "the samples hold no memory (memory.enabled = false when they were made)"
     if meter is not None:  # both models, each sample and each task
-        meter.expect(2 * sum(len(s.ids) for s in encoded) + sum(map(task_cost, tasks)))
+        meter.expect(
+            2 * sum(len(s.ids) for s in encoded) + sum(map(task_cost, [*tasks, *remembered]))
+        )
     losses = compare(model, adapter, encoded, token_budget, device, meter)
     release_memory()
-    selection = compare_selection(
-        model, adapter, tasks, neutral_prompt(tokenizer, prompt), device, meter
-    )
+    neutral = neutral_prompt(tokenizer, prompt)
+    selection = compare_selection(model, adapter, tasks, neutral, device, meter)
     if every and not tasks:
         selection.reason = "no time left for it in the run's budget: twin eval measures it"
+    if memory:
+        selection.memory = compare_memory(
+            model, adapter, remembered, neutral, device, meter, memory_reason
+        )
     return losses, selection
 
 
 def selection_order(
-    samples: list[dict[str, Any]], tokenizer: Tokenizer, prompt: Prompt, max_seq_length: int
+    samples: list[dict[str, Any]],
+    tokenizer: Tokenizer,
+    prompt: Prompt,
+    max_seq_length: int,
+    pool: list[dict[str, Any]] | None = None,
+    memory: bool = False,
 ) -> list[SelectionTask]:
-    """The selection tasks of `samples` in the order an evaluation takes them (a prefix
-    of it spans the held-out conversations)."""
-    return spread(selection_tasks(samples, tokenizer, prompt, max_seq_length))
+    """The selection tasks of `samples` (distractors from `pool`) in the order an
+    evaluation takes them (a prefix of it spans the held-out conversations)."""
+    return spread(selection_tasks(samples, tokenizer, prompt, max_seq_length, pool, memory))
 
 
 def generated_style(
@@ -173,7 +198,7 @@ def generated_style(
     meter = meter or NoMeter()
     settings = generation or GenerationSettings()
     train = read_samples(samples_path, "train")
-    val = read_samples(samples_path, "val")[:count]
+    val = across_conversations(read_samples(samples_path, "val"), count)
     separator = prompt.settings.burst_separator
     others = [s["instruction"] for s in train if s["instruction"]]
     owner = style.profile([s["output"] for s in train], others, separator)
@@ -195,11 +220,45 @@ def generated_style(
     result = style.compare(real, replies, owner, authorship, separator)
     result["samples"] = len(val)
     result["similarity"] = {side: similarity(replies[side], real) for side in replies}
+    # What memory alone does: paste the reply of the best exchange recalled for the message.
+    pasted = [(s.get("recalled") or [""])[0] for s in val]
+    result["similarity"]["recalled"] = similarity(pasted, real) if any(pasted) else None
+    trained = Replies(s["output"] for s in train)
+    result["copies"] = {side: sum(trained.near(r, COPY) for r in replies[side]) for side in replies}
+    result["echoes"] = {
+        side: sum(echoes(r, s["instruction"]) for r, s in zip(replies[side], val, strict=True))
+        for side in replies
+    }
     result["examples"] = [
         {"message": s["instruction"], "real": s["output"], "base": b, "adapter": a}
         for s, b, a in zip(val, replies["base"], replies["adapter"], strict=True)
     ]
     return result
+
+
+def across_conversations(
+    samples: list[dict[str, Any]], count: int, seed: int = 0
+) -> list[dict[str, Any]]:
+    """`count` samples that answer a message, drawn across the conversations (one from
+    each in a fixed random order, then a second from each, ...): the first few replies
+    are one conversation, which says little about the rest."""
+    rng = random.Random(seed)
+    by_conversation: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for sample in samples:
+        if sample["instruction"]:
+            by_conversation.setdefault((sample["chat_id"], sample["conversation"]), []).append(
+                sample
+            )
+    queues = list(by_conversation.values())
+    rng.shuffle(queues)
+    for queue in queues:
+        rng.shuffle(queue)
+    drawn: list[dict[str, Any]] = []
+    while len(drawn) < count and any(queues):
+        for queue in queues:
+            if queue and len(drawn) < count:
+                drawn.append(queue.pop())
+    return drawn
 
 
 def similarity(generated: list[str], real: list[str]) -> float:

@@ -235,8 +235,9 @@ def _run(
         resume=resuming,
     )
     train_samples, val_samples = encoded_samples(job, tokenizer)
-    val_rows = read_samples(samples_path, "val")
-    tasks = selection_order(val_rows, tokenizer, prompt, config.train.max_seq_length)
+    rows = read_samples(samples_path)
+    val_rows = [s for s in rows if s.get("split") == "val"]
+    tasks = selection_order(val_rows, tokenizer, prompt, config.train.max_seq_length, rows)
     active = store.run(lambda db: registry.active_for(db, base_name))
     fabric = fabric_for(job, one_process=True)
     model = start_model(job, fabric)
@@ -304,7 +305,7 @@ def _run(
     metrics = {
         # The newest reply this adapter learned from: scheduled retraining counts the
         # owner's messages after it.
-        "data_until": max(s["date"] for s in read_samples(samples_path)),
+        "data_until": max(s["date"] for s in rows),
         "training": {
             **result.metrics(),
             "batch_size": recipe.batch_size,

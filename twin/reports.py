@@ -103,17 +103,54 @@ def format_losses(adapter_id: int, report: LossReport, selection: dict[str, Any]
 
 
 def format_selection(selection: dict[str, Any], width: int = 16) -> str:
-    """hits@1 of base model and adapter, in words: how often each picked the real reply
-    out of ten of the owner's, and on how many held-out replies."""
+    """hits@1 of base model and twin, in words: how often each picked the real reply out
+    of ten of the owner's with memory off, how sure that is, and beside it (twin eval)
+    the same with memory on, where repeating an earlier reply can win."""
     label = f"  {'selection':<{width}}"
     if selection["base"] is None:
         return f"{label}not measured: {selection.get('reason') or 'no task'}"
+    indent = " " * (width + 2)
     chance = 1 / selection["candidates"]
-    return (
-        f"{label}base {selection['base']:.0%}   adapter {selection['adapter']:.0%}"
-        f"   (your real reply picked out of {selection['candidates']} of yours, on "
-        f"{selection['tasks']} held-out replies; chance {chance:.0%})"
-    )
+    lines = [
+        f"{label}base {selection['base']:.0%}   twin {selection['adapter']:.0%}   "
+        f"{_difference(selection)}",
+        f"{indent}(your real reply picked out of {selection['candidates']} of yours with memory "
+        f"off, on {selection['tasks']} held-out replies from {selection['conversations']} "
+        f"conversations; chance {chance:.0%})",
+    ]
+    memory = selection.get("memory")
+    if memory is not None:
+        lines.append(_with_memory(memory, f"  {'with memory':<{width}}"))
+    return "\n".join(lines)
+
+
+def _difference(selection: dict[str, Any]) -> str:
+    """The twin's gain in points, and whether its 95 % interval rules out none."""
+    points = 100 * (selection["adapter"] - selection["base"])
+    interval = selection.get("difference_ci95")
+    if interval is None:
+        return f"({points:+.0f} points; too few conversations to say how sure)"
+    low, high = (100 * bound for bound in interval)
+    verdict = "a real difference" if low > 0 or high < 0 else "not a clear difference"
+    return f"({points:+.0f} points, 95 % interval {low:+.0f} to {high:+.0f}: {verdict})"
+
+
+def _with_memory(memory: dict[str, Any], label: str) -> str:
+    if memory["base"] is None:
+        return f"{label}not measured: {memory.get('reason') or 'no task'}"
+    novel = memory["novel"]
+    line = f"{label}base {memory['base']:.0%}   twin {memory['adapter']:.0%}"
+    if memory["repeat_tasks"]:
+        line += (
+            f"; {memory['repeat_tasks']} of {memory['tasks']} replies repeat one you wrote "
+            "before (the twin can copy those)"
+        )
+    if novel["tasks"] and memory["repeat_tasks"]:
+        line += (
+            f"; on messages unlike anything you wrote before ({novel['tasks']}): "
+            f"base {novel['base']:.0%}   twin {novel['adapter']:.0%}"
+        )
+    return line
 
 
 # Each style measure of generated replies: its label, its key, its format, and which way
@@ -149,6 +186,15 @@ def format_style(style: dict) -> str:
     similarity = style["similarity"]
     cells = "".join(f"{similarity[s]:>9.2f}" if s in similarity else f"{'-':>9}" for s in sides)
     lines.append(f"  {'chrF to yours':<22}{cells}   higher (1: the same words)")
+    for label, key in (("copies an old reply", "copies"), ("echoes the message", "echoes")):
+        if key in style:
+            counts = "".join(f"{style[key].get(s, '-'):>9}" for s in sides)
+            lines.append(f"  {label:<22}{counts}   fewer (of {style['samples']})")
+    if similarity.get("recalled") is not None:
+        lines.append(
+            f"  pasting what memory recalled scores chrF {similarity['recalled']:.2f}: "
+            "what memory alone does, with no model"
+        )
     return "\n".join(lines)
 
 

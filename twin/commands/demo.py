@@ -124,7 +124,7 @@ def _cached(report_path: Path, database: Path) -> dict[str, Any] | None:
         adapter = await adapters_table.active(db)
         return adapter.id if adapter is not None else None
 
-    if "selection" not in report:  # written by a version that did not measure it
+    if "conversations" not in report.get("selection", {}):  # by a version that measured less
         return None
     return report if with_database(database, active) == report.get("adapter") else None
 
