@@ -299,3 +299,17 @@ def test_personas_pool_into_one_set_of_conversations() -> None:
     assert low <= both["adapter"] - both["base"] <= high
     assert high - low < min(b - a for a, b in (one["difference_ci95"], two["difference_ci95"]))
     assert "| pooled | 180 | 45 |" in selection_table({"one": one, "two": two})
+
+
+def test_a_held_out_set_too_small_to_say_anything_is_called_so() -> None:
+    from trainer.loss import LossReport
+    from twin.reports import FEW_HELD_OUT, format_losses
+
+    selection = summary(
+        [SelectionTask([1], [[2]], (1, i)) for i in range(4)], [True] * 4, [False] * 4
+    ).as_dict()
+    few = format_losses(1, LossReport(13, 200, 3.5, 3.4, 33.0, 30.0, 0.03), selection)
+    assert "warning" in few and "only 13 held-out replies" in few
+    enough = LossReport(FEW_HELD_OUT, 900, 3.5, 3.4, 33.0, 30.0, 0.03)
+    assert "warning" not in format_losses(1, enough, selection)
+    assert "-100 points" in few and "a real difference" in few  # the interval excludes 0

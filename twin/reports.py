@@ -60,6 +60,7 @@ def format_run(report: RunReport) -> str:
             f"  loss          base {report.base_loss:.4f} -> adapter {report.adapter_loss:.4f} "
             f"({report.improvement:+.1%} better, on {_evaluated(report)})",
             format_selection(report.selection, width=14),
+            *_few_held_out(report.samples["val"], width=14),
             f"  time          {_stages(report.stages)}",
             f"  adapter       {report.adapter_path}",
         ]
@@ -98,8 +99,24 @@ def format_losses(adapter_id: int, report: LossReport, selection: dict[str, Any]
             f"adapter {report.adapter_perplexity:.2f}",
             f"  improvement     {report.improvement:+.1%}",
             format_selection(selection),
+            *_few_held_out(report.samples),
         ]
     )
+
+
+# Fewer held-out replies than this make numbers that say little: one reply is two points
+# of selection, and its interval spans tens of them.
+FEW_HELD_OUT = 50
+
+
+def _few_held_out(replies: int, width: int = 16) -> list[str]:
+    """A warning line when the held-out set is too small to say anything."""
+    if replies >= FEW_HELD_OUT:
+        return []
+    return [
+        f"  {'warning':<{width}}only {replies} held-out replies: too few to tell the twin "
+        "from the base model; more history (or a larger dataset.val_fraction) says more"
+    ]
 
 
 def format_selection(selection: dict[str, Any], width: int = 16) -> str:
