@@ -2,7 +2,7 @@
 
     python benchmarks/persona_eval.py iago [--set train.learning_rate=1e-3 ...]
         [--models DIR] [--work DIR] [--eval [--generate N]]
-    python benchmarks/persona_eval.py --all [--set ...]
+    python benchmarks/persona_eval.py --all [--set ...]      (or several names)
 
 A development persona is one character of a public-domain play as a Telegram export
 (tests/dev_personas.py), or one participant of the Chit-Chat Challenge corpus, real typed
@@ -16,10 +16,10 @@ prints `twin eval --json` as well (the same numbers, computed again, with token 
 and perplexities); `--generate N` adds the chrF of N generated replies to the real ones.
 The last line is one JSON object.
 
-`--all` runs every persona (the sample and the development ones) with `--eval` and
-prints a table of memory-off selection per persona and pooled over all of them (their
-conversations resampled together: the interval of the pooled difference is what a
-change of recipe must move), memory on beside it.
+`--all` runs every persona (the sample and the development ones; several names: those)
+with `--eval` and prints a table of memory-off selection per persona and pooled over
+them (their conversations resampled together: the interval of the pooled difference is
+what a change of recipe must move), memory on beside it.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> None:
 
     names = [SAMPLE, *sorted(PERSONAS), *chitchat.DEVELOPMENT]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("persona", nargs="?", choices=names)
+    parser.add_argument("persona", nargs="*", choices=names)
     parser.add_argument("--all", action="store_true", help="every persona, then the pooled table")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
@@ -65,17 +65,17 @@ def main() -> None:
     parser.add_argument("--eval", action="store_true", help="print `twin eval --json` too")
     parser.add_argument("--generate", type=int, default=0, metavar="N", help="with --eval")
     args = parser.parse_args()
-    if args.all == (args.persona is not None):
-        parser.error("name one persona, or --all")
-    if not args.all:
-        summary, evaluation = run_persona(args.persona, args, args.work)
+    if args.all == bool(args.persona):
+        parser.error("name a persona (or several), or --all")
+    if len(args.persona) == 1:
+        summary, evaluation = run_persona(args.persona[0], args, args.work)
         if evaluation is not None:
             print(json.dumps(evaluation, ensure_ascii=False))
         print(json.dumps(summary))
         return
     started = time.perf_counter()
     rows = {}
-    for name in names:
+    for name in names if args.all else args.persona:
         work = args.work / name if args.work else None
         summary, evaluation = run_persona(name, with_changes(args, eval=True), work)
         rows[name] = evaluation["selection"]
