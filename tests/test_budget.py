@@ -15,6 +15,7 @@ from trainer.budget import (
     MIN_BUDGET_BATCH,
     MIN_CHECK_SAMPLES,
     MIN_EVALUATED,
+    SELECTION_SHARE,
     TARGET_STEPS,
     RunPlan,
     Speed,
@@ -66,6 +67,8 @@ def test_checks_and_evaluation_leave_most_of_the_budget_to_training(
     losses = 2 * plan.evaluated * per_sample  # both models on the same held-out replies
     selection = (plan.selection_tasks or 0) * 2 * (SAMPLE_TOKENS + 640) / speed.selection
     assert plan.evaluation_seconds == pytest.approx(losses + selection)
+    # Selection at the end costs a tenth of the run at most (twin eval has it all).
+    assert selection <= SELECTION_SHARE * budget + 1e-6
     # Every held-out reply where the share allows it; else as many as it allows.
     if 2 * val * per_sample <= EVALUATION_SHARE * budget or val <= MIN_EVALUATED:
         assert plan.evaluated == val

@@ -11,7 +11,8 @@ before it starts (`Speed`) and plans:
 - the final evaluation, in EVALUATION_SHARE of the budget: the losses on every held-out
   reply where they fit, else on as many as fit (at least MIN_EVALUATED) taken in a
   fixed random order that spans the held-out conversations, the same for both models;
-  selection on as many replies as the rest of the share allows;
+  selection on as many replies as the rest of the share allows, in SELECTION_SHARE at
+  the most;
 - the periodic checks, in CHECK_SHARE: the first replies of the same order, the same at
   every check, as many as fit CHECKS checks (at least MIN_CHECK_SAMPLES);
 - training, the rest, with a batch small enough that TARGET_STEPS optimizer steps fit
@@ -35,6 +36,9 @@ from trainer.settings import TrainSettings
 CHECKS = 8  # periodic checks of the validation loss per run (trainer.finetune)
 CHECK_SHARE = 0.1  # of the budget, for all periodic checks together
 EVALUATION_SHARE = 0.25  # of the budget, for the final evaluation
+# Of the budget, for selection at the end, at the most: the gate compares losses, and
+# selection with its intervals is twin eval's; a run scores what this share allows.
+SELECTION_SHARE = 0.1
 MIN_CHECK_SAMPLES = 16  # fewer make the best adapter a matter of noise
 MIN_EVALUATED = 48  # held-out replies promotion is decided on, at the least
 # Measured on real typed chat (a Chit-Chat Challenge participant: 759 training replies,
@@ -107,7 +111,7 @@ def plan_run(
         len(val), max(fitting([loss_passes * c for c in costs], share, rate), MIN_EVALUATED)
     )
     losses = loss_passes * sum(costs[:evaluated]) / rate
-    tasks = fitting(selection_costs, share - losses, speed.selection)
+    tasks = fitting(selection_costs, min(share - losses, SELECTION_SHARE * budget), speed.selection)
     evaluation = losses + sum(selection_costs[:tasks]) / speed.selection
     checks = fitting(costs, CHECK_SHARE * budget / CHECKS, rate)
     checks = min(len(val), max(checks, MIN_CHECK_SAMPLES))
