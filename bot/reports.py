@@ -51,10 +51,14 @@ def picks_text(selection: dict) -> str:
     """Selection in words: does the twin use the conversation, not only your style."""
     if selection["base"] is None:
         return f"Picking your real reply: not measured ({selection.get('reason') or 'no task'})"
+    interval = selection.get("difference_ci95")
+    sure = ""
+    if interval is not None and interval[0] <= 0 <= interval[1]:
+        sure = ", not a clear difference"
     return (
         f"Picks your real reply among {selection['candidates']} of yours: base model "
         f"{selection['base']:.0%} -> twin {selection['adapter']:.0%} "
-        f"(chance {1 / selection['candidates']:.0%})"
+        f"(chance {1 / selection['candidates']:.0%}, {selection['tasks']} replies{sure})"
     )
 
 

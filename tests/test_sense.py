@@ -313,3 +313,13 @@ def test_a_held_out_set_too_small_to_say_anything_is_called_so() -> None:
     enough = LossReport(FEW_HELD_OUT, 900, 3.5, 3.4, 33.0, 30.0, 0.03)
     assert "warning" not in format_losses(1, enough, selection)
     assert "-100 points" in few and "a real difference" in few  # the interval excludes 0
+
+
+def test_the_bot_says_when_the_twin_is_not_clearly_better() -> None:
+    from bot.reports import picks_text
+
+    clear = {"candidates": 10, "tasks": 80, "base": 0.3, "adapter": 0.5}
+    unclear = {**clear, "difference_ci95": [-0.05, 0.4]}
+    assert "not a clear difference" in picks_text(unclear)
+    assert "not a clear" not in picks_text({**clear, "difference_ci95": [0.05, 0.35]})
+    assert "80 replies" in picks_text(unclear)
