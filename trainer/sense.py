@@ -41,7 +41,10 @@ from trainer.loss import Meter, NoMeter, token_losses
 CANDIDATES = 10  # the real reply and nine others: chance is 0.1
 REPLY_TOKENS = 64  # the first tokens of each reply: enough to tell replies apart
 DRAW = 4 * CANDIDATES  # replies drawn at first for a task's distractors (all if too few)
-NO_TASK = "no held-out reply answers a message"
+NO_TASK = (
+    "no held-out reply answers a message, or none has nine other replies of yours "
+    "from other conversations to hide among"
+)
 
 
 @dataclass(frozen=True)
