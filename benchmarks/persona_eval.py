@@ -152,22 +152,23 @@ def run_persona(
 def pooled(selections: dict[str, dict]) -> dict:
     """Memory-off selection of every persona as one set of conversations: the share
     each model got right over all tasks, and the intervals of resampling them all."""
-    from trainer.intervals import conversation_intervals
+    from trainer.sense import from_conversations
 
     conversations = [c for s in selections.values() for c in s.get("by_conversation", [])]
-    tasks = sum(count for count, _, _ in conversations)
-    if not tasks:
-        return {"tasks": 0, "conversations": 0, "base": None, "adapter": None}
-    intervals = conversation_intervals(conversations)
-    return {
-        "tasks": tasks,
-        "conversations": len(conversations),
-        "base": round(sum(b for _, b, _ in conversations) / tasks, 4),
-        "adapter": round(sum(a for _, _, a in conversations) / tasks, 4),
-        "base_ci95": intervals.base if intervals else None,
-        "adapter_ci95": intervals.adapter if intervals else None,
-        "difference_ci95": intervals.difference if intervals else None,
-    }
+    report = from_conversations(conversations).as_dict()
+    return {key: report[key] for key in POOLED_KEYS}
+
+
+# What the pooled row reports (its per-conversation counts are the personas' own).
+POOLED_KEYS = (
+    "tasks",
+    "conversations",
+    "base",
+    "adapter",
+    "base_ci95",
+    "adapter_ci95",
+    "difference_ci95",
+)
 
 
 def selection_table(selections: dict[str, dict]) -> str:

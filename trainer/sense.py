@@ -180,12 +180,8 @@ def compare_selection(
 ) -> SelectionReport:
     """hits@1 of the base model (LoRA off) and of the adapter on the same tasks, with
     their intervals; with no tasks, no number, and `reason` says why."""
-    if not tasks:
-        return SelectionReport(0, 0, CANDIDATES, None, None, reason=reason)
-    base, tuned = base_and_adapter(
-        model, adapter, lambda: task_hits(model, tasks, neutral_prompt, device, meter)
-    )
-    return summary(tasks, base, tuned)
+    base, tuned = _both_models(model, adapter, tasks, neutral_prompt, device, meter)
+    return summary(tasks, base, tuned, reason)
 
 
 def compare_memory(
@@ -200,18 +196,28 @@ def compare_memory(
     """Selection with memory on (`tasks` made with memory=True): compare_selection's
     keys, how many tasks repeat an earlier reply, and the shares on the novel ones,
     where copying cannot win."""
+    base, tuned = _both_models(model, adapter, tasks, neutral_prompt, device, meter)
+    return with_memory(tasks, base, tuned, reason)
+
+
+def _both_models(
+    model: TwinGPT,
+    adapter: dict[str, torch.Tensor],
+    tasks: list[SelectionTask],
+    neutral_prompt: list[int],
+    device: torch.device | str,
+    meter: Meter | None,
+) -> tuple[list[bool], list[bool]]:
+    """Each task's hit by the base model, then by the adapter (left in place)."""
     if not tasks:
-        report = SelectionReport(0, 0, CANDIDATES, None, None, reason=reason).as_dict()
-        del report["memory"]
-        return {**report, "repeat_tasks": 0, "novel": {"tasks": 0, "base": None, "adapter": None}}
-    base, tuned = base_and_adapter(
+        return [], []
+    return base_and_adapter(
         model, adapter, lambda: task_hits(model, tasks, neutral_prompt, device, meter)
     )
-    return with_memory(tasks, base, tuned)
 
 
 def summary(
-    tasks: Sequence[SelectionTask], base: list[bool], adapter: list[bool]
+    tasks: Sequence[SelectionTask], base: list[bool], adapter: list[bool], reason: str = NO_TASK
 ) -> SelectionReport:
     """The shares of `tasks` each model got right, with their 95 % intervals."""
     counts: dict[tuple[int, int], list[int]] = {}
@@ -220,26 +226,35 @@ def summary(
         count[0] += 1
         count[1] += hit_base
         count[2] += hit_adapter
-    intervals = conversation_intervals(list(counts.values()))
+    return from_conversations(list(counts.values()), reason)
+
+
+def from_conversations(conversations: list[list[int]], reason: str = NO_TASK) -> SelectionReport:
+    """The report of [tasks, base hits, adapter hits] per conversation: the shares over
+    all of them and their intervals; with no task, no number, and `reason` says why."""
+    tasks = sum(count for count, _, _ in conversations)
+    if not tasks:
+        return SelectionReport(0, 0, CANDIDATES, None, None, reason=reason)
+    intervals = conversation_intervals(conversations)
     return SelectionReport(
-        tasks=len(tasks),
-        conversations=len(counts),
+        tasks=tasks,
+        conversations=len(conversations),
         candidates=CANDIDATES,
-        base=round(sum(base) / len(tasks), 4),
-        adapter=round(sum(adapter) / len(tasks), 4),
+        base=round(sum(base for _, base, _ in conversations) / tasks, 4),
+        adapter=round(sum(adapter for _, _, adapter in conversations) / tasks, 4),
         base_ci95=intervals.base if intervals else None,
         adapter_ci95=intervals.adapter if intervals else None,
         difference_ci95=intervals.difference if intervals else None,
-        by_conversation=list(counts.values()),
+        by_conversation=conversations,
     )
 
 
 def with_memory(
-    tasks: list[SelectionTask], base: list[bool], adapter: list[bool]
+    tasks: list[SelectionTask], base: list[bool], adapter: list[bool], reason: str = NO_TASK
 ) -> dict[str, Any]:
     """The memory-on report of tasks already scored: `summary`'s, with the repeat and
     novel counts."""
-    report = summary(tasks, base, adapter).as_dict()
+    report = summary(tasks, base, adapter, reason).as_dict()
     del report["memory"]
     novel = [i for i, task in enumerate(tasks) if not task.repeat]
     report["repeat_tasks"] = len(tasks) - len(novel)
