@@ -51,22 +51,7 @@ SAMPLE = "sample"
 
 
 def main() -> None:
-    from tests import dev_chitchat as chitchat
-    from tests.dev_personas import PERSONAS
-
-    names = [SAMPLE, *sorted(PERSONAS), *chitchat.DEVELOPMENT]
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("persona", nargs="*", choices=names)
-    parser.add_argument("--all", action="store_true", help="every persona, then the pooled table")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
-    parser.add_argument("--work", type=Path, help="keep the data folder here")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "twin-dev")
-    parser.add_argument("--eval", action="store_true", help="print `twin eval --json` too")
-    parser.add_argument("--generate", type=int, default=0, metavar="N", help="with --eval")
-    args = parser.parse_args()
-    if args.all == bool(args.persona):
-        parser.error("name a persona (or several), or --all")
+    args, names = parse_arguments(sys.argv[1:])
     if len(args.persona) == 1:
         summary, evaluation = run_persona(args.persona[0], args, args.work)
         if evaluation is not None:
@@ -75,7 +60,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     rows = {}
-    for name in names if args.all else args.persona:
+    for name in names:
         work = args.work / name if args.work else None
         summary, evaluation = run_persona(name, with_changes(args, eval=True), work)
         rows[name] = evaluation["selection"]
@@ -83,6 +68,31 @@ def main() -> None:
     print(selection_table(rows))
     minutes = (time.perf_counter() - started) / 60
     print(json.dumps({"personas": rows, "pooled": pooled(rows), "minutes": round(minutes, 1)}))
+
+
+def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The arguments and the personas they name (every one with --all). Names are checked
+    here, not by argparse: its `choices` rejects the empty list that --all leaves."""
+    from tests import dev_chitchat as chitchat
+    from tests.dev_personas import PERSONAS
+
+    known = [SAMPLE, *sorted(PERSONAS), *chitchat.DEVELOPMENT]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("persona", nargs="*", metavar="PERSONA", help=", ".join(known))
+    parser.add_argument("--all", action="store_true", help="every persona, then the pooled table")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
+    parser.add_argument("--work", type=Path, help="keep the data folder here")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "twin-dev")
+    parser.add_argument("--eval", action="store_true", help="print `twin eval --json` too")
+    parser.add_argument("--generate", type=int, default=0, metavar="N", help="with --eval")
+    args = parser.parse_args(argv)
+    if args.all == bool(args.persona):
+        parser.error("name a persona (or several), or --all")
+    unknown = [name for name in args.persona if name not in known]
+    if unknown:
+        parser.error(f"no persona {', '.join(unknown)}; known: {', '.join(known)}")
+    return args, known if args.all else args.persona
 
 
 def with_changes(args: argparse.Namespace, **changes: object) -> argparse.Namespace:

@@ -323,3 +323,17 @@ def test_the_bot_says_when_the_twin_is_not_clearly_better() -> None:
     assert "not a clear difference" in picks_text(unclear)
     assert "not a clear" not in picks_text({**clear, "difference_ci95": [0.05, 0.35]})
     assert "80 replies" in picks_text(unclear)
+
+
+def test_persona_eval_takes_all_or_known_names() -> None:
+    """`--all` names every persona (argparse's `choices` once refused the empty list it
+    leaves); a misspelt name is one clear error, not a run."""
+    from benchmarks.persona_eval import SAMPLE, parse_arguments
+
+    _, every = parse_arguments(["--all"])
+    assert every[0] == SAMPLE and len(every) > 3
+    _, named = parse_arguments([SAMPLE])
+    assert named == [SAMPLE]
+    for wrong in (["no-such-persona"], [], ["--all", SAMPLE]):
+        with pytest.raises(SystemExit):
+            parse_arguments(wrong)
