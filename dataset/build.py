@@ -1,6 +1,6 @@
 """`twin dataset`: the owner's chats become a JSONL file of instruction samples.
 
-The recipe is DESIGN.md's "Dataset": conversations (dataset.conversations) become
+The recipe: conversations (dataset.conversations) become
 samples (dataset.samples), personal data scrubbed, exact duplicates dropped. The newest
 conversations are the validation split, so a score is on replies the model never saw,
 and no conversation is on both sides. The file is litgpt's instruction format

@@ -11,7 +11,8 @@ from storage import Database
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# Real exports from public repositories, read in place (see PROVENANCE.md there).
+# Real exports of other people's chats, read in place beside the checkout, never copied
+# into it; a clone without them skips the tests that read them.
 SHARED_EXPORTS = ROOT.parent / "shared" / "fixtures" / "telegram"
 
 

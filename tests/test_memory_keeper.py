@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import memory_keeper
-from bot.memory_keeper import MemoryKeeper
 from dataset.settings import DatasetSettings, PromptSettings
 from exporter import ingest
+from memory import keeper as memory_keeper
+from memory.keeper import MemoryKeeper
 from memory.settings import MemorySettings
 from storage import open_database
 from storage.rows import MessageRow

@@ -207,9 +207,9 @@ async def test_an_owner_id_that_disagrees_with_the_database_is_refused(db: Datab
 async def test_a_userbot_logged_in_as_someone_else_is_refused(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.memory_keeper import MemoryKeeper
     from exporter import userbot
     from exporter.userbot import UserbotError
+    from memory.keeper import MemoryKeeper
     from tests.fake_telethon import ScriptedTelegram, user
     from twin.commands import run as run_command
     from twin.settings import Settings

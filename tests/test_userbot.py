@@ -15,7 +15,6 @@ from rapidfuzz.distance import Levenshtein
 from bot.config import BotConfig
 from bot.drafts import draft_scope, feedback
 from bot.keyboards import DraftAction
-from bot.memory_keeper import MemoryKeeper
 from bot.settings import BotSettings, RetrainSettings, UserbotSettings
 from dataset.build import build_dataset, preferences_path, read_samples
 from dataset.prompt import Prompt
@@ -24,6 +23,7 @@ from engine.generate import ReplyEngine
 from engine.settings import GenerationSettings
 from exporter.live import LiveUserbot
 from exporter.sync import sync
+from memory.keeper import MemoryKeeper
 from memory.section import Scope
 from memory.settings import MemorySettings
 from storage import Database, open_database

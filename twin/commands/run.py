@@ -17,8 +17,8 @@ from twin.wiring import bot_config, make_service, userbot_config
 
 if TYPE_CHECKING:  # aiogram, Telethon and torch load when the bot starts, not for --help
     from bot.drafts import DraftWorkflow
-    from bot.memory_keeper import MemoryKeeper
     from exporter.live import LiveUserbot
+    from memory.keeper import MemoryKeeper
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _serve(args: argparse.Namespace, settings: Settings, database: Path) -> None:
     from bot.app import run_bot
-    from bot.memory_keeper import MemoryKeeper
+    from memory.keeper import MemoryKeeper
 
     async with open_database(database) as db:
         config = bot_config(
