@@ -47,7 +47,7 @@ from litgpt.generate.base import generate_fn  # noqa: E402
 from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
 from dataset.prompt import Prompt  # noqa: E402
 from engine.generate import ReplyEngine  # noqa: E402
-from engine.settings import GenerationSettings  # noqa: E402
+from engine.settings import Sampling  # noqa: E402
 from model.checkpoints import prepare, read_config  # noqa: E402
 from model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
 from model.settings import LoRASettings, ModelSettings  # noqa: E402
@@ -133,11 +133,9 @@ def run_stock(model: torch.nn.Module, prompt: torch.Tensor, new: int) -> tuple[f
 
 
 def run_ours(engine: ReplyEngine, prompt: torch.Tensor, new: int) -> tuple[float, float]:
-    settings = GenerationSettings(**SAMPLING, repetition_penalty=1.0)
+    sampling = Sampling(new, **SAMPLING, repetition_penalty=1.0, seed=0)
     started = time.perf_counter()
-    tokens, first = engine.decode(
-        prompt, new, settings.temperature, settings, 1.0, seed=0, stop=False
-    )
+    tokens, first = engine.decode(prompt, sampling, stop=False)
     total = time.perf_counter() - started
     return first, (len(tokens) - 1) / (total - first)
 
@@ -189,11 +187,11 @@ def backend_child(args: argparse.Namespace) -> None:
             settings.generate.llama_weights = args.variant
         engine = make_engine(settings)
     engine.use_adapter(args.adapter)
-    sampling = GenerationSettings(**SAMPLING, repetition_penalty=1.0)
+    sampling = Sampling(args.new, **SAMPLING, repetition_penalty=1.0, seed=0)
 
     def timed(ids: list[int]) -> tuple[float, float]:
         started = time.perf_counter()
-        tokens, first = engine.decode(ids, args.new, 0.8, sampling, 1.0, seed=0, stop=False)
+        tokens, first = engine.decode(ids, sampling, stop=False)
         return first, (len(tokens) - 1) / (time.perf_counter() - started - first)
 
     texts = held_out_texts(args.samples, args.agree) if args.samples else persona_texts(args.agree)
@@ -201,7 +199,7 @@ def backend_child(args: argparse.Namespace) -> None:
     long = [ids[:1] + ids[-(args.long - 1) :] for ids in (engine.encode(t * 8) for t in texts)]
     runs = [timed(ids) for ids in [short[0], *short]][1:]  # the first: a warm-up
     long_runs = [timed(ids) for ids in long[: args.prompts]]
-    greedy = [engine.decode(engine.encode(t), 1, 0.0, sampling, 1.0, seed=0)[0][:1] for t in texts]
+    greedy = [engine.decode(engine.encode(t), Sampling.greedy(1))[0][:1] for t in texts]
     peak = peak_rss_mib()
     print(
         json.dumps(

@@ -28,7 +28,7 @@ from litgpt.lora import LoRALinear
 from dataset.conversations import sendable_text
 from dataset.prompt import Prompt
 from engine.errors import DegenerateReply
-from engine.settings import GenerationSettings, new_tokens
+from engine.settings import GenerationSettings, Sampling
 from engine.stream import TextStream, cut
 from model import registry
 from model.checkpoints import counter_of
@@ -83,19 +83,15 @@ class Engine:
     def decode(
         self,
         prompt_ids: Sequence[int],
-        max_new: int,
-        temperature: float,
-        settings: GenerationSettings,
-        penalty: float,
-        seed: int,
+        sampling: Sampling,
         stop: bool = True,
         markers: Sequence[str] | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> tuple[list[int], float]:
         """Generated token ids, and the seconds to the first one. Decoding ends at a stop
         token or once the text holds one of `markers` (the template's, by default);
-        `stop=False` decodes exactly `max_new` tokens (benchmarks). `on_text` sees the
-        text so far after every token."""
+        `stop=False` decodes exactly `sampling.max_new` tokens (benchmarks). `on_text`
+        sees the text so far after every token."""
         raise NotImplementedError
 
     def generate(
@@ -110,27 +106,20 @@ class Engine:
         (engine.stream); the pieces add up to `Reply.text`. What is streamed cannot be
         taken back, so a streamed reply has one attempt."""
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        sampling = Sampling.of(settings, seed)
         markers = [*self.prompt.stop_markers, *settings.stop]
         attempts = 1 if on_text is not None else settings.attempts
-        max_new = new_tokens(settings)
         ids = self.encode(prompt_text)
-        room = self.max_seq_length - max_new
+        room = self.max_seq_length - sampling.max_new
         if len(ids) > room:  # keep <bos> and the newest part of the prompt
             ids = [*ids[:1], *ids[-(room - 1) :]]
         stream = TextStream(markers, on_text) if on_text is not None else None
         discarded: list[str] = []
         for attempt in range(attempts):
-            # Each retry samples hotter and penalizes repeats harder.
-            temperature = settings.temperature + 0.15 * attempt
-            penalty = settings.repetition_penalty + 0.1 * attempt
             started = time.perf_counter()
             tokens, first = self.decode(
                 ids,
-                max_new,
-                temperature,
-                settings,
-                penalty,
-                seed + attempt,
+                sampling.attempt(attempt),
                 markers=markers,
                 on_text=None if stream is None else stream.update,
             )
@@ -147,7 +136,7 @@ class Engine:
                     first_token_seconds=first,
                     prompt_tokens=len(ids),
                     attempts=attempt + 1,
-                    seed=seed + attempt,
+                    seed=sampling.attempt(attempt).seed,
                     adapter=self.adapter,
                     prompt=prompt_text,
                     discarded=discarded,
@@ -241,18 +230,14 @@ class ReplyEngine(Engine):
     def decode(
         self,
         prompt_ids: Sequence[int] | torch.Tensor,
-        max_new: int,
-        temperature: float,
-        settings: GenerationSettings,
-        penalty: float,
-        seed: int,
+        sampling: Sampling,
         stop: bool = True,
         markers: Sequence[str] | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> tuple[list[int], float]:
         markers = self.prompt.stop_markers if markers is None else markers
         device = self.fabric.device
-        generator = torch.Generator(device="cpu").manual_seed(seed)
+        generator = torch.Generator(device="cpu").manual_seed(sampling.seed)
         started = time.perf_counter()
         prompt = torch.as_tensor(prompt_ids)
         size = prompt.size(0)
@@ -260,16 +245,8 @@ class ReplyEngine(Engine):
         logits = self.prefill(prompt.to(device).view(1, -1))
         tokens: list[int] = []
         first = 0.0
-        for step in range(max_new):
-            token = sample(
-                logits.reshape(-1),
-                tokens,
-                temperature,
-                settings.top_k,
-                settings.top_p,
-                penalty,
-                generator,
-            )
+        for step in range(sampling.max_new):
+            token = sample(logits.reshape(-1), tokens, sampling, generator)
             if step == 0:
                 first = time.perf_counter() - started
             if stop and token in self.stop_ids:
@@ -308,30 +285,25 @@ def stop_ids(tokenizer: Tokenizer) -> set[int]:
 
 
 def sample(
-    logits: torch.Tensor,
-    previous: list[int],
-    temperature: float,
-    top_k: int,
-    top_p: float,
-    repetition_penalty: float,
-    generator: torch.Generator,
+    logits: torch.Tensor, previous: list[int], sampling: Sampling, generator: torch.Generator
 ) -> int:
     """One token: repetition penalty, then top-k, temperature and top-p on the k
     candidates only (sorting 262k logits per token would cost more than the rest)."""
     logits = logits.float()
-    if repetition_penalty != 1.0 and previous:
+    penalty, temperature = sampling.repetition_penalty, sampling.temperature
+    if penalty != 1.0 and previous:
         seen = torch.tensor(sorted(set(previous[-64:])), dtype=torch.long)
         values = logits[seen]
-        logits[seen] = torch.where(
-            values > 0, values / repetition_penalty, values * repetition_penalty
-        )
+        logits[seen] = torch.where(values > 0, values / penalty, values * penalty)
     if temperature <= 0:
         return int(torch.argmax(logits))
-    values, indexes = torch.topk(logits, min(max(top_k, 1), logits.numel()))
+    values, indexes = torch.topk(logits, min(max(sampling.top_k, 1), logits.numel()))
     probs = torch.softmax(values / temperature, dim=-1)
-    if top_p < 1.0:
+    if sampling.top_p < 1.0:
         cumulative = torch.cumsum(probs, dim=-1)
-        keep = cumulative - probs < top_p  # the smallest prefix reaching top_p, at least one
+        keep = (
+            cumulative - probs < sampling.top_p
+        )  # the smallest prefix reaching top_p, at least one
         probs = torch.where(keep, probs, torch.zeros_like(probs))
         probs = probs / probs.sum()
     choice = torch.multinomial(probs, 1, generator=generator)

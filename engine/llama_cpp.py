@@ -28,7 +28,7 @@ from tqdm import tqdm
 from dataset.prompt import Prompt
 from engine.errors import BackendError
 from engine.generate import Engine, stop_ids
-from engine.settings import GenerationSettings
+from engine.settings import Sampling
 from engine.stream import cut
 from model import registry
 from model.checkpoints import counter_of, read_config
@@ -92,27 +92,23 @@ class LlamaCppEngine(Engine):
     def decode(
         self,
         prompt_ids: Sequence[int],
-        max_new: int,
-        temperature: float,
-        settings: GenerationSettings,
-        penalty: float,
-        seed: int,
+        sampling: Sampling,
         stop: bool = True,
         markers: Sequence[str] | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> tuple[list[int], float]:
         markers = self.prompt.stop_markers if markers is None else markers
-        self.llama.set_seed(seed)  # type: ignore[attr-defined]
+        self.llama.set_seed(sampling.seed)  # type: ignore[attr-defined]
         started = time.perf_counter()
         first = 0.0
         tokens: list[int] = []
         sampled = self.llama.generate(  # type: ignore[attr-defined]
             list(prompt_ids),
-            top_k=settings.top_k,
-            top_p=settings.top_p,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
             min_p=0.0,  # twin samples with top-k and top-p alone
-            temp=temperature,
-            repeat_penalty=penalty,
+            temp=sampling.temperature,
+            repeat_penalty=sampling.repetition_penalty,
             reset=True,
         )
         for step, token in enumerate(sampled):
@@ -127,7 +123,7 @@ class LlamaCppEngine(Engine):
                     on_text(text)
                 if stop and cut(text, markers)[1]:
                     break
-            if len(tokens) >= max_new:
+            if len(tokens) >= sampling.max_new:
                 break
         return tokens, first
 

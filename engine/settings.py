@@ -8,6 +8,7 @@ comment in config.toml.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -110,3 +111,48 @@ def parse_knob(name: str, value: str) -> tuple[str, object]:
     except ValidationError as err:
         raise ValueError(f"{name}: {err.errors()[0]['msg']}") from None
     return name, getattr(checked, name)
+
+
+# A retry of a degenerate reply samples hotter and penalizes repeats harder, by these
+# steps per attempt.
+RETRY_TEMPERATURE = 0.15
+RETRY_PENALTY = 0.1
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What one decoding samples with: the knobs of [generate] and /style made concrete
+    for one attempt (the length scaled to tokens, the seed drawn). Every backend takes
+    this one object, so a knob added here reaches them all."""
+
+    max_new: int
+    temperature: float
+    top_k: int
+    top_p: float
+    repetition_penalty: float
+    seed: int
+
+    @classmethod
+    def of(cls, settings: GenerationSettings, seed: int) -> Sampling:
+        return cls(
+            max_new=new_tokens(settings),
+            temperature=settings.temperature,
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+            repetition_penalty=settings.repetition_penalty,
+            seed=seed,
+        )
+
+    @classmethod
+    def greedy(cls, max_new: int) -> Sampling:
+        """The most likely token every step, no penalty (benchmarks, agreement checks)."""
+        return cls(max_new, temperature=0.0, top_k=1, top_p=1.0, repetition_penalty=1.0, seed=0)
+
+    def attempt(self, number: int) -> Sampling:
+        """The sampling of retry `number` (0: the first try, as set)."""
+        return replace(
+            self,
+            temperature=self.temperature + RETRY_TEMPERATURE * number,
+            repetition_penalty=self.repetition_penalty + RETRY_PENALTY * number,
+            seed=self.seed + number,
+        )

@@ -21,7 +21,7 @@ from dataset.samples import reply_prompt
 from dataset.settings import DatasetSettings, PromptSettings
 from engine.generate import DegenerateReply, ReplyEngine
 from engine.service import ReplyService
-from engine.settings import GenerationSettings
+from engine.settings import RETRY_PENALTY, RETRY_TEMPERATURE, GenerationSettings, Sampling
 from engine.stream import TextStream
 from model import registry
 from model.lora import adapter_state
@@ -41,15 +41,22 @@ def engine(tiny_checkpoint: Path) -> ReplyEngine:
     )
 
 
+samplings: list[Sampling] = []  # what each attempt of the scripted sampler was given
+
+
 @pytest.fixture
 def scripted(engine: ReplyEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Make the sampler emit the tokens of scripted texts, one text per attempt."""
     texts: list[str] = []
+    samplings.clear()
     state = {"tokens": [], "attempt": -1}
 
-    def fake_sample(logits: torch.Tensor, previous: list[int], *_: object) -> int:
+    def fake_sample(
+        logits: torch.Tensor, previous: list[int], sampling: Sampling, *_: object
+    ) -> int:
         if not previous:
             state["attempt"] += 1
+            samplings.append(sampling)
             text = texts[min(state["attempt"], len(texts) - 1)]
             state["tokens"] = [
                 *engine.tokenizer.encode(text, bos=False).tolist(),
@@ -98,6 +105,19 @@ def test_degenerate_output_is_retried_then_reported(
     scripted[:] = ["", "\n\n"]
     with pytest.raises(DegenerateReply, match="no usable reply after 3 attempts"):
         engine.generate(PROMPT, SETTINGS)
+
+
+def test_each_retry_samples_hotter_with_a_harsher_penalty_and_a_new_seed(
+    engine: ReplyEngine, scripted: list[str]
+) -> None:
+    scripted.extend(["", "  ", "норм"])
+    reply = engine.generate(PROMPT, SETTINGS)
+    first, second, third = samplings
+    assert first == Sampling.of(SETTINGS, seed=11)
+    assert second.temperature == pytest.approx(first.temperature + RETRY_TEMPERATURE)
+    assert third.repetition_penalty == pytest.approx(first.repetition_penalty + 2 * RETRY_PENALTY)
+    assert [s.seed for s in samplings] == [11, 12, 13] and reply.seed == 13
+    assert {s.max_new for s in samplings} == {30}
 
 
 def test_a_degenerate_reply_never_quotes_what_the_model_wrote(

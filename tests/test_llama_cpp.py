@@ -70,7 +70,7 @@ def test_llama_cpp_agrees_with_twins_engine_on_the_greedy_token(tmp_path: Path) 
     from benchmarks.generate_bench import persona_texts, trained_size_adapter
     from dataset.prompt import Prompt
     from engine.generate import ReplyEngine
-    from engine.settings import GenerationSettings
+    from engine.settings import Sampling
     from model import registry
     from model.checkpoints import prepare, read_config
     from model.lora import adapter_state
@@ -94,11 +94,10 @@ def test_llama_cpp_agrees_with_twins_engine_on_the_greedy_token(tmp_path: Path) 
     theirs = make_engine(settings)
     theirs.use_adapter(adapter)
     assert (adapter / "twin-lora.gguf").is_file()
-    greedy = GenerationSettings(temperature=0.0, repetition_penalty=1.0)
+    greedy = Sampling.greedy(1)
     texts = persona_texts(50)
     same = sum(
-        ours.decode(ours.encode(t), 1, 0.0, greedy, 1.0, 0)[0]
-        == theirs.decode(theirs.encode(t), 1, 0.0, greedy, 1.0, 0)[0]
+        ours.decode(ours.encode(t), greedy)[0] == theirs.decode(theirs.encode(t), greedy)[0]
         for t in texts
     )
     assert same >= 0.95 * len(texts), f"{same} of {len(texts)}"

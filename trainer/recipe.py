@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import math
 
-from trainer.settings import TrainSettings
+from trainer.settings import CPU_MINUTES, TrainSettings
 
-CPU_MINUTES = 15.0  # what a person waits for on a laptop
 STEPS_PER_EPOCH = 30
 MIN_BATCH, MAX_BATCH = 8, 128
 MIN_EPOCHS, MAX_EPOCHS = 2, 8

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+CPU_MINUTES = 15.0  # a run's budget on a CPU when max_minutes is empty: what a person waits for
+
 
 class TrainSettings(BaseModel):
     """How the adapter is fine-tuned (`twin train`, /retrain, the nightly run)."""
@@ -79,7 +81,8 @@ class TrainSettings(BaseModel):
         ge=0,
         description=(
             "The time budget of a run (training, its checks and the evaluation): it plans its\n"
-            "steps to end within it, keeping what was learned. Empty: 15 minutes on a CPU,\n"
+            "steps to end within it, keeping what was learned. Empty: "
+            f"{CPU_MINUTES:g} minutes on a CPU,\n"
             "no limit on a GPU; 0: no limit anywhere."
         ),
         examples=[60],

@@ -24,6 +24,7 @@ from exporter.desktop_import import import_desktop_export
 from model.checkpoints import prepare, read_config
 from storage import Database, open_database, with_database
 from storage import adapters as adapters_table
+from trainer.settings import CPU_MINUTES
 from twin.commands.common import Bars, ProgressBar, ProgressLines, config_options, is_terminal
 from twin.commands.talk import run_chat
 from twin.reports import format_evaluation, format_import, format_run
@@ -42,8 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "demo",
         parents=[config_options()],
         description="Import a fictional persona's chats, fine-tune the embedded model on "
-        "them (CPU, about 20 minutes: training has the default 15-minute budget), and "
-        "compare base model and twin on held-out replies.",
+        f"them (CPU, about {CPU_MINUTES + 5:g} minutes: training has the default "
+        f"{CPU_MINUTES:g}-minute budget), and compare base model and twin on held-out replies.",
     )
     parser.add_argument("--no-chat", action="store_true", help="do not offer a chat at the end")
     parser.set_defaults(run=run)
