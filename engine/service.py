@@ -27,13 +27,13 @@ from dataset.prompt import Prompt
 from dataset.samples import reply_prompt
 from engine.generate import Engine, Reply
 from engine.settings import GenerationSettings
+from memory.facts import owner_facts
 from memory.recall import Recall
 from memory.section import MemorySection, Scope
 from memory.settings import MemorySettings
 from model import registry
 from model.checkpoints import read_config
 from storage import Database, StorageError
-from storage import settings as stored_settings
 from storage.memory import ExchangeSearch
 from storage.rows import HistoryRow
 
@@ -102,8 +102,7 @@ class ReplyService:
         # The base model learned no prompt of twin's: memory as configured.
         trained_with_memory = registry.read_meta(Path(path)).get("memory", False) if path else True
         self.remembers = self.memory.enabled and self.db_path is not None and trained_with_memory
-        stored = await stored_settings.get(db, stored_settings.FACTS)
-        self.facts = self.memory.facts if stored is None else stored
+        self.facts = await owner_facts(db, self.memory)
         return path
 
     def _section(self, measure: Callable[[str], int]) -> MemorySection:

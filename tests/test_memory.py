@@ -253,3 +253,19 @@ async def test_a_word_in_common_by_chance_recalls_nothing(tmp_path: Path) -> Non
         recall = Recall(search)
         assert [r.reply for r in recall(["pizza and a flat tire"], 3)] == ["take the bus"]
         assert [r.reply for r in recall(["still on for pizza?"], 3)] == ["yes, 8 at Mario's"]
+
+
+async def test_the_owners_facts_win_over_the_configured_ones(tmp_path: Path) -> None:
+    """One rule for every prompt: what /facts stored (an empty text after /facts clear
+    included) wins over memory.facts; with nothing stored the configuration's apply."""
+    from memory.facts import owner_facts
+    from memory.settings import MemorySettings
+    from storage import settings as stored_settings
+
+    configured = MemorySettings(facts="I live in Kazan")
+    async with open_database(tmp_path / "t.db") as db:
+        assert await owner_facts(db, configured) == "I live in Kazan"
+        await stored_settings.put(db, stored_settings.FACTS, "I moved to Perm")
+        assert await owner_facts(db, configured) == "I moved to Perm"
+        await stored_settings.put(db, stored_settings.FACTS, "")
+        assert await owner_facts(db, configured) == ""

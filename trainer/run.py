@@ -28,6 +28,7 @@ from litgpt import Tokenizer
 from dataset.build import DatasetStats, build_dataset, read_samples
 from dataset.prompt import Prompt
 from dataset.settings import DatasetSettings, PromptSettings
+from memory.facts import owner_facts
 from memory.index import refresh
 from memory.samples import remember
 from memory.settings import MemorySettings
@@ -39,7 +40,6 @@ from model.qlora import bitsandbytes
 from model.settings import LoRASettings, ModelSettings
 from storage import BlockingDatabase, Database, StorageError
 from storage import runs as runs_table
-from storage import settings as stored_settings
 from storage.adapters import Adapter
 from trainer.batches import Encoded
 from trainer.budget import RunPlan, fixed_order, plan_run
@@ -447,7 +447,7 @@ def _remember(
     memories a reply at its time would have had."""
     report = store.run(lambda db: refresh(db, config.dataset, config.prompt))
     log.info("memory: %d exchanges indexed in %.1f s", report.exchanges, report.seconds)
-    facts = store.run(lambda db: stored_settings.get(db, stored_settings.FACTS))
+    facts = store.run(lambda db: owner_facts(db, config.memory))
     started = time.perf_counter()
     recalled = remember(
         samples_path,
@@ -455,7 +455,7 @@ def _remember(
         prompt,
         config.memory,
         counter_of(tokenizer),
-        config.memory.facts if facts is None else facts,
+        facts,
     )
     log.info(
         "memory: %d samples recalled past exchanges (%.1f s)",

@@ -10,6 +10,7 @@ from aiogram.types import Message
 from bot.access import IsOwner
 from bot.config import BotConfig
 from engine.service import ReplyService
+from memory.facts import owner_facts
 from storage import Database
 from storage import settings as settings_table
 
@@ -46,8 +47,7 @@ async def facts(
 
 
 async def _shown(db: Database, config: BotConfig, replies: ReplyService) -> str:
-    stored = await settings_table.get(db, settings_table.FACTS)
-    text = config.memory.facts if stored is None else stored
+    text = await owner_facts(db, config.memory)
     lines = [f"Your facts:\n{text}" if text.strip() else "No facts about you yet."]
     if not replies.remembers:
         lines.append(
