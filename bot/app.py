@@ -32,10 +32,10 @@ from bot.routers import chat, drafts, facts, fallback, help, retrain, status, st
 from bot.scheduler import RetrainSchedule
 from bot.training import TrainingLauncher
 from engine.service import ReplyService
-from engine.settings import GenerationSettings, with_knobs
+from engine.settings import GenerationSettings
+from engine.style import owner_generation
 from exporter.live import LiveUserbot
 from storage import Database
-from storage import settings as settings_table
 
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong on my side. Try again in a moment."
@@ -145,7 +145,7 @@ def make_workflow(
     bot: Bot, config: BotConfig, db: Database, replies: ReplyService
 ) -> DraftWorkflow:
     async def generation() -> GenerationSettings:
-        return with_knobs(config.generation, await settings_table.get(db, settings_table.STYLE, {}))
+        return await owner_generation(db, config.generation)
 
     return DraftWorkflow(bot, db, replies, config.owner_id, config.drafts, generation)
 

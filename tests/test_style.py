@@ -3,6 +3,8 @@ the real ones. Small hand-written sets whose right answers can be counted by eye
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dataset.style import Authorship, compare, describe, profile, words_of
@@ -91,3 +93,22 @@ def test_compare_sets_each_side_beside_the_real_replies() -> None:
         result["base"]["filler_word_rate"] == 0.0 and result["adapter"]["filler_word_rate"] == 0.5
     )
     assert result["adapter"]["authorship"] > result["base"]["authorship"]
+
+
+async def test_the_owners_knobs_sit_on_the_configured_settings(tmp_path: Path) -> None:
+    """engine.style.owner_generation, which every reply path calls: the stored /style
+    knobs win, the rest stays as configured, and a reset goes back to the configuration."""
+    from engine.settings import GenerationSettings
+    from engine.style import owner_generation
+    from storage import open_database
+    from storage import settings as stored_settings
+
+    configured = GenerationSettings(temperature=0.5, top_k=20)
+    async with open_database(tmp_path / "t.db") as db:
+        assert await owner_generation(db, configured) == configured
+        await stored_settings.set_knob(db, "temperature", 1.1)
+        await stored_settings.set_knob(db, "length", "short")
+        now = await owner_generation(db, configured)
+        assert (now.temperature, now.length, now.top_k) == (1.1, "short", 20)
+        await stored_settings.delete(db, stored_settings.STYLE)
+        assert await owner_generation(db, configured) == configured

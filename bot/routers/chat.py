@@ -12,10 +12,9 @@ from bot.config import BotConfig
 from bot.delivery import send_messages
 from engine.errors import DegenerateReply
 from engine.service import EVERYONE, ReplyService
-from engine.settings import with_knobs
+from engine.style import owner_generation
 from memory.section import Scope
 from storage import Database, bot_messages
-from storage import settings as settings_table
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +40,11 @@ async def talk(
     chat_id = message.chat.id
     await bot_messages.add(db, chat_id, message.from_user.id, False, message.text)
     history = await bot_messages.recent(db, chat_id, config.bot.history_limit)
-    knobs = await settings_table.get(db, settings_table.STYLE, {})
+    generation = await owner_generation(db, config.generation)
     await replies.refresh(db)
     async with ChatActionSender.typing(chat_id=chat_id, bot=bot):
         try:
-            reply = await replies.reply(
-                history, with_knobs(config.generation, knobs), memory_scope(message, config)
-            )
+            reply = await replies.reply(history, generation, memory_scope(message, config))
         except DegenerateReply as err:
             log.warning("no reply for chat %s: %s", chat_id, err)
             await message.answer("…I'm lost for words. Say that again?")

@@ -12,7 +12,8 @@ from aiogram.utils.chat_action import ChatActionSender
 from bot.access import IsOwner
 from bot.config import BotConfig
 from dataset.style import describe, owner_style
-from engine.settings import describe_knobs, parse_knob, with_knobs
+from engine.settings import describe_knobs, parse_knob
+from engine.style import owner_generation
 from storage import Database
 from storage import settings as settings_table
 
@@ -55,7 +56,7 @@ async def _profile_and_knobs(db: Database, config: BotConfig) -> str:
     lines = (
         describe(profile) if profile else ["No style profile yet: none of your replies is stored."]
     )
-    knobs = with_knobs(config.generation, await settings_table.get(db, settings_table.STYLE, {}))
+    knobs = await owner_generation(db, config.generation)
     return "\n".join(
         [
             *lines,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from dataset.style import describe, owner_style
-from engine.settings import describe_knobs, knob_values, parse_knob, with_knobs
+from engine.settings import describe_knobs, knob_values, parse_knob
+from engine.style import owner_generation
 from storage import settings as settings_table
 from storage import with_database
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
@@ -42,8 +43,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{name} is now {value}; the next reply uses it.")
         return 0
 
-    knobs = with_database(database, lambda db: settings_table.get(db, settings_table.STYLE, {}))
-    current = with_knobs(settings.generate, knobs)
+    current = with_database(database, lambda db: owner_generation(db, settings.generate))
     profile = owner_style(database, settings.dataset, settings.prompt)
     if args.json:
         described = profile.as_dict() if profile else None

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.errors import DegenerateReply
-from engine.settings import GenerationSettings, describe_knobs, parse_knob, with_knobs
+from engine.settings import GenerationSettings, describe_knobs, parse_knob
+from engine.style import owner_generation
 from memory.section import Scope
 from storage import BlockingDatabase, Database, StorageError
 from storage import chats as chats_table
@@ -44,10 +45,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     chat.set_defaults(run=run_chat)
 
 
-async def _ready(db: Database, service: ReplyService) -> dict[str, Any]:
-    """Serve the active adapter; the owner's /style knobs."""
+async def _ready(db: Database, service: ReplyService, settings: Settings) -> GenerationSettings:
+    """Serve the active adapter; the settings replies are sampled with (/style on top)."""
     await service.refresh(db)
-    return await settings_table.get(db, settings_table.STYLE, {})
+    return await owner_generation(db, settings.generate)
 
 
 def run_reply(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,12 +89,11 @@ async def _answer(
     args: argparse.Namespace,
 ) -> Reply:
     """`twin reply`: TEXT as the next message, after the stored chat's rows if any."""
-    knobs = await _ready(db, service)
+    generation = await _ready(db, service, settings)
     incoming = HistoryRow(YOU, False, int(time.time()), args.text)
     if rows:  # TEXT continues the chat's latest conversation, however old it is
         sender = next((r.sender_id for r in reversed(rows) if not r.is_owner), YOU)
         incoming = HistoryRow(sender, False, rows[-1].date + 1, args.text)
-    generation = with_knobs(settings.generate, knobs)
     if args.seed is not None:
         generation = generation.model_copy(update={"seed": args.seed})
     return await service.reply([*rows, incoming], generation, Scope(args.chat))
@@ -105,8 +105,7 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings)
     service = make_service(settings, database, engine)
     with BlockingDatabase(database, create=True) as store:
-        knobs = store.run(lambda db: _ready(db, service))
-        generation = with_knobs(settings.generate, knobs)
+        generation = store.run(lambda db: _ready(db, service, settings))
         _converse(store, service, engine, generation, settings.generate)
     return 0
 
@@ -167,4 +166,4 @@ def _style_command(
         return current
     store.run(lambda db: settings_table.set_knob(db, name, value))
     print(f"{name} = {value}")
-    return current.model_copy(update={name: value})
+    return store.run(lambda db: owner_generation(db, configured))
