@@ -31,9 +31,9 @@ from api.chat import MODEL, APIError, ChatRequest, read_request
 from api.settings import ServeSettings
 from engine.errors import DegenerateReply
 from engine.generate import Reply
-from engine.service import EVERYONE, ReplyService
+from engine.service import ReplyService
 from engine.settings import GenerationSettings, new_tokens
-from memory.section import NO_RECALL, Scope
+from memory.scopes import EVERYONE, NO_RECALL, Scope
 from storage import Database
 
 log = logging.getLogger(__name__)

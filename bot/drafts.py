@@ -31,7 +31,7 @@ from dataset.conversations import message_text
 from engine.errors import DegenerateReply
 from engine.settings import GenerationSettings
 from exporter.live import Incoming, LiveUserbot, Outgoing
-from memory.section import Scope
+from memory import scopes
 from storage import Database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
@@ -51,10 +51,9 @@ OUTCOMES = {
 }
 
 
-def draft_scope(chat_id: int, mode: str) -> Scope:
-    """What a draft may recall: one the owner reads, all he remembers (this chat
-    first); one that goes out by itself (auto), only this chat: nobody checks it."""
-    return Scope(chat_id, only_this_chat=mode == "auto")
+def draft_scope(chat_id: int, mode: str) -> scopes.Scope:
+    """What a draft in a chat of this mode may recall (memory.scopes.draft)."""
+    return scopes.draft(chat_id, auto=mode == "auto")
 
 
 class DraftWorkflow:

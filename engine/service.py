@@ -17,7 +17,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +28,8 @@ from engine.generate import Engine, Reply
 from engine.settings import GenerationSettings
 from memory.facts import owner_facts
 from memory.recall import Recall
-from memory.section import MemorySection, Scope
+from memory.scopes import EVERYONE, Scope, earlier_than
+from memory.section import MemorySection
 from memory.settings import MemorySettings
 from model import registry
 from model.checkpoints import read_config
@@ -39,7 +39,6 @@ from storage.rows import HistoryRow
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-EVERYONE = Scope(chat_id=None)  # the owner's own view: every chosen chat
 
 
 class ReplyService:
@@ -138,7 +137,7 @@ class ReplyService:
             return None
         section = self._section(measure)
         # This conversation is in the context already; memory recalls the ones before it.
-        scope = replace(scope, before=turns[0].date if turns else None)
+        scope = earlier_than(scope, turns[0].date if turns else None)
         return lambda message: section(message, scope, facts)
 
     async def reply(

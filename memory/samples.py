@@ -15,8 +15,9 @@ from pathlib import Path
 
 from dataset.build import read_samples
 from dataset.prompt import Prompt
+from memory import scopes
 from memory.recall import Recall
-from memory.section import MemorySection, Scope
+from memory.section import MemorySection
 from memory.settings import MemorySettings
 from storage.memory import ExchangeSearch
 
@@ -35,9 +36,9 @@ def remember(
     recalled = 0
     with ExchangeSearch(db_path) as search:
         build = MemorySection(prompt, settings, Recall(search), measure)
-        empty = build("", Scope(None), facts)  # facts only: an opener's memory
+        empty = build("", scopes.NO_RECALL, facts)  # facts only: an opener's memory
         for done, sample in enumerate(samples, 1):
-            scope = Scope(sample["chat_id"], before=sample["conversation"])
+            scope = scopes.training_sample(sample["chat_id"], sample["conversation"])
             exchanges = build.exchanges(sample["instruction"], scope)
             sample["memory"] = build.section(exchanges, facts)
             # The replies it holds: evaluation tells a reply it could copy from one it

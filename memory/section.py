@@ -9,29 +9,12 @@ adapter trained with memory is served exactly the prompt it learned from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from dataset.prompt import Prompt
 from memory.recall import Recall
+from memory.scopes import Scope
 from memory.settings import MemorySettings
 from storage.rows import ExchangeRow
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Whose exchanges a reply may recall."""
-
-    chat_id: int | None  # the person answered: exchanges with them rank first
-    only_this_chat: bool = False  # a bot user who may not hear about anyone else;
-    # with no chat, nothing at all (an API client)
-    before: int | None = None  # only conversations that began before this date
-
-    @property
-    def recalls(self) -> bool:
-        return self.chat_id is not None or not self.only_this_chat
-
-
-NO_RECALL = Scope(chat_id=None, only_this_chat=True)  # the owner's facts, nothing of his chats
 
 
 class MemorySection:

@@ -9,9 +9,9 @@ from bot.app import make_bot, make_dispatcher, make_workflow
 from bot.config import BotConfig
 from bot.training import TrainingLauncher
 from engine.generate import Reply
-from engine.service import EVERYONE, ReplyService
+from engine.service import ReplyService
 from engine.settings import GenerationSettings
-from memory.section import Scope
+from memory.scopes import EVERYONE, Scope
 from storage import Database
 from tests.fake_telegram import FakeTelegram
 

@@ -20,7 +20,7 @@ from bot.settings import BotSettings, RetrainSettings
 from dataset.prompt import Prompt
 from engine.generate import ReplyEngine
 from engine.settings import GenerationSettings
-from memory.section import Scope
+from memory.scopes import Scope
 from memory.settings import MemorySettings
 from storage import bot_messages, open_database
 from storage import settings as settings_table

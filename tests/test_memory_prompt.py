@@ -10,11 +10,12 @@ from dataset.build import build_dataset, read_samples
 from dataset.prompt import Prompt
 from dataset.settings import DEFAULT_TEMPLATE, DatasetSettings, PromptSettings
 from engine.generate import ReplyEngine
-from engine.service import EVERYONE, ReplyService
+from engine.service import ReplyService
 from memory.index import refresh
 from memory.recall import Recall
 from memory.samples import remember
-from memory.section import MemorySection, Scope
+from memory.scopes import EVERYONE, Scope
+from memory.section import MemorySection
 from memory.settings import MemorySettings
 from model import registry
 from model.checkpoints import read_config, token_counter

@@ -24,7 +24,7 @@ from engine.settings import GenerationSettings
 from exporter.live import LiveUserbot
 from exporter.sync import sync
 from memory.keeper import MemoryKeeper
-from memory.section import Scope
+from memory.scopes import Scope
 from memory.settings import MemorySettings
 from storage import Database, open_database
 from storage import chats as chats_table

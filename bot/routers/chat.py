@@ -11,9 +11,10 @@ from aiogram.utils.chat_action import ChatActionSender
 from bot.config import BotConfig
 from bot.delivery import send_messages
 from engine.errors import DegenerateReply
-from engine.service import EVERYONE, ReplyService
+from engine.service import ReplyService
 from engine.style import owner_generation
-from memory.section import Scope
+from memory import scopes
+from memory.scopes import Scope
 from storage import Database, bot_messages
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ def memory_scope(message: Message, config: BotConfig) -> Scope:
     anyone else only the owner's own chat with them, unless the owner shares more."""
     user_id = message.from_user.id
     if user_id == config.owner_id:
-        return EVERYONE
-    return Scope(user_id, only_this_chat=not config.memory.share_with_bot_users)
+        return scopes.EVERYONE
+    return scopes.bot_user(user_id, shared=config.memory.share_with_bot_users)
 
 
 def router() -> Router:

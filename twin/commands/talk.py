@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from engine.errors import DegenerateReply
 from engine.settings import GenerationSettings, describe_knobs, parse_knob
 from engine.style import owner_generation
-from memory.section import Scope
+from memory.scopes import chat_first
 from storage import BlockingDatabase, Database, StorageError
 from storage import chats as chats_table
 from storage import messages as messages_table
@@ -96,7 +96,7 @@ async def _answer(
         incoming = HistoryRow(sender, False, rows[-1].date + 1, args.text)
     if args.seed is not None:
         generation = generation.model_copy(update={"seed": args.seed})
-    return await service.reply([*rows, incoming], generation, Scope(args.chat))
+    return await service.reply([*rows, incoming], generation, chat_first(args.chat))
 
 
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
