@@ -3,8 +3,14 @@ recalled from a sample's own conversation or after it, and bot users kept to the
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import tempfile
 from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dataset.build import build_dataset, read_samples
 from dataset.prompt import Prompt
@@ -14,7 +20,7 @@ from engine.service import ReplyService
 from memory.index import refresh
 from memory.recall import Recall
 from memory.samples import remember
-from memory.scopes import EVERYONE, Scope
+from memory.scopes import EVERYONE, Scope, chat_first
 from memory.section import MemorySection
 from memory.settings import MemorySettings
 from model import registry
@@ -76,6 +82,74 @@ async def test_samples_are_trained_with_the_prompt_replies_are_served(
         checked += "### How you answered" in served
     assert checked >= 20
     await service.close()
+
+
+SAMPLE = json.loads(sample_export().read_text())
+SAMPLE_CHATS = [c for c in SAMPLE["chats"]["list"] if c["type"] == "personal_chat"]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> dict:
+    """A history drawn from the sample persona's chats: one to three of them, each a
+    stretch of 30 to 150 messages from anywhere in it."""
+    chosen = draw(st.lists(st.sampled_from(SAMPLE_CHATS), min_size=1, max_size=3, unique_by=id))
+    stretches = []
+    for one in chosen:
+        messages = one["messages"]
+        length = draw(st.integers(30, min(150, len(messages))))
+        start = draw(st.integers(0, len(messages) - length))
+        stretches.append({**one, "messages": messages[start : start + length]})
+    return {**SAMPLE, "chats": {"about": "", "list": stretches}}
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    history=histories(),
+    context_tokens=st.sampled_from([48, 160, 384]),
+    k=st.integers(1, 5),
+    memory_tokens=st.integers(30, 400),
+)
+def test_every_sample_is_the_prompt_served_for_that_turn(
+    tiny_checkpoint: Path, history: dict, context_tokens: int, k: int, memory_tokens: int
+) -> None:
+    """Train/serve parity: for every owner turn of a drawn history, the prompt the
+    reply service builds from the chat as it stood before that turn is the training
+    sample's prompt for it, memory and facts included, with one tokenizer on both sides
+    (recall: earlier conversations only, that chat first, in both)."""
+    memory = MemorySettings(k=k, tokens=memory_tokens, facts=FACTS)
+    dataset = DatasetSettings(val_fraction=0.2, context_tokens=context_tokens)
+    with tempfile.TemporaryDirectory() as folder:
+        checked = asyncio.run(_parity(Path(folder), tiny_checkpoint, history, dataset, memory))
+    assert checked > 0
+
+
+async def _parity(
+    folder: Path, checkpoint: Path, history: dict, dataset: DatasetSettings, memory: MemorySettings
+) -> int:
+    db_path, out = folder / "twin.db", folder / "samples.jsonl"
+    await import_into(db_path, history)
+    build_dataset(db_path, out, dataset, PromptSettings(), checkpoint)
+    async with open_database(db_path) as db:
+        await refresh(db, dataset, PromptSettings())
+    measure = token_counter(checkpoint)
+    remember(out, db_path, Prompt(), memory, measure, memory.facts)
+    service = service_over(db_path, memory, dataset.context_tokens)
+    checked = 0
+    async with open_database(db_path) as db:
+        for sample in read_samples(out):
+            if not sample["instruction"]:
+                continue  # an opener answers no message: no reply is served for it
+            rows = await messages.recent(db, sample["chat_id"], limit=10**6)
+            before = [r for r in rows if r.date < sample["date"]]
+            served = service.prompt_for(before, measure, chat_first(sample["chat_id"]))
+            assert served == Prompt().render_sample(sample)
+            checked += 1
+    await service.close()
+    return checked
 
 
 async def test_a_sample_recalls_only_conversations_older_than_its_own(tmp_path: Path) -> None:
