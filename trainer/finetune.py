@@ -240,6 +240,88 @@ def train(
     checks' samples). With a time budget, training ends `evaluation` seconds before
     it, for the evaluation that follows (and what the run spent before training);
     `speed` (measure_speed's) times the checks."""
+    loop = _setup(fabric, model, train_samples, val_samples, settings, run_dir, evaluation, speed)
+    if resume:
+        loop.schedule, loop.best = _restore(
+            run_dir / STATE_FILE, loop.raw_model, loop.optimizer, loop.result, len(loop.plan)
+        )
+    else:
+        torch.manual_seed(settings.seed)
+    loop.begin()
+    _fit(loop, on_progress)
+    return _finish(loop)
+
+
+@dataclass
+class _Loop:
+    """One training run's state: the model (as Fabric wraps it, and the raw module whose
+    LoRA weights are saved), the optimizer, every step's micro-batches, the schedule, the
+    best adapter so far, and the result being filled in."""
+
+    fabric: L.Fabric
+    model: torch.nn.Module
+    raw_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train_samples: list[Encoded]
+    val_samples: list[Encoded]
+    settings: TrainSettings
+    run_dir: Path
+    plan: list[list[list[int]]]  # each optimizer step's micro-batches of sample indexes
+    plan_tokens: list[int]  # each step's tokens
+    reserve: Reserve
+    evaluation: float  # seconds the budget keeps after training
+    schedule: Schedule
+    result: TrainResult
+    best: _Best = field(default_factory=lambda: _Best())
+    started: float = 0.0  # perf_counter at the run's start (a resumed run's, as if)
+    since: tuple[int, float, float] = (0, 0.0, 0.0)  # tokens, seconds, checking at the last fit
+
+    @property
+    def budgeted(self) -> bool:
+        return self.settings.max_minutes is not None
+
+    def begin(self) -> None:
+        """Start the clock where the run stands (a resumed run's seconds count)."""
+        self.started = time.perf_counter() - self.result.seconds
+        self.since = (self.result.tokens, self.result.seconds, self.result.checking)
+
+    def now(self) -> float:
+        return time.perf_counter() - self.started
+
+    def refit(self) -> Schedule:
+        """The length for the rest of the budget at the pace since the last fit (its
+        checks left out): a run can slow as it goes (on a 2-core CPU from 290 tokens/s
+        at the first step to under 200 over the run), so every check fits it again and
+        the learning rate still ends decayed, within the budget."""
+        result, schedule, now = self.result, self.schedule, self.now()
+        tokens, seconds, checking = self.since
+        if result.tokens == tokens:  # nothing trained since: the whole run's pace
+            tokens, seconds, checking = 0, 0.0, 0.0
+        rate = (result.tokens - tokens) / max(now - seconds - (result.checking - checking), 1e-9)
+        self.since = (result.tokens, now, result.checking)
+        checks = max(1, CHECKS - len(result.val_losses))
+        fitted = fit_to_budget(
+            schedule, self.plan_tokens, result.steps, now, rate, self.reserve, self.settings, checks
+        )
+        if schedule.fixed:  # checks stay evenly spaced: each window as long as the last
+            fitted = replace(fitted, eval_every=schedule.eval_every)
+        fitted = self.fabric.broadcast(fitted, src=0)  # rank 0's clock decides for all
+        result.total_steps = fitted.steps
+        return fitted
+
+
+def _setup(
+    fabric: L.Fabric,
+    model: torch.nn.Module,
+    train_samples: list[Encoded],
+    val_samples: list[Encoded],
+    settings: TrainSettings,
+    run_dir: Path,
+    evaluation: float,
+    speed: Speed | None,
+) -> _Loop:
+    """The steps the epochs take, the optimizer on the LoRA weights, both set up by
+    Fabric, and the first schedule."""
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_steps(train_samples, settings)
     if not plan:
@@ -248,152 +330,181 @@ def train(
     reserve = Reserve(
         sum(len(s.ids) for s in val_samples), evaluation, speed.forward if speed else None
     )
-    raw_model = model
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay, betas=(0.9, 0.95)
     )
-    model, optimizer = fabric.setup(model, optimizer)
+    wrapped, optimizer = fabric.setup(model, optimizer)
     result = TrainResult(
         adapter={}, steps=0, total_steps=len(plan), tokens=0, seconds=0.0, stopped=""
     )
-    schedule, best = first_schedule(len(plan), settings), _Best()
-    if speed is not None and not schedule.fixed:
-        # The planning pass's speed sets the length until the first steps are timed:
-        # the first progress line then shows the budget's steps, not every epoch's.
-        guess = fit_to_budget(schedule, plan_tokens, 0, 0.0, speed.train, reserve, settings)
-        timed = min(len(plan), MEASURED_STEPS)  # the run goes on to time them, then refits
-        schedule = replace(guess, steps=max(guess.steps, timed), fixed=False)
-    if resume:
-        schedule, best = _restore(run_dir / STATE_FILE, raw_model, optimizer, result, len(plan))
-    else:
-        torch.manual_seed(settings.seed)
-    share = slice(fabric.global_rank, None, fabric.world_size)
-    started = time.perf_counter() - result.seconds
+    schedule = _first_schedule(plan_tokens, settings, reserve, speed)
+    return _Loop(
+        fabric=fabric,
+        model=wrapped,
+        raw_model=model,
+        optimizer=optimizer,
+        train_samples=train_samples,
+        val_samples=val_samples,
+        settings=settings,
+        run_dir=run_dir,
+        plan=plan,
+        plan_tokens=plan_tokens,
+        reserve=reserve,
+        evaluation=evaluation,
+        schedule=schedule,
+        result=result,
+    )
 
-    since = (result.tokens, result.seconds, result.checking)  # the last fit's moment
 
-    def refit() -> Schedule:
-        """The length for the rest of the budget at the pace since the last fit (its
-        checks left out): a run can slow as it goes (on a 2-core CPU from 290 tokens/s
-        at the first step to under 200 over the run), so every check fits it again and
-        the learning rate still ends decayed, within the budget."""
-        nonlocal since
-        now = time.perf_counter() - started
-        tokens, seconds, checking = since
-        if result.tokens == tokens:  # nothing trained since: the whole run's pace
-            tokens, seconds, checking = 0, 0.0, 0.0
-        rate = (result.tokens - tokens) / max(now - seconds - (result.checking - checking), 1e-9)
-        since = (result.tokens, now, result.checking)
-        checks = max(1, CHECKS - len(result.val_losses))
-        done = result.steps
-        fitted = fit_to_budget(schedule, plan_tokens, done, now, rate, reserve, settings, checks)
-        if schedule.fixed:  # checks stay evenly spaced: each window as long as the last
-            fitted = replace(fitted, eval_every=schedule.eval_every)
-        fitted = fabric.broadcast(fitted, src=0)  # rank 0's clock decides for all
-        result.total_steps = fitted.steps
-        return fitted
+def _first_schedule(
+    plan_tokens: list[int], settings: TrainSettings, reserve: Reserve, speed: Speed | None
+) -> Schedule:
+    """Every epoch's steps; with a budget and the planning pass's speed, the steps that
+    fit it, until the first steps are timed (the first progress line then shows the
+    budget's steps, not every epoch's)."""
+    schedule = first_schedule(len(plan_tokens), settings)
+    if speed is None or schedule.fixed:
+        return schedule
+    guess = fit_to_budget(schedule, plan_tokens, 0, 0.0, speed.train, reserve, settings)
+    timed = min(len(plan_tokens), MEASURED_STEPS)  # the run goes on to time them, then refits
+    return replace(guess, steps=max(guess.steps, timed), fixed=False)
 
-    budgeted = settings.max_minutes is not None
-    model.train()
-    while result.steps < schedule.steps:
-        step = result.steps
-        for group in optimizer.param_groups:
-            group["lr"] = schedule.learning_rate(step, settings)
-        groups = plan[step]
-        step_targets = sum(train_samples[i].targets for g in groups for i in g)
-        # Summed over tokens, divided by the step's tokens: every response token weighs
-        # the same whatever micro-batch it fell in. Ranks average gradients, so each
-        # rank's share is scaled back up. A rank left without a micro-batch (a step of
-        # fewer micro-batches than ranks) still joins the exchange of gradients, with
-        # one that weighs nothing.
-        mine, weight = groups[share], fabric.world_size / step_targets
-        if not mine:
-            mine, weight = groups[:1], 0.0
-        step_loss, step_tokens = 0.0, 0
-        for position, group in enumerate(mine):
-            batch = collate([train_samples[i] for i in group]).to(fabric.device)
-            last = position == len(mine) - 1
-            with fabric.no_backward_sync(model, enabled=not last):
-                # A sample longer than a micro-batch goes alone; recomputing its
-                # activations keeps training memory where micro_batch_tokens puts it.
-                oversize = batch.idx.numel() > settings.micro_batch_tokens
-                recompute = settings.gradient_checkpointing or oversize
-                loss, _ = batch_loss(model, batch, recompute=recompute)
-                fabric.backward(loss * weight)
-            if weight:
-                step_loss += loss.item()
-                step_tokens += batch.tokens
-        step_loss, step_tokens = summed(fabric, step_loss, step_tokens)
-        result.tokens += int(step_tokens)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        release_memory()
-        result.steps = step + 1
-        result.seconds = time.perf_counter() - started
-        result.train_losses.append((result.steps, step_loss / step_targets))
-        if budgeted and not schedule.fixed and result.steps >= MEASURED_STEPS:
-            schedule = refit()
-        val = None
-        validate = result.steps % schedule.eval_every == 0 or result.steps == schedule.steps
-        if validate and val_samples:
-            checking = time.perf_counter()
-            val = validation_loss(fabric, model, val_samples, settings.micro_batch_tokens)
-            result.checking += time.perf_counter() - checking
-            result.val_losses.append((result.steps, val))
-            if val < best.loss:
-                best = _Best(val, result.steps, adapter_state(raw_model))
-            else:
-                best.stale += 1
-            if budgeted and result.steps < schedule.steps:
-                schedule = refit()
+
+def _fit(loop: _Loop, on_progress: Callable[[Progress], None] | None) -> None:
+    """Optimizer steps until the schedule's last, the budget's end or no more progress,
+    checking the validation loss and saving the state on the schedule's rhythm."""
+    result = loop.result
+    loop.model.train()
+    while result.steps < loop.schedule.steps:
+        step_loss = _training_step(loop)
+        if loop.budgeted and not loop.schedule.fixed and result.steps >= MEASURED_STEPS:
+            loop.schedule = loop.refit()
+        due = result.steps % loop.schedule.eval_every == 0 or result.steps == loop.schedule.steps
+        val = _check(loop) if due and loop.val_samples else None
         if on_progress is not None:
+            rate = result.tokens / max(result.seconds, 1e-9)
             on_progress(
-                Progress(
-                    result.steps,
-                    schedule.steps,
-                    step_loss / step_targets,
-                    result.tokens / max(result.seconds, 1e-9),
-                    result.seconds,
-                    val,
-                )
+                Progress(result.steps, loop.schedule.steps, step_loss, rate, result.seconds, val)
             )
-        out_of_time = fabric.broadcast(
-            settings.max_minutes is not None
-            and result.seconds + (result.seconds / result.steps) + evaluation
-            > settings.max_minutes * 60,
-            src=0,
-        )
-        no_better = settings.patience and best.stale >= settings.patience
-        if out_of_time and result.steps < schedule.steps:
-            result.stopped = "time_budget"
-        elif no_better and result.steps < schedule.steps:
-            result.stopped = "early_stop"
-        if validate or result.stopped:
-            _save(
-                fabric,
-                run_dir / STATE_FILE,
-                raw_model,
-                optimizer,
-                result,
-                schedule,
-                best,
-                len(plan),
-            )
+        result.stopped = _stop_reason(loop)
+        if due or result.stopped:
+            _save_state(loop)
         if result.stopped:
-            break
+            return
+    result.stopped = "finished"
+
+
+def _training_step(loop: _Loop) -> float:
+    """One optimizer step over the plan's next micro-batches; its loss per target token.
+
+    Summed over tokens, divided by the step's tokens: every response token weighs the
+    same whatever micro-batch it fell in. Ranks average gradients, so each rank's share
+    is scaled back up. A rank left without a micro-batch (a step of fewer micro-batches
+    than ranks) still joins the exchange of gradients, with one that weighs nothing."""
+    fabric, settings, result, samples = loop.fabric, loop.settings, loop.result, loop.train_samples
+    step = result.steps
+    for group in loop.optimizer.param_groups:
+        group["lr"] = loop.schedule.learning_rate(step, settings)
+    groups = loop.plan[step]
+    step_targets = sum(samples[i].targets for g in groups for i in g)
+    mine = groups[fabric.global_rank :: fabric.world_size]
+    weight = fabric.world_size / step_targets
+    if not mine:
+        mine, weight = groups[:1], 0.0
+    step_loss, step_tokens = 0.0, 0
+    for position, group in enumerate(mine):
+        batch = collate([samples[i] for i in group]).to(fabric.device)
+        last = position == len(mine) - 1
+        with fabric.no_backward_sync(loop.model, enabled=not last):
+            # A sample longer than a micro-batch goes alone; recomputing its
+            # activations keeps training memory where micro_batch_tokens puts it.
+            oversize = batch.idx.numel() > settings.micro_batch_tokens
+            recompute = settings.gradient_checkpointing or oversize
+            loss, _ = batch_loss(loop.model, batch, recompute=recompute)
+            fabric.backward(loss * weight)
+        if weight:
+            step_loss += loss.item()
+            step_tokens += batch.tokens
+    step_loss, step_tokens = summed(fabric, step_loss, step_tokens)
+    result.tokens += int(step_tokens)
+    loop.optimizer.step()
+    loop.optimizer.zero_grad(set_to_none=True)
+    release_memory()
+    result.steps = step + 1
+    result.seconds = loop.now()
+    result.train_losses.append((result.steps, step_loss / step_targets))
+    return step_loss / step_targets
+
+
+def _check(loop: _Loop) -> float:
+    """The periodic check: the validation loss, kept as the best adapter when it is the
+    lowest so far; with a budget, the schedule fitted again to the pace since the last."""
+    result = loop.result
+    checking = time.perf_counter()
+    val = validation_loss(
+        loop.fabric, loop.model, loop.val_samples, loop.settings.micro_batch_tokens
+    )
+    result.checking += time.perf_counter() - checking
+    result.val_losses.append((result.steps, val))
+    if val < loop.best.loss:
+        loop.best = _Best(val, result.steps, adapter_state(loop.raw_model))
     else:
-        result.stopped = "finished"
-    if val_samples and (not result.val_losses or result.val_losses[-1][0] != result.steps):
-        val = validation_loss(fabric, model, val_samples, settings.micro_batch_tokens)
+        loop.best.stale += 1
+    if loop.budgeted and result.steps < loop.schedule.steps:
+        loop.schedule = loop.refit()
+    return val
+
+
+def _stop_reason(loop: _Loop) -> str:
+    """Why the run stops before its schedule's last step ("" when it goes on): the
+    budget would end within the next step, or the loss stopped improving. Every rank
+    asks at every step (the broadcast is a collective), rank 0's clock answers."""
+    settings, result = loop.settings, loop.result
+    out_of_time = loop.fabric.broadcast(
+        settings.max_minutes is not None
+        and result.seconds + (result.seconds / result.steps) + loop.evaluation
+        > settings.max_minutes * 60,
+        src=0,
+    )
+    if result.steps >= loop.schedule.steps:
+        return ""
+    if out_of_time:
+        return "time_budget"
+    if settings.patience and loop.best.stale >= settings.patience:
+        return "early_stop"
+    return ""
+
+
+def _finish(loop: _Loop) -> TrainResult:
+    """The last step checked (if the rhythm left it out), the state saved, and the best
+    adapter in the model and the result."""
+    result, best = loop.result, loop.best
+    if loop.val_samples and (not result.val_losses or result.val_losses[-1][0] != result.steps):
+        val = validation_loss(
+            loop.fabric, loop.model, loop.val_samples, loop.settings.micro_batch_tokens
+        )
         result.val_losses.append((result.steps, val))
         if val < best.loss:
-            best = _Best(val, result.steps, adapter_state(raw_model))
-    _save(fabric, run_dir / STATE_FILE, raw_model, optimizer, result, schedule, best, len(plan))
-    result.adapter = best.adapter or adapter_state(raw_model)
+            loop.best = best = _Best(val, result.steps, adapter_state(loop.raw_model))
+    _save_state(loop)
+    result.adapter = best.adapter or adapter_state(loop.raw_model)
     result.best_step = best.step if best.adapter else result.steps
-    load_adapter(raw_model, result.adapter)
+    load_adapter(loop.raw_model, result.adapter)
     return result
+
+
+def _save_state(loop: _Loop) -> None:
+    _save(
+        loop.fabric,
+        loop.run_dir / STATE_FILE,
+        loop.raw_model,
+        loop.optimizer,
+        loop.result,
+        loop.schedule,
+        loop.best,
+        len(loop.plan),
+    )
 
 
 def validation_loss(

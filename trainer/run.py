@@ -45,8 +45,8 @@ from trainer.batches import Encoded
 from trainer.budget import RunPlan, fixed_order, plan_run
 from trainer.errors import TrainingError
 from trainer.evaluate import Meters, held_out, selection_order
-from trainer.finetune import STATE_FILE, Progress, measure_speed, train
-from trainer.loss import NoMeter, mean_loss
+from trainer.finetune import STATE_FILE, Progress, TrainResult, measure_speed, train
+from trainer.loss import LossReport, NoMeter, mean_loss
 from trainer.processes import (
     JOB_FILE,
     TrainingJob,
@@ -57,7 +57,13 @@ from trainer.processes import (
     train_in_processes,
 )
 from trainer.recipe import resolve
-from trainer.sense import SelectionTask, neutral_prompt, one_task, task_cost
+from trainer.sense import (
+    SelectionReport,
+    SelectionTask,
+    neutral_prompt,
+    one_task,
+    task_cost,
+)
 from trainer.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -196,36 +202,124 @@ def _run(
     stage: Callable[[str], None],
     meters: Meters,
 ) -> RunReport:
+    """A run's steps, in order: the base model, the dataset, the plan, training, the
+    held-out evaluation, the adapter registered (and promoted if it is not worse)."""
     clock = _Stages(stage)
-    clock("preparing the model")
-    checkpoint_dir = prepare(config.model, config.models_dir, progress=on_progress is not None)
+    base = _base(config, clock, show_progress=on_progress is not None)
     began = time.perf_counter()  # the budget's start: a first day's conversion is not the run's
-    base_name = read_config(checkpoint_dir).name
-    tokenizer = Tokenizer(checkpoint_dir)
-    prompt = Prompt(config.prompt)
-    samples_path = run_dir / SAMPLES_FILE
+    data = _data(config, store, run_id, run_dir, resuming, base, clock)
+    setup = _setup(config, store, run_dir, resuming, base, data, clock)
+    result = _fit(
+        setup, run_dir, resuming, _ProgressRecord(store, run_id, on_progress), began, clock
+    )
+    scores = _evaluate(config, base, data, setup, result, meters, clock)
+    clock.end()
+    return _register(config, store, run_id, base, data, setup, result, scores, clock.seconds)
+
+
+@dataclass
+class _Base:
+    """The base model's folder, its name and tokenizer, and the prompt it is taught."""
+
+    checkpoint_dir: Path
+    name: str
+    tokenizer: Tokenizer
+    prompt: Prompt
+
+
+@dataclass
+class _Data:
+    """The run's samples: the file (and its fingerprint, which names the dataset an
+    adapter learned from), its rows, and the held-out ones among them."""
+
+    path: Path
+    fingerprint: str
+    rows: list[dict[str, Any]]
+    val_rows: list[dict[str, Any]]
+
+
+@dataclass
+class _Setup:
+    """What training needs, planned: the job, the model (None while other processes
+    train), the recipe with the plan's batch, the encoded samples, the selection tasks,
+    and the adapter active before this run."""
+
+    job: TrainingJob
+    fabric: L.Fabric
+    model: TwinGPT | None
+    recipe: TrainSettings
+    plan: RunPlan
+    train_samples: list[Encoded]
+    val_samples: list[Encoded]
+    tasks: list[SelectionTask]
+    active: Adapter | None
+
+
+@dataclass
+class _Scores:
+    """The held-out numbers the registry judges the adapter by."""
+
+    losses: LossReport
+    selection: SelectionReport
+    reference: str  # what the adapter is compared with: the base model or the active one
+    reference_loss: float
+
+
+def _base(config: RunConfig, clock: _Stages, show_progress: bool) -> _Base:
+    clock("preparing the model")
+    checkpoint_dir = prepare(config.model, config.models_dir, progress=show_progress)
+    name = read_config(checkpoint_dir).name
+    return _Base(checkpoint_dir, name, Tokenizer(checkpoint_dir), Prompt(config.prompt))
+
+
+def _data(
+    config: RunConfig,
+    store: BlockingDatabase,
+    run_id: int,
+    run_dir: Path,
+    resuming: bool,
+    base: _Base,
+    clock: _Stages,
+) -> _Data:
+    """The samples from the owner's chats, with the memories each reply would have had
+    (a resumed run keeps the file it began with)."""
+    path = run_dir / SAMPLES_FILE
     if not resuming:
         clock("building the dataset")
         run_dir.mkdir(parents=True, exist_ok=True)
         stats = build_dataset(
-            config.db_path, samples_path, config.dataset, config.prompt, checkpoint_dir
+            config.db_path, path, config.dataset, config.prompt, base.checkpoint_dir
         )
         _require_samples(stats)
         if config.memory.enabled:
             clock("recalling memories")
-            _remember(config, store, samples_path, prompt, tokenizer)
-    fingerprint = hashlib.sha256(samples_path.read_bytes()).hexdigest()
+            _remember(config, store, path, base.prompt, base.tokenizer)
+    fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
     store.run(
         lambda db: runs_table.update(
             db, run_id, run_dir=str(run_dir), dataset_fingerprint=fingerprint
         )
     )
+    rows = read_samples(path)
+    return _Data(path, fingerprint, rows, [s for s in rows if s.get("split") == "val"])
 
+
+def _setup(
+    config: RunConfig,
+    store: BlockingDatabase,
+    run_dir: Path,
+    resuming: bool,
+    base: _Base,
+    data: _Data,
+    clock: _Stages,
+) -> _Setup:
+    """The job, the model, and how the run spends its budget (a resumed run follows the
+    plan it saved)."""
     clock("planning the run")
     device = choose_device(config.model.device)
     job = TrainingJob(
-        checkpoint_dir=checkpoint_dir,
-        samples=samples_path,
+        checkpoint_dir=base.checkpoint_dir,
+        samples=data.path,
         lora=config.lora,
         train=config.train,
         prompt=config.prompt,
@@ -234,123 +328,123 @@ def _run(
         quantize=config.model.quantize,
         resume=resuming,
     )
-    train_samples, val_samples = encoded_samples(job, tokenizer)
-    rows = read_samples(samples_path)
-    val_rows = [s for s in rows if s.get("split") == "val"]
-    tasks = selection_order(val_rows, tokenizer, prompt, config.train.max_seq_length, rows)
-    active = store.run(lambda db: registry.active_for(db, base_name))
+    train_samples, val_samples = encoded_samples(job, base.tokenizer)
+    length = config.train.max_seq_length
+    tasks = selection_order(data.val_rows, base.tokenizer, base.prompt, length, data.rows)
+    active = store.run(lambda db: registry.active_for(db, base.name))
     fabric = fabric_for(job, one_process=True)
     model = start_model(job, fabric)
     recipe = resolve(config.train, len(train_samples), device)
     plan = RunPlan.load(run_dir) if resuming else None
     if plan is None:
-        neutral = neutral_prompt(tokenizer, prompt)
+        neutral = neutral_prompt(base.tokenizer, base.prompt)
         plan = _plan(
             config, recipe, fabric, model, train_samples, val_samples, tasks, neutral, active
         )
         plan.save(run_dir)
     recipe = recipe.model_copy(update={"batch_size": plan.batch_size})
     job = job.model_copy(update={"train": recipe, "plan": plan})
+    return _Setup(job, fabric, model, recipe, plan, train_samples, val_samples, tasks, active)
 
+
+def _fit(
+    setup: _Setup,
+    run_dir: Path,
+    resuming: bool,
+    record: Callable[[Progress], None],
+    began: float,
+    clock: _Stages,
+) -> TrainResult:
+    """Train the adapter: here, or in the job's processes (several devices or machines),
+    after which this process starts a model of its own to evaluate what rank 0 learned."""
     clock("training")
-    record = _ProgressRecord(store, run_id, on_progress)
-    if job.world_size > 1:
-        del model  # the ranks hold their own while they train
+    if setup.job.world_size > 1:
+        setup.model = None  # the ranks hold their own while they train
         release_memory()
-        result = train_in_processes(job, run_dir, record)
-        model = start_model(job, fabric)  # this process evaluates what rank 0 learned
-    else:
-        checks = fixed_order(val_samples)[: plan.checks]
-        result = train(
-            fabric,
-            model,
-            train_samples,
-            checks,
-            recipe,
-            run_dir,
-            resuming,
-            record,
-            # What the run spent before training (the dataset, memory, planning: about
-            # 10 s) is not training's either.
-            evaluation=plan.evaluation_seconds + time.perf_counter() - began,
-            speed=plan.speed,
-        )
+        result = train_in_processes(setup.job, run_dir, record)
+        setup.model = start_model(setup.job, setup.fabric)
+        return result
+    assert setup.model is not None
+    return train(
+        setup.fabric,
+        setup.model,
+        setup.train_samples,
+        fixed_order(setup.val_samples)[: setup.plan.checks],
+        setup.recipe,
+        run_dir,
+        resuming,
+        record,
+        # What the run spent before training (the dataset, memory, planning: about 10 s)
+        # is not training's either.
+        evaluation=setup.plan.evaluation_seconds + time.perf_counter() - began,
+        speed=setup.plan.speed,
+    )
 
-    clock("evaluating", _evaluating(len(val_samples), plan))
+
+def _evaluate(
+    config: RunConfig,
+    base: _Base,
+    data: _Data,
+    setup: _Setup,
+    result: TrainResult,
+    meters: Meters,
+    clock: _Stages,
+) -> _Scores:
+    """Base model and adapter on the held-out replies the plan affords (loss, and
+    selection within its share), then the active adapter's loss on the same replies."""
+    plan, model, device = setup.plan, setup.model, setup.fabric.device
+    assert model is not None
+    clock("evaluating", _evaluating(len(setup.val_samples), plan))
     meter = meters("evaluate", "token")
-    evaluated = fixed_order(val_samples)[: plan.evaluated]
-    if active is not None:  # its loss too, after both models' (held_out announces those)
+    evaluated = fixed_order(setup.val_samples)[: plan.evaluated]
+    if setup.active is not None:  # its loss too, after both models' (held_out announces those)
         meter.expect(sum(len(s.ids) for s in evaluated))
     budget = config.train.micro_batch_tokens
     losses, selection = held_out(
         model,
         result.adapter,
-        fixed_order(val_rows)[: plan.evaluated],
-        tokenizer,
-        prompt,
+        fixed_order(data.val_rows)[: plan.evaluated],
+        base.tokenizer,
+        base.prompt,
         config.train.max_seq_length,
         budget,
-        fabric.device,
+        device,
         selection_limit=plan.selection_tasks,
-        every_task=tasks,
+        every_task=setup.tasks,
         meter=meter,
     )
-    if active is None:
-        reference, reference_loss = "the base model", losses.base_loss
-    else:
-        load_adapter(model, registry.load(Path(active.path)))
-        reference = f"adapter {active.id}"
-        reference_loss = mean_loss(model, evaluated, budget, fabric.device, meter)
-    clock.end()
-    metrics = {
-        # The newest reply this adapter learned from: scheduled retraining counts the
-        # owner's messages after it.
-        "data_until": max(s["date"] for s in rows),
-        "training": {
-            **result.metrics(),
-            "batch_size": recipe.batch_size,
-            "checked_samples": plan.checks,
-            "evaluated_samples": plan.evaluated,
-        },
-        "evaluation": losses.as_dict(),
-        "selection": selection.as_dict(),
-        "reference": reference,
-        "reference_loss": reference_loss,
-        "precision": job.precision,
-        "device": device,
-        "stages": clock.seconds,
-    }
-    meta = {
-        "base_model": base_name,
-        "checkpoint": str(checkpoint_dir),
-        "dataset_fingerprint": fingerprint,
-        "dataset": str(samples_path),
-        "created": int(time.time()),
-        "run_id": run_id,
-        "lora": config.lora.model_dump(),
-        "train": recipe.model_dump(),
-        "prompt": config.prompt.model_dump(),
-        # Served with memory only when trained with it: the prompt it learned from.
-        "memory": config.memory.enabled,
-        "metrics": metrics,
-    }
+    if setup.active is None:
+        return _Scores(losses, selection, "the base model", losses.base_loss)
+    load_adapter(model, registry.load(Path(setup.active.path)))
+    reference_loss = mean_loss(model, evaluated, budget, device, meter)
+    return _Scores(losses, selection, f"adapter {setup.active.id}", reference_loss)
+
+
+def _register(
+    config: RunConfig,
+    store: BlockingDatabase,
+    run_id: int,
+    base: _Base,
+    data: _Data,
+    setup: _Setup,
+    result: TrainResult,
+    scores: _Scores,
+    stages: dict[str, float],
+) -> RunReport:
+    """Save the adapter with what it learned from and how it scored, register it, and
+    let the registry decide whether it replaces the active one."""
+    metrics = _metrics(data, setup, result, scores, stages)
+    meta = _adapter_meta(config, run_id, base, data, setup, metrics)
     path = registry.save(config.adapters_dir, result.adapter, meta)
+    loss = scores.losses.adapter_loss
 
     async def register(db: Database) -> tuple[int, registry.Decision]:
-        adapter_id = await registry.register(db, path, meta, run_id, losses.adapter_loss)
+        adapter_id = await registry.register(db, path, meta, run_id, loss)
         decision = await registry.decide(
-            db, adapter_id, losses.adapter_loss, reference_loss, reference
+            db, adapter_id, loss, scores.reference_loss, scores.reference
         )
-        await runs_table.update(
-            db,
-            run_id,
-            adapter_id=adapter_id,
-            metrics={
-                **metrics,
-                "promoted": decision.promoted,
-                "reason": decision.reason,
-            },
-        )
+        verdict = {"promoted": decision.promoted, "reason": decision.reason}
+        await runs_table.update(db, run_id, adapter_id=adapter_id, metrics={**metrics, **verdict})
         return adapter_id, decision
 
     adapter_id, decision = store.run(register)
@@ -360,16 +454,66 @@ def _run(
         adapter_path=str(path),
         promoted=decision.promoted,
         reason=decision.reason,
-        base_loss=losses.base_loss,
-        adapter_loss=losses.adapter_loss,
-        reference=reference,
-        reference_loss=reference_loss,
-        improvement=losses.improvement,
-        selection=selection.as_dict(),
-        samples={"train": len(train_samples), "val": len(val_samples)},
+        base_loss=scores.losses.base_loss,
+        adapter_loss=loss,
+        reference=scores.reference,
+        reference_loss=scores.reference_loss,
+        improvement=scores.losses.improvement,
+        selection=scores.selection.as_dict(),
+        samples={"train": len(setup.train_samples), "val": len(setup.val_samples)},
         training=metrics["training"],
-        stages=clock.seconds,
+        stages=stages,
     )
+
+
+def _metrics(
+    data: _Data, setup: _Setup, result: TrainResult, scores: _Scores, stages: dict[str, float]
+) -> dict[str, Any]:
+    """The run's numbers as the registry and `twin train --json` keep them."""
+    return {
+        # The newest reply this adapter learned from: scheduled retraining counts the
+        # owner's messages after it.
+        "data_until": max(s["date"] for s in data.rows),
+        "training": {
+            **result.metrics(),
+            "batch_size": setup.recipe.batch_size,
+            "checked_samples": setup.plan.checks,
+            "evaluated_samples": setup.plan.evaluated,
+        },
+        "evaluation": scores.losses.as_dict(),
+        "selection": scores.selection.as_dict(),
+        "reference": scores.reference,
+        "reference_loss": scores.reference_loss,
+        "precision": setup.job.precision,
+        "device": setup.job.device,
+        "stages": stages,
+    }
+
+
+def _adapter_meta(
+    config: RunConfig,
+    run_id: int,
+    base: _Base,
+    data: _Data,
+    setup: _Setup,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """What the adapter's folder says about it: the base it fits, the data and settings
+    it learned from, and whether it is served with memory."""
+    return {
+        "base_model": base.name,
+        "checkpoint": str(base.checkpoint_dir),
+        "dataset_fingerprint": data.fingerprint,
+        "dataset": str(data.path),
+        "created": int(time.time()),
+        "run_id": run_id,
+        "lora": config.lora.model_dump(),
+        "train": setup.recipe.model_dump(),
+        "prompt": config.prompt.model_dump(),
+        # Served with memory only when trained with it: the prompt it learned from.
+        "memory": config.memory.enabled,
+        "metrics": metrics,
+    }
 
 
 def _plan(
