@@ -264,10 +264,13 @@ def build_dataset(
     settings: DatasetSettings,
     prompt: PromptSettings,
     tokenizer: Path | None = None,
+    enrich: Callable[[dict[str, Any]], None] | None = None,
 ) -> DatasetStats:
     """Write the samples of every selected chat to `out`, atomically: a failure leaves
     any previous file in place. `tokenizer` (a checkpoint folder) measures the context
-    budget in its tokens; without it the budget is in characters."""
+    budget in its tokens; without it the budget is in characters. `enrich` adds to each
+    sample before it is written (memory.samples: its memories), so the file is written
+    once, whole."""
     with Reader(db_path) as reader:
         chat_ids = [chat.id for chat in select_chats(reader.chats(), settings)]
         jobs, starts = _plan(reader, chat_ids, settings.session_gap)
@@ -307,6 +310,8 @@ def build_dataset(
                 dropped.update(result.dropped)
                 pii.update(result.pii)
                 blob = _drop_seen(result, seen, dropped)
+                if enrich is not None:
+                    blob = _enriched(blob, enrich)
                 for split, count in result.samples.items():
                     stats.samples[split] += count
                 stats.characters += result.characters
@@ -368,6 +373,16 @@ def _drop_seen(result: _JobResult, seen: set[bytes], dropped: Counter[str]) -> b
     dropped["duplicate"] += len(repeats)
     kept = [line for line in lines if line]
     return b"\n".join(kept) + b"\n" if kept else b""
+
+
+def _enriched(blob: bytes, enrich: Callable[[dict[str, Any]], None]) -> bytes:
+    """The JSON lines of `blob`, each sample given to `enrich` first."""
+    lines = []
+    for line in blob.splitlines():
+        sample = json.loads(line)
+        enrich(sample)
+        lines.append(json.dumps(sample, ensure_ascii=False).encode() + b"\n")
+    return b"".join(lines)
 
 
 def read_samples(path: Path, split: str | None = None) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +20,7 @@ from engine.generate import ReplyEngine
 from engine.service import ReplyService
 from memory.index import refresh
 from memory.recall import Recall
-from memory.samples import remember
+from memory.samples import SampleMemory
 from memory.scopes import EVERYONE, Scope, chat_first
 from memory.section import MemorySection
 from memory.settings import MemorySettings
@@ -41,6 +42,23 @@ def unused_engine() -> ReplyEngine:
     raise AssertionError("building a prompt needs no model")
 
 
+async def samples_with_memory(
+    db_path: Path,
+    out: Path,
+    dataset: DatasetSettings,
+    memory: MemorySettings,
+    measure: Callable[[str], int],
+    checkpoint: Path | None = None,
+) -> int:
+    """The samples file as a training run writes it with memory on: the index brought
+    up to the history, then every sample written with its memories; how many recalled."""
+    async with open_database(db_path) as db:
+        await refresh(db, dataset, PromptSettings())
+    with SampleMemory(db_path, Prompt(), memory, measure, memory.facts) as recall:
+        build_dataset(db_path, out, dataset, PromptSettings(), checkpoint, enrich=recall)
+    return recall.recalled
+
+
 def service_over(db_path: Path, memory: MemorySettings, context_tokens: int = 384) -> ReplyService:
     service = ReplyService(unused_engine, Prompt(), DAY, context_tokens, memory, db_path)
     service.remembers = True  # as refresh() decides for an adapter trained with memory
@@ -60,12 +78,9 @@ async def test_samples_are_trained_with_the_prompt_replies_are_served(
     await import_into(db_path, sample_export())
     out = tmp_path / "samples.jsonl"
     dataset = DatasetSettings(val_fraction=0.1, context_tokens=64)
-    build_dataset(db_path, out, dataset, PromptSettings(), tiny_checkpoint)
     memory = MemorySettings(facts=FACTS)
-    async with open_database(db_path) as db:
-        await refresh(db, dataset, PromptSettings())
     measure = token_counter(tiny_checkpoint)
-    recalled = remember(out, db_path, Prompt(), memory, measure, memory.facts)
+    recalled = await samples_with_memory(db_path, out, dataset, memory, measure, tiny_checkpoint)
     samples = read_samples(out)
     assert recalled > len(samples) // 2
     service = service_over(db_path, memory, dataset.context_tokens)
@@ -132,11 +147,8 @@ async def _parity(
 ) -> int:
     db_path, out = folder / "twin.db", folder / "samples.jsonl"
     await import_into(db_path, history)
-    build_dataset(db_path, out, dataset, PromptSettings(), checkpoint)
-    async with open_database(db_path) as db:
-        await refresh(db, dataset, PromptSettings())
     measure = token_counter(checkpoint)
-    remember(out, db_path, Prompt(), memory, measure, memory.facts)
+    await samples_with_memory(db_path, out, dataset, memory, measure, checkpoint)
     service = service_over(db_path, memory, dataset.context_tokens)
     checked = 0
     async with open_database(db_path) as db:
@@ -167,10 +179,7 @@ async def test_a_sample_recalls_only_conversations_older_than_its_own(tmp_path: 
     await import_into(db_path, full_export([chat(PEER, dialogue(PEER, days))]))
     out = tmp_path / "samples.jsonl"
     dataset = DatasetSettings(val_fraction=0.25)
-    build_dataset(db_path, out, dataset, PromptSettings())
-    async with open_database(db_path) as db:
-        await refresh(db, dataset, PromptSettings())
-    remember(out, db_path, Prompt(), MemorySettings(k=5, tokens=1000), len, "")
+    await samples_with_memory(db_path, out, dataset, MemorySettings(k=5, tokens=1000), len)
     samples = read_samples(out)
     assert {s["split"] for s in samples} == {"train", "val"}
     for sample in samples:

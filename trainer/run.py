@@ -10,6 +10,7 @@ from ever overlapping, even when started by different processes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -30,7 +31,7 @@ from dataset.prompt import Prompt
 from dataset.settings import DatasetSettings, PromptSettings
 from memory.facts import owner_facts
 from memory.index import refresh
-from memory.samples import remember
+from memory.samples import SampleMemory
 from memory.settings import MemorySettings
 from model import registry
 from model.checkpoints import counter_of, prepare, read_config
@@ -285,15 +286,21 @@ def _data(
     (a resumed run keeps the file it began with)."""
     path = run_dir / SAMPLES_FILE
     if not resuming:
-        clock("building the dataset")
         run_dir.mkdir(parents=True, exist_ok=True)
-        stats = build_dataset(
-            config.db_path, path, config.dataset, config.prompt, base.checkpoint_dir
-        )
+        memory = _sample_memory(config, store, base, clock) if config.memory.enabled else None
+        clock("building the dataset")
+        with memory or contextlib.nullcontext():
+            stats = build_dataset(
+                config.db_path,
+                path,
+                config.dataset,
+                config.prompt,
+                base.checkpoint_dir,
+                enrich=memory,
+            )
         _require_samples(stats)
-        if config.memory.enabled:
-            clock("recalling memories")
-            _remember(config, store, path, base.prompt, base.tokenizer)
+        if memory is not None:
+            log.info("memory: %d samples recalled past exchanges", memory.recalled)
     fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
     store.run(
         lambda db: runs_table.update(
@@ -580,32 +587,17 @@ class _Stages:
             self.current = None
 
 
-def _remember(
-    config: RunConfig,
-    store: BlockingDatabase,
-    samples_path: Path,
-    prompt: Prompt,
-    tokenizer: Tokenizer,
-) -> None:
-    """Bring the exchanges index up to the history, then give every sample the
+def _sample_memory(
+    config: RunConfig, store: BlockingDatabase, base: _Base, clock: _Stages
+) -> SampleMemory:
+    """The exchanges index brought up to the history, and what gives every sample the
     memories a reply at its time would have had."""
+    clock("indexing memories")
     report = store.run(lambda db: refresh(db, config.dataset, config.prompt))
     log.info("memory: %d exchanges indexed in %.1f s", report.exchanges, report.seconds)
     facts = store.run(lambda db: owner_facts(db, config.memory))
-    started = time.perf_counter()
-    recalled = remember(
-        samples_path,
-        config.db_path,
-        prompt,
-        config.memory,
-        counter_of(tokenizer),
-        facts,
-    )
-    log.info(
-        "memory: %d samples recalled past exchanges (%.1f s)",
-        recalled,
-        time.perf_counter() - started,
-    )
+    measure = counter_of(base.tokenizer)
+    return SampleMemory(config.db_path, base.prompt, config.memory, measure, facts)
 
 
 def _require_samples(stats: DatasetStats) -> None:
