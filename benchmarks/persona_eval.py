@@ -3,6 +3,8 @@
     python benchmarks/persona_eval.py iago [--set train.learning_rate=1e-3 ...]
         [--models DIR] [--work DIR] [--eval [--generate N]]
     python benchmarks/persona_eval.py --all [--set ...]      (or several names)
+        [--save DIR]
+    python benchmarks/persona_eval.py --pool DIR/*.json      (the table of saved runs)
 
 A development persona is one character of a public-domain play as a Telegram export
 (tests/dev_personas.py), or one participant of the Chit-Chat Challenge corpus, real typed
@@ -19,7 +21,10 @@ The last line is one JSON object.
 `--all` runs every persona (the sample and the development ones; several names: those)
 with `--eval` and prints a table of memory-off selection per persona and pooled over
 them (their conversations resampled together: the interval of the pooled difference is
-what a change of recipe must move), memory on beside it.
+what a change of recipe must move), memory on beside it. `--save DIR` keeps each
+persona's numbers in DIR/NAME.json (benchmarks/results/ holds the recorded ones) and
+`--pool` prints the table of such records, so personas run in separate invocations
+pool as if run together.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -52,7 +58,12 @@ SAMPLE = "sample"
 
 def main() -> None:
     args, names = parse_arguments(sys.argv[1:])
-    if len(args.persona) == 1:
+    if args.pool:
+        rows = {data["persona"]: data["selection"] for data in map(read_record, args.pool)}
+        print(selection_table(rows))
+        print(json.dumps({"personas": rows, "pooled": pooled(rows)}))
+        return
+    if len(args.persona) == 1 and args.save is None:
         summary, evaluation = run_persona(args.persona[0], args, args.work)
         if evaluation is not None:
             print(json.dumps(evaluation, ensure_ascii=False))
@@ -64,7 +75,10 @@ def main() -> None:
         work = args.work / name if args.work else None
         summary, evaluation = run_persona(name, with_changes(args, eval=True), work)
         rows[name] = evaluation["selection"]
-        print(json.dumps({"persona": name, "summary": summary, "selection": rows[name]}))
+        record = {"persona": name, "summary": summary, "selection": rows[name]}
+        if args.save is not None:
+            write_record(args.save, record)
+        print(json.dumps(record))
     print(selection_table(rows))
     minutes = (time.perf_counter() - started) / 60
     print(json.dumps({"personas": rows, "pooled": pooled(rows), "minutes": round(minutes, 1)}))
@@ -86,13 +100,56 @@ def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "twin-dev")
     parser.add_argument("--eval", action="store_true", help="print `twin eval --json` too")
     parser.add_argument("--generate", type=int, default=0, metavar="N", help="with --eval")
+    parser.add_argument(
+        "--save", type=Path, metavar="DIR", help="write each persona's record to DIR/NAME.json"
+    )
+    parser.add_argument(
+        "--pool",
+        type=Path,
+        nargs="+",
+        metavar="RECORD",
+        help="no runs: the table of records --save wrote (runs of several invocations)",
+    )
     args = parser.parse_args(argv)
+    if args.pool:
+        if args.persona or args.all:
+            parser.error("--pool reads records: name no persona and no --all")
+        return args, []
     if args.all == bool(args.persona):
-        parser.error("name a persona (or several), or --all")
+        parser.error("name a persona (or several), --all, or --pool RECORD...")
     unknown = [name for name in args.persona if name not in known]
     if unknown:
         parser.error(f"no persona {', '.join(unknown)}; known: {', '.join(known)}")
     return args, known if args.all else args.persona
+
+
+def write_record(folder: Path, record: dict) -> Path:
+    """One persona's run as a file of numbers (no text of any chat): the summary, the
+    selection report with its per-conversation counts (what pooling resamples), the
+    commit and the machine, so that runs of separate invocations pool into one table."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    record = {
+        **record,
+        "recorded": time.strftime("%Y-%m-%d"),
+        "commit": commit or None,
+        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{record['persona']}.json"
+    path.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_record(path: Path) -> dict:
+    """A record write_record wrote; one clear error for anything else."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["selection"]["by_conversation"]
+        return record
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"{path}: not a persona record ({err})") from None
 
 
 def with_changes(args: argparse.Namespace, **changes: object) -> argparse.Namespace:

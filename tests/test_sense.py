@@ -301,6 +301,33 @@ def test_personas_pool_into_one_set_of_conversations() -> None:
     assert "| pooled | 180 | 45 |" in selection_table({"one": one, "two": two})
 
 
+def test_saved_persona_runs_pool_as_if_run_together(tmp_path: Path) -> None:
+    """persona_eval --save writes each persona's numbers; --pool reads them back: the
+    pooled row is the same as from the reports themselves, and a file that is no record
+    is one clear error."""
+    from benchmarks.persona_eval import parse_arguments, pooled, read_record, write_record
+
+    rng = random.Random(9)
+    reports = {}
+    for name, conversations in (("one", 12), ("two", 30)):
+        tasks = [SelectionTask([1], [[2]], (1, c)) for c in range(conversations) for _ in range(3)]
+        base = [rng.random() < 0.3 for _ in tasks]
+        reports[name] = summary(tasks, base, [rng.random() < 0.5 for _ in tasks]).as_dict()
+    paths = [
+        write_record(tmp_path, {"persona": name, "summary": {}, "selection": report})
+        for name, report in reports.items()
+    ]
+    back = {r["persona"]: r["selection"] for r in map(read_record, paths)}
+    assert pooled(back) == pooled(reports) and pooled(back)["tasks"] == 126
+    args, names = parse_arguments(["--pool", *map(str, paths)])
+    assert args.pool == paths and names == []
+    with pytest.raises(SystemExit):
+        parse_arguments(["sample", "--pool", str(paths[0])])
+    (tmp_path / "other.json").write_text('{"persona": "x"}')
+    with pytest.raises(SystemExit, match="not a persona record"):
+        read_record(tmp_path / "other.json")
+
+
 def test_a_held_out_set_too_small_to_say_anything_is_called_so() -> None:
     from trainer.loss import LossReport
     from twin.reports import FEW_HELD_OUT, format_losses
