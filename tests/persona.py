@@ -8,7 +8,7 @@ his own fillers ("короче", "ну такое", "жиза", "база"; "ngl
 breaking, the cat that steals things, the gym he will start "on Monday".
 
 The scenes below are the authored material. `build()` composes them into eight months
-of chats (a fixed seed, so the file is reproducible; tests/test_persona.py checks that
+of chats (a fixed seed, so the file is reproducible; tests/dataset/test_persona.py checks that
 the shipped file is exactly what this writes). Dialogue format: `<` the other person,
 `>` Kostya; consecutive lines of one speaker are separate messages of a burst;
 `{slot}` is filled from the chat's slot lists; `[photo] text`, `[sticker 😂]` and

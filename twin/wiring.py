@@ -5,7 +5,7 @@ one gets the same one.
 The heavy rooms (torch, Lightning and litgpt behind the engine and the trainer;
 aiogram; Telethon) are imported inside the function that builds from them: every
 command imports this module, and `twin import` or `twin style` must not wait seconds
-for a model library they never use (tests/test_cli.py checks the import graph).
+for a model library they never use (tests/twin/test_cli.py checks the import graph).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from storage import runs as runs_table
 from storage import with_database
 from storage.adapters import all_adapters
 from tests.conftest import ROOT
-from tests.test_cli import twin
-from tests.test_finetune import config_for, persona_db  # noqa: F401 (a fixture)
+from tests.trainer.test_finetune import config_for, persona_db  # noqa: F401 (a fixture)
+from tests.twin.test_cli import twin
 from trainer.finetune import Progress
 from trainer.processes import JOB_FILE, RESULT_FILE, torchrun_command
 from trainer.run import RunConfig, RunReport, TrainingError, run_training

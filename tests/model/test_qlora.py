@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from model.lora import build_model, frozen_linear
 from model.settings import LoRASettings, ModelSettings
 from tests.conftest import ROOT
-from tests.test_finetune import (  # noqa: F401 (fixtures)
+from tests.trainer.test_finetune import (  # noqa: F401 (fixtures)
     FAST,
     config_for,
     encoded,

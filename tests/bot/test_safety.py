@@ -14,8 +14,8 @@ from bot.settings import UserbotSettings
 from exporter.desktop_export import ExportFormatError
 from storage import Database, open_database
 from storage import settings as settings_table
+from tests.exporter.test_desktop_import import run_import
 from tests.exports import OWNER, chat, dialogue, message, write_json
-from tests.test_desktop_import import run_import
 
 # -- one serialized write path -----------------------------------------------------------
 

@@ -155,3 +155,17 @@ def test_every_document_named_is_in_the_repository() -> None:
         if not (ROOT / name).exists() and not (path.parent / name).exists()
     )
     assert missing == []
+
+
+def test_each_rooms_tests_are_in_its_folder() -> None:
+    """A newcomer finds a room's tests by its name: every test file is in tests/ROOM/
+    (tests/benchmarks/ for the benchmarks'); the helpers they share stay in tests/."""
+    folders = {*ROOMS, "benchmarks"}
+    tests = ROOT / "tests"
+    misplaced = [
+        str(path.relative_to(tests))
+        for path in tests.rglob("test_*.py")
+        if path.parent.parent != tests or path.parent.name not in folders
+    ]
+    assert misplaced == []
+    assert all((tests / room).is_dir() for room in ROOMS)

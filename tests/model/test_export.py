@@ -41,7 +41,7 @@ from storage import open_database
 from tests.hf_gemma import hf_model
 from twin.cli import main
 
-GO_RENDER = Path(__file__).parent / "go" / "ollama_render.go"
+GO_RENDER = Path(__file__).parents[1] / "go" / "ollama_render.go"
 
 
 def trained(checkpoint: Path, settings: LoRASettings, seed: int = 1) -> TwinGPT:
