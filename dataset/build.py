@@ -1,11 +1,11 @@
 """`twin dataset`: the owner's chats become a JSONL file of instruction samples.
 
-The recipe: conversations (dataset.conversations) become
-samples (dataset.samples), personal data scrubbed, exact duplicates dropped. The newest
-conversations are the validation split, so a score is on replies the model never saw,
-and no conversation is on both sides. The file is litgpt's instruction format
-(`instruction`, `input`, `output`) plus `split`, `chat_id` and `date`; split "other"
-holds the other people's turns of training conversations when dataset.other_turns is on.
+Conversations (dataset.conversations) become samples (dataset.samples), personal data
+scrubbed, exact duplicates dropped. The newest conversations are the validation split,
+so a score is on replies the model never saw, and no conversation is on both sides. The
+file is litgpt's instruction format (`instruction`, `input`, `output`) plus `split`,
+`chat_id` and `date`; split "other" holds the other people's turns of training
+conversations when dataset.other_turns is on.
 
 The work is cut into jobs of whole conversations that worker processes build in
 parallel (a large history on two cores takes half the time); the result is
