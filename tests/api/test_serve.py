@@ -55,9 +55,15 @@ def engine(tiny_checkpoint: Path) -> ReplyEngine:
 class Server:
     def __init__(self, replies: Recording, url: str, app: web.Application) -> None:
         self.replies, self.url, self.app = replies, url, app
+        self.clients: list[openai.AsyncOpenAI] = []
 
     def client(self, token: str = TOKEN) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=token, max_retries=0)
+        """A client of this server, closed with it: one left open is closed when garbage
+        collected, on whatever event loop runs then (a later test's), and fails there."""
+        self.clients.append(
+            openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=token, max_retries=0)
+        )
+        return self.clients[-1]
 
 
 async def serving(
@@ -77,9 +83,12 @@ async def serving(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = Server(replies, f"http://127.0.0.1:{port}", app)
     try:
-        yield Server(replies, f"http://127.0.0.1:{port}", app)
+        yield server
     finally:
+        for client in server.clients:
+            await client.close()
         await runner.cleanup()
         await replies.close()
 
@@ -346,6 +355,7 @@ async def test_sigterm_lets_the_reply_in_flight_finish(
         assert len(pieces) > 1 and finish in ("stop", "length")  # it went on to its end
         _, stderr = await asyncio.wait_for(process.communicate(), 60)
     finally:
+        await client.close()
         if process.returncode is None:
             process.kill()
     assert process.returncode == 0, stderr.decode()[-2000:]
