@@ -116,10 +116,11 @@ class Engine:
         stream = TextStream(markers, on_text) if on_text is not None else None
         discarded: list[str] = []
         for attempt in range(attempts):
+            this_try = sampling.attempt(attempt)
             started = time.perf_counter()
             tokens, first = self.decode(
                 ids,
-                sampling.attempt(attempt),
+                this_try,
                 markers=markers,
                 on_text=None if stream is None else stream.update,
             )
@@ -136,7 +137,7 @@ class Engine:
                     first_token_seconds=first,
                     prompt_tokens=len(ids),
                     attempts=attempt + 1,
-                    seed=sampling.attempt(attempt).seed,
+                    seed=this_try.seed,
                     adapter=self.adapter,
                     prompt=prompt_text,
                     discarded=discarded,
@@ -301,9 +302,8 @@ def sample(
     probs = torch.softmax(values / temperature, dim=-1)
     if sampling.top_p < 1.0:
         cumulative = torch.cumsum(probs, dim=-1)
-        keep = (
-            cumulative - probs < sampling.top_p
-        )  # the smallest prefix reaching top_p, at least one
+        # The smallest prefix reaching top_p, at least one.
+        keep = cumulative - probs < sampling.top_p
         probs = torch.where(keep, probs, torch.zeros_like(probs))
         probs = probs / probs.sum()
     choice = torch.multinomial(probs, 1, generator=generator)

@@ -14,13 +14,12 @@ from engine.errors import DegenerateReply
 from engine.service import ReplyService
 from engine.style import owner_generation
 from memory import scopes
-from memory.scopes import Scope
 from storage import Database, bot_messages
 
 log = logging.getLogger(__name__)
 
 
-def memory_scope(message: Message, config: BotConfig) -> Scope:
+def memory_scope(message: Message, config: BotConfig) -> scopes.Scope:
     """What the twin may remember talking to this person: the owner hears everything;
     anyone else only the owner's own chat with them, unless the owner shares more."""
     user_id = message.from_user.id
