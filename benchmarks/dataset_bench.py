@@ -20,11 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.build import build_dataset
-from dataset.settings import DatasetSettings, PromptSettings
 from exporter.desktop_import import import_desktop_export
 from storage import open_database
 from tests.synthetic_export import write_export
+from twin.dataset.build import build_dataset
+from twin.dataset.settings import DatasetSettings
+from twin.prompt.samples import SampleMaker
+from twin.prompt.settings import PromptSettings
 
 
 async def _import(db_path: Path, export: Path) -> None:
@@ -49,7 +51,7 @@ def main() -> None:
                 db_path,
                 Path(tmp) / f"{size}.jsonl",
                 DatasetSettings(workers=args.workers),
-                PromptSettings(),
+                SampleMaker(PromptSettings()),
             )
             seconds = time.perf_counter() - started
             rate = stats.messages / seconds

@@ -45,12 +45,12 @@ from litgpt import lora  # noqa: E402
 from litgpt.generate.base import generate_fn  # noqa: E402
 
 from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
-from dataset.prompt import Prompt  # noqa: E402
-from engine.generate import ReplyEngine  # noqa: E402
-from engine.settings import Sampling  # noqa: E402
-from model.checkpoints import prepare, read_config  # noqa: E402
-from model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
-from model.settings import LoRASettings, ModelSettings  # noqa: E402
+from twin.engine.generate import ReplyEngine  # noqa: E402
+from twin.engine.settings import Sampling  # noqa: E402
+from twin.model.checkpoints import prepare, read_config  # noqa: E402
+from twin.model.lora import adapter_state, load_adapter, lora_config  # noqa: E402
+from twin.model.settings import LoRASettings, ModelSettings  # noqa: E402
+from twin.prompt.text import Prompt  # noqa: E402
 
 EXACT = "exact"  # the child variant that computes the model in fp32 without int8 copies
 SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9}
@@ -161,7 +161,7 @@ def persona_texts(count: int, context_lines: int = 12) -> list[str]:
 
 def held_out_texts(samples: Path, count: int) -> list[str]:
     """The prompts of a training run's validation samples, as its adapter saw them."""
-    from dataset.build import read_samples
+    from twin.dataset.build import read_samples
 
     prompt = Prompt()
     return [prompt.render_sample(s) for s in read_samples(samples, "val")[:count]]
@@ -222,10 +222,10 @@ def compare_backends(args: argparse.Namespace) -> None:
     import subprocess
     import tempfile
 
-    from engine.llama_cpp import adapter_gguf, weights_gguf
-    from model import registry
-    from model.checkpoints import embedded_gguf, read_config
-    from model.lora import build_model
+    from twin.engine.llama_cpp import adapter_gguf, weights_gguf
+    from twin.model import registry
+    from twin.model.checkpoints import embedded_gguf, read_config
+    from twin.model.lora import build_model
 
     checkpoint = prepare(ModelSettings(), args.data_dir / "models")
     results = {}

@@ -41,11 +41,11 @@ from litgpt.config import Config  # noqa: E402
 from litgpt.model import GPT  # noqa: E402
 
 from benchmarks.memory_table import random_model, small_config  # noqa: E402
-from model.footprint import GiB, block_linears, training_footprint  # noqa: E402
-from model.qlora import quantize_frozen  # noqa: E402
-from model.settings import LoRASettings  # noqa: E402
 from trainer.batches import Encoded, collate  # noqa: E402
 from trainer.loss import batch_loss  # noqa: E402
+from twin.model.footprint import GiB, block_linears, training_footprint  # noqa: E402
+from twin.model.qlora import quantize_frozen  # noqa: E402
+from twin.model.settings import LoRASettings  # noqa: E402
 
 # Dense bf16 TFLOP/s and memory bandwidth in GB/s, from the makers' data sheets; the
 # first name found in torch.cuda.get_device_name() is taken.

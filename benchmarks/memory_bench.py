@@ -39,13 +39,14 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dataset.settings import DatasetSettings, PromptSettings  # noqa: E402
 from exporter.desktop_import import import_desktop_export  # noqa: E402
-from memory.index import refresh  # noqa: E402
-from memory.recall import Recall, words  # noqa: E402
 from storage import open_database  # noqa: E402
 from storage.memory import ExchangeSearch  # noqa: E402
 from tests.synthetic_export import write_export  # noqa: E402
+from twin.dataset.settings import DatasetSettings  # noqa: E402
+from twin.memory.index import refresh  # noqa: E402
+from twin.memory.recall import Recall, words  # noqa: E402
+from twin.prompt.settings import PromptSettings  # noqa: E402
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +67,7 @@ async def _import_and_index(export: Path, db_path: Path) -> tuple[float, float, 
         await import_desktop_export(db, export)
         imported = time.perf_counter() - started
         before = _file_mib(db_path)
-        report = await refresh(db, DatasetSettings(), PromptSettings())
+        report = await refresh(db, DatasetSettings(), PromptSettings().burst_separator)
     return imported, report.seconds, report.messages, report.exchanges, before
 
 
@@ -86,8 +87,8 @@ def _embedder(checkpoint: Path) -> Callable[[list[str]], torch.Tensor]:
     import torch
     from litgpt import Tokenizer
 
-    from model.lora import build_model
-    from model.settings import LoRASettings
+    from twin.model.lora import build_model
+    from twin.model.settings import LoRASettings
 
     tokenizer = Tokenizer(checkpoint)
     fabric = L.Fabric(accelerator="cpu", devices=1, precision="32-true")
@@ -110,8 +111,8 @@ def compare_tokenizers(
 ) -> None:
     from sacrebleu.metrics import CHRF
 
-    from dataset.build import read_samples
     from storage.memory import match_expression
+    from twin.dataset.build import read_samples
 
     chrf = CHRF()
     train = [s for s in read_samples(path, "train") if s["instruction"]]

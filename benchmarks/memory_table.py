@@ -32,12 +32,12 @@ import torch  # noqa: E402
 from litgpt import lora  # noqa: E402
 from litgpt.config import Config, name_to_config  # noqa: E402
 
-from model.footprint import GiB, training_footprint  # noqa: E402
-from model.lora import TwinGPT, lora_config  # noqa: E402
-from model.qlora import quantize_frozen  # noqa: E402
-from model.settings import LoRASettings  # noqa: E402
 from trainer.batches import Encoded, collate  # noqa: E402
 from trainer.loss import batch_loss  # noqa: E402
+from twin.model.footprint import GiB, training_footprint  # noqa: E402
+from twin.model.lora import TwinGPT, lora_config  # noqa: E402
+from twin.model.qlora import quantize_frozen  # noqa: E402
+from twin.model.settings import LoRASettings  # noqa: E402
 
 # litgpt's configs, and whether the checkpoint's output layer is its embedding (Hugging
 # Face's tie_word_embeddings: twin then holds one matrix for both)
@@ -55,8 +55,8 @@ def embedded_config() -> Config:
     """Gemma 3 270M's config, read from the GGUF that ships with twin."""
     from gguf import GGUFReader
 
-    from model.checkpoints import embedded_gguf
-    from model.gguf_convert import gemma3_config
+    from twin.model.checkpoints import embedded_gguf
+    from twin.model.gguf_convert import gemma3_config
 
     with tempfile.TemporaryDirectory() as work:
         return gemma3_config(GGUFReader(embedded_gguf(Path(work) / "model.gguf")))

@@ -39,14 +39,16 @@ from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
 
 def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Path]:
     """The converted model, and a folder with train.json/val.json for litgpt."""
-    from dataset.build import build_dataset, read_samples
-    from dataset.prompt import Prompt
-    from dataset.settings import DatasetSettings, PromptSettings
     from exporter.desktop_import import import_desktop_export
-    from model.checkpoints import prepare
-    from model.settings import ModelSettings
     from storage import open_database
     from twin.commands.demo import sample_export
+    from twin.dataset.build import build_dataset, read_samples
+    from twin.dataset.settings import DatasetSettings
+    from twin.model.checkpoints import prepare
+    from twin.model.settings import ModelSettings
+    from twin.prompt.samples import SampleMaker
+    from twin.prompt.settings import PromptSettings
+    from twin.prompt.text import Prompt
 
     checkpoint = prepare(ModelSettings(), data_dir / "models")
 
@@ -56,7 +58,9 @@ def _prepare(data_dir: Path, work: Path, max_seq_length: int) -> tuple[Path, Pat
 
     asyncio.run(load())
     samples = work / "samples.jsonl"
-    build_dataset(work / "twin.db", samples, DatasetSettings(), PromptSettings(), checkpoint)
+    build_dataset(
+        work / "twin.db", samples, DatasetSettings(), SampleMaker(PromptSettings()), checkpoint
+    )
     prompt = Prompt()
     stock = work / "stock"
     stock.mkdir()
@@ -87,14 +91,14 @@ def child_ours(
     import lightning as L
     from litgpt import Tokenizer
 
-    from dataset.build import read_samples
-    from dataset.prompt import Prompt
-    from model.device import choose_precision
-    from model.lora import build_model
-    from model.settings import LoRASettings
     from trainer.batches import encode
     from trainer.finetune import train
     from trainer.settings import TrainSettings
+    from twin.dataset.build import read_samples
+    from twin.model.device import choose_precision
+    from twin.model.lora import build_model
+    from twin.model.settings import LoRASettings
+    from twin.prompt.text import Prompt
 
     if naive:
         import trainer.finetune
@@ -147,7 +151,7 @@ def child_stock(
     from litgpt.finetune.lora import setup
     from litgpt.prompts import Default
 
-    from model.device import choose_precision
+    from twin.model.device import choose_precision
 
     # setup() ends by re-parsing sys.argv to save its hyperparameters: give it its own.
     sys.argv = ["litgpt", checkpoint]

@@ -31,11 +31,11 @@ from bot.reports import TrainingReporter
 from bot.routers import chat, drafts, facts, fallback, help, retrain, status, style
 from bot.scheduler import RetrainSchedule
 from bot.training import TrainingLauncher
-from engine.service import ReplyService
-from engine.settings import GenerationSettings
-from engine.style import owner_generation
 from exporter.live import LiveUserbot
 from storage import Database
+from twin.engine.service import ReplyService
+from twin.engine.settings import GenerationSettings
+from twin.engine.style import owner_generation
 
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong on my side. Try again in a moment."

@@ -1,7 +1,7 @@
 """What the bot needs to run, and nothing else of twin's configuration.
 
 The sections are the configuration's own (bot.settings, engine.settings,
-dataset.settings, memory.settings): their defaults are defined there, once.
+dataset.settings, prompt.settings, memory.settings): their defaults are defined there, once.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.settings import BotSettings, RetrainSettings, UserbotSettings
-from dataset.settings import DatasetSettings, PromptSettings
-from engine.settings import GenerationSettings
-from memory.settings import MemorySettings
+from twin.dataset.settings import DatasetSettings
+from twin.engine.settings import GenerationSettings
+from twin.memory.settings import MemorySettings
+from twin.prompt.settings import PromptSettings
 
 
 @dataclass(frozen=True)

@@ -27,19 +27,19 @@ from bot import auto_send
 from bot.keyboards import draft_card
 from bot.settings import UserbotSettings
 from bot.telegram_text import fit
-from dataset.conversations import message_text
-from engine.errors import DegenerateReply
-from engine.settings import GenerationSettings
 from exporter.live import Incoming, LiveUserbot, Outgoing
-from memory import scopes
 from storage import Database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
 from storage import messages as messages_table
 from storage.drafts import Draft
+from twin.dataset.conversations import message_text
+from twin.engine.errors import DegenerateReply
+from twin.engine.settings import GenerationSettings
+from twin.memory import scopes
 
 if TYPE_CHECKING:
-    from engine.service import ReplyService
+    from twin.engine.service import ReplyService
 
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 60.0

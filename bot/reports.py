@@ -12,9 +12,9 @@ from aiogram.types import BufferedInputFile
 
 from bot.plots import loss_curve
 from bot.training import Outcome
-from engine.service import ReplyService
 from storage import Database
 from storage.runs import TrainingRun
+from twin.engine.service import ReplyService
 
 log = logging.getLogger(__name__)
 EDIT_EVERY = 5.0  # seconds between progress edits: well within Telegram's edit limits

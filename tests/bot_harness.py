@@ -8,12 +8,12 @@ from typing import Any
 from bot.app import make_bot, make_dispatcher, make_workflow
 from bot.config import BotConfig
 from bot.training import TrainingLauncher
-from engine.generate import Reply
-from engine.service import ReplyService
-from engine.settings import GenerationSettings
-from memory.scopes import EVERYONE, Scope
 from storage import Database
 from tests.fake_telegram import FakeTelegram
+from twin.engine.generate import Reply
+from twin.engine.service import ReplyService
+from twin.engine.settings import GenerationSettings
+from twin.memory.scopes import EVERYONE, Scope
 
 
 class Recording(ReplyService):
@@ -22,14 +22,14 @@ class Recording(ReplyService):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.requests: list[tuple[list[tuple], GenerationSettings, Scope]] = []
-        self.prompts: list[str] = []  # the prompt of each reply, in order
+        self.asked: list[str] = []  # the prompt of each reply, in order
 
     async def reply(
         self, rows: Any, settings: GenerationSettings, scope: Scope = EVERYONE, **more: Any
     ) -> Reply:
         self.requests.append((list(rows), settings, scope))
         reply = await super().reply(rows, settings, scope, **more)
-        self.prompts.append(reply.prompt)
+        self.asked.append(reply.prompt)
         return reply
 
 

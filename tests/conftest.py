@@ -34,8 +34,8 @@ def sample_texts() -> list[str]:
     """Text to train the tiny tokenizer on: the sample persona and the prompt template."""
     import json as _json
 
-    from dataset.settings import DEFAULT_TEMPLATE
     from twin.commands.demo import sample_export
+    from twin.prompt.settings import DEFAULT_TEMPLATE
 
     export = _json.loads(sample_export().read_text(encoding="utf-8"))
     texts = [m["text"] for c in export["chats"]["list"] for m in c["messages"] if m["text"]]
@@ -55,8 +55,8 @@ def small_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     parity checks compare like with like)."""
     import torch
 
-    from model.gguf_convert import write_checkpoint
     from tests.small_gguf import write_small_gguf
+    from twin.model.gguf_convert import write_checkpoint
 
     folder = tmp_path_factory.mktemp("base")
     gguf = folder / "base.gguf"

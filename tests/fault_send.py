@@ -24,10 +24,10 @@ from telethon.tl import types
 
 from bot.drafts import DraftWorkflow
 from bot.settings import UserbotSettings
-from dataset.prompt import Prompt
 from exporter.live import LiveUserbot
 from storage import open_database
 from tests.fake_telethon import OWNER, ScriptedTelegram, user
+from twin.prompt.text import Prompt
 
 PEER = 201
 TEXT = "первое\nвторое\nтретье"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from dataset.pii import TYPES, scrub
 from tests.pii_cases import cases
+from twin.dataset.pii import TYPES, scrub
 
 
 def measure(

@@ -11,7 +11,7 @@ from gguf import GGUFWriter
 from gguf.constants import GGMLQuantizationType
 from gguf.quants import dequantize, quantize
 
-from model.gguf_convert import BYTE, CONTROL, NORMAL, USER_DEFINED
+from twin.model.gguf_convert import BYTE, CONTROL, NORMAL, USER_DEFINED
 
 EMBD, FF, HEADS, HEAD, LAYERS = 64, 128, 2, 32, 2
 # Closed under merges, as a real BPE vocabulary is: every token splits into two others.

@@ -1,6 +1,6 @@
 """Samples become token batches: prompt and response tokens, grouped by length.
 
-The prompt is built by dataset.prompt exactly as generation builds it. Only response
+The prompt is built by twin.prompt exactly as generation builds it. Only response
 tokens are predicted (the prompt is given, not learned). Batches hold samples of
 similar length under a token budget, so almost no work is spent on padding.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from litgpt import Tokenizer
 
-from dataset.prompt import Prompt
+from twin.prompt.text import Prompt
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,16 +18,6 @@ import torch
 from litgpt import Tokenizer
 from sacrebleu.metrics import CHRF
 
-from dataset import style
-from dataset.build import read_samples
-from dataset.prompt import Prompt
-from dataset.settings import PromptSettings
-from engine.generate import DegenerateReply, ReplyEngine
-from engine.settings import GenerationSettings
-from model import registry
-from model.device import release_memory
-from model.lora import TwinGPT, build_model
-from model.settings import LoRASettings
 from trainer.batches import encode
 from trainer.copies import COPY, Replies, echoes
 from trainer.loss import LossReport, Meter, NoMeter, compare
@@ -42,6 +32,16 @@ from trainer.sense import (
     spread,
     task_cost,
 )
+from twin.dataset import style
+from twin.dataset.build import read_samples
+from twin.engine.generate import DegenerateReply, ReplyEngine
+from twin.engine.settings import GenerationSettings
+from twin.model import registry
+from twin.model.device import release_memory
+from twin.model.lora import TwinGPT, build_model
+from twin.model.settings import LoRASettings
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 
 # A meter for each stretch of an evaluation, by what it counts: (what, unit) -> Meter.
 Meters = Callable[[str, str], Meter]

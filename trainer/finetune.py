@@ -31,12 +31,12 @@ from typing import Any
 import lightning as L
 import torch
 
-from model.device import release_memory
-from model.lora import adapter_state, load_adapter
 from trainer.batches import Encoded, collate, micro_batches
 from trainer.budget import CHECKS, Speed, fitting
 from trainer.loss import batch_loss, loss_sums
 from trainer.settings import TrainSettings
+from twin.model.device import release_memory
+from twin.model.lora import adapter_state, load_adapter
 
 STATE_FILE = "state.pt"
 

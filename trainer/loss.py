@@ -13,9 +13,9 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from model.embedding import head_dtype, vocabulary_slices
-from model.lora import base_and_adapter, frozen_linear
 from trainer.batches import Batch, Encoded, collate, micro_batches
+from twin.model.embedding import head_dtype, vocabulary_slices
+from twin.model.lora import base_and_adapter, frozen_linear
 
 HEAD_ROWS = 128  # rows of a trainable output layer's logits alive at once: 128 x 262k floats
 

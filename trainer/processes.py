@@ -35,16 +35,16 @@ import torch
 from litgpt import Tokenizer
 from pydantic import BaseModel, ConfigDict
 
-from dataset.build import read_samples
-from dataset.prompt import Prompt
-from dataset.settings import PromptSettings
-from model.lora import TwinGPT, build_model
-from model.settings import LoRASettings
 from trainer.batches import Encoded, encode
 from trainer.budget import RunPlan, fixed_order
 from trainer.errors import TrainingError
 from trainer.finetune import Progress, TrainResult, train
 from trainer.settings import TrainSettings
+from twin.dataset.build import read_samples
+from twin.model.lora import TwinGPT, build_model
+from twin.model.settings import LoRASettings
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 
 JOB_FILE = "job.json"
 RESULT_FILE = "result.pt"

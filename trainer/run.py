@@ -26,19 +26,6 @@ from typing import Any
 import lightning as L
 from litgpt import Tokenizer
 
-from dataset.build import DatasetStats, build_dataset, read_samples
-from dataset.prompt import Prompt
-from dataset.settings import DatasetSettings, PromptSettings
-from memory.facts import owner_facts
-from memory.index import refresh
-from memory.samples import SampleMemory
-from memory.settings import MemorySettings
-from model import registry
-from model.checkpoints import counter_of, prepare, read_config
-from model.device import choose_device, choose_precision, release_memory
-from model.lora import TwinGPT, load_adapter
-from model.qlora import bitsandbytes
-from model.settings import LoRASettings, ModelSettings
 from storage import BlockingDatabase, Database, StorageError
 from storage import runs as runs_table
 from storage.adapters import Adapter
@@ -66,6 +53,21 @@ from trainer.sense import (
     task_cost,
 )
 from trainer.settings import TrainSettings
+from twin.dataset.build import DatasetStats, build_dataset, read_samples
+from twin.dataset.settings import DatasetSettings
+from twin.memory.index import refresh
+from twin.memory.settings import MemorySettings
+from twin.model import registry
+from twin.model.checkpoints import counter_of, prepare, read_config
+from twin.model.device import choose_device, choose_precision, release_memory
+from twin.model.lora import TwinGPT, load_adapter
+from twin.model.qlora import bitsandbytes
+from twin.model.settings import LoRASettings, ModelSettings
+from twin.prompt.facts import owner_facts
+from twin.prompt.memory import SampleMemory
+from twin.prompt.samples import SampleMaker
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
@@ -294,7 +296,7 @@ def _data(
                 config.db_path,
                 path,
                 config.dataset,
-                config.prompt,
+                SampleMaker(config.prompt),
                 base.checkpoint_dir,
                 enrich=memory,
             )
@@ -593,7 +595,7 @@ def _sample_memory(
     """The exchanges index brought up to the history, and what gives every sample the
     memories a reply at its time would have had."""
     clock("indexing memories")
-    report = store.run(lambda db: refresh(db, config.dataset, config.prompt))
+    report = store.run(lambda db: refresh(db, config.dataset, config.prompt.burst_separator))
     log.info("memory: %d exchanges indexed in %.1f s", report.exchanges, report.seconds)
     facts = store.run(lambda db: owner_facts(db, config.memory))
     measure = counter_of(base.tokenizer)

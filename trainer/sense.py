@@ -30,13 +30,13 @@ from typing import Any
 import torch
 from litgpt import Tokenizer
 
-from dataset.prompt import Prompt
-from model.embedding import head_dtype
-from model.lora import TwinGPT, base_and_adapter
 from trainer.batches import encode_texts
 from trainer.copies import REPEAT, Replies
 from trainer.intervals import conversation_intervals
 from trainer.loss import Meter, NoMeter, token_losses
+from twin.model.embedding import head_dtype
+from twin.model.lora import TwinGPT, base_and_adapter
+from twin.prompt.text import Prompt
 
 CANDIDATES = 10  # the real reply and nine others: chance is 0.1
 REPLY_TOKENS = 64  # the first tokens of each reply: enough to tell replies apart

@@ -61,16 +61,16 @@ USER_ERRORS = (
     ("storage.errors", "StorageError"),
     ("exporter.desktop_export", "ExportFormatError"),
     ("exporter.ingest", "OwnerError"),
-    ("model.checkpoints", "CheckpointError"),
+    ("twin.model.checkpoints", "CheckpointError"),
     ("storage.runs", "RunLockedError"),
     ("trainer.errors", "TrainingError"),
-    ("model.registry", "RegistryError"),
-    ("engine.errors", "DegenerateReply"),
-    ("engine.errors", "BackendError"),
+    ("twin.model.registry", "RegistryError"),
+    ("twin.engine.errors", "DegenerateReply"),
+    ("twin.engine.errors", "BackendError"),
     ("exporter.userbot", "UserbotError"),
     ("exporter.sync", "SyncError"),
-    ("model.errors", "ExportError"),
-    ("model.qlora", "QuantizeError"),
+    ("twin.model.errors", "ExportError"),
+    ("twin.model.qlora", "QuantizeError"),
 )
 
 

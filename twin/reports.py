@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dataset.build import DatasetStats
     from exporter.desktop_import import ImportReport
-    from memory.index import RefreshReport
-    from model.checkpoints import ModelInfo
     from trainer.loss import LossReport
     from trainer.run import RunReport
+    from twin.dataset.build import DatasetStats
+    from twin.memory.index import RefreshReport
+    from twin.model.checkpoints import ModelInfo
 
 
 def format_import(report: ImportReport) -> str:

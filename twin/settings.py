@@ -22,13 +22,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from api.settings import ServeSettings
 from bot.settings import BotSettings, RetrainSettings, UserbotSettings
-from dataset.settings import DatasetSettings, PromptSettings
-from engine.settings import GenerationSettings
-from memory.settings import MemorySettings
-from model.settings import LoRASettings, ModelSettings
 from trainer.settings import TrainSettings
+from twin.api.settings import ServeSettings
+from twin.dataset.settings import DatasetSettings
+from twin.engine.settings import GenerationSettings
+from twin.memory.settings import MemorySettings
+from twin.model.settings import LoRASettings, ModelSettings
+from twin.prompt.settings import PromptSettings
 
 DEFAULT_CONFIG = Path("config.toml")
 

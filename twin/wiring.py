@@ -15,33 +15,34 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from api.settings import ServeSettings
-from dataset.prompt import Prompt
-from engine.settings import GenerationSettings
-from memory.index import RefreshReport, refresh
-from model.checkpoints import embedded_gguf, prepare
-from model.settings import EMBEDDED
 from storage import Database
+from twin.api.settings import ServeSettings
+from twin.engine.settings import GenerationSettings
+from twin.memory.index import RefreshReport, refresh
+from twin.model.checkpoints import embedded_gguf, prepare
+from twin.model.settings import EMBEDDED
+from twin.prompt.reply import ReplyPrompts
+from twin.prompt.text import Prompt
 from twin.settings import Settings, SettingsError, read_secret_file
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
-    from engine.generate import Engine
-    from engine.service import ReplyService
     from exporter.userbot import UserbotConfig
     from trainer.evaluate import Evaluation, Meters
     from trainer.run import RunConfig
+    from twin.engine.generate import Engine
+    from twin.engine.service import ReplyService
 
 
 def make_engine(settings: Settings) -> Engine:
     """The reply engine of `generate.backend`: twin's own on torch, or llama.cpp."""
-    from engine.generate import ReplyEngine
-    from model.device import choose_device, choose_precision
+    from twin.engine.generate import ReplyEngine
+    from twin.model.device import choose_device, choose_precision
 
     # A first start converts the model (half a minute): a bar where someone watches.
     checkpoint = prepare(settings.model, settings.models_dir, progress=sys.stderr.isatty())
     if settings.generate.backend == "llama.cpp":
-        from engine.llama_cpp import LlamaCppEngine, weights_gguf
+        from twin.engine.llama_cpp import LlamaCppEngine, weights_gguf
 
         if settings.model.checkpoint != EMBEDDED:
             raise SettingsError(
@@ -81,16 +82,17 @@ def serve_token(serve: ServeSettings) -> str | None:
 
 
 def make_service(settings: Settings, database: Path, engine: Engine | None = None) -> ReplyService:
-    from engine.service import ReplyService
+    from twin.engine.service import ReplyService
 
-    return ReplyService(
-        (lambda: engine) if engine is not None else (lambda: make_engine(settings)),
+    prompts = ReplyPrompts(
         Prompt(settings.prompt),
         settings.dataset.session_gap,
         settings.dataset.context_tokens,
         settings.memory,
         database,
     )
+    make = (lambda: engine) if engine is not None else (lambda: make_engine(settings))
+    return ReplyService(make, prompts)
 
 
 def run_config(settings: Settings, database: Path) -> RunConfig:
@@ -159,8 +161,8 @@ def evaluate_with(
     meters: Meters | None = None,
 ) -> Evaluation:
     """evaluate_adapter on the device, precision and batch sizes the settings name."""
-    from model.device import choose_device, choose_precision
     from trainer.evaluate import evaluate_adapter
+    from twin.model.device import choose_device, choose_precision
 
     device = choose_device(settings.model.device)
     return evaluate_adapter(
@@ -181,4 +183,4 @@ async def remember_history(db: Database, settings: Settings) -> RefreshReport | 
     """Bring the memory up to the history after an import or a sync; None when off."""
     if not settings.memory.enabled:
         return None
-    return await refresh(db, settings.dataset, settings.prompt)
+    return await refresh(db, settings.dataset, settings.prompt.burst_separator)

@@ -10,11 +10,11 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bot.config import BotConfig
 from bot.delivery import send_messages
-from engine.errors import DegenerateReply
-from engine.service import ReplyService
-from engine.style import owner_generation
-from memory import scopes
 from storage import Database, bot_messages
+from twin.engine.errors import DegenerateReply
+from twin.engine.service import ReplyService
+from twin.engine.style import owner_generation
+from twin.memory import scopes
 
 log = logging.getLogger(__name__)
 

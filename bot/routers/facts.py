@@ -9,10 +9,10 @@ from aiogram.types import Message
 
 from bot.access import IsOwner
 from bot.config import BotConfig
-from engine.service import ReplyService
-from memory.facts import owner_facts
 from storage import Database
 from storage import settings as settings_table
+from twin.engine.service import ReplyService
+from twin.prompt.facts import owner_facts
 
 USAGE = "Usage: /facts, /facts set TEXT (e.g. /facts set I live in Kazan), /facts clear"
 MAX_CHARS = 1000  # in every prompt: a few lines, not a biography

@@ -9,8 +9,8 @@ from aiogram.types import Message
 from bot.access import IsOwner
 from bot.reports import TrainingReporter, progress_text
 from bot.training import TrainingLauncher
-from engine.service import ReplyService
 from storage import Database
+from twin.engine.service import ReplyService
 
 
 def router() -> Router:

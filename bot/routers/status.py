@@ -12,7 +12,6 @@ from bot.access import IsOwner
 from bot.drafts import feedback
 from bot.reports import picks_text
 from bot.scheduler import RetrainSchedule
-from engine.service import ReplyService
 from storage import Database
 from storage import adapters as adapters_table
 from storage import chats as chats_table
@@ -20,6 +19,7 @@ from storage import imports as imports_table
 from storage import memory as memory_table
 from storage import messages as messages_table
 from storage import runs as runs_table
+from twin.engine.service import ReplyService
 
 
 def _when(timestamp: float | None) -> str:
@@ -33,7 +33,7 @@ def _counted(number: int, noun: str) -> str:
 
 
 async def _memory_line(db: Database, replies: ReplyService) -> str:
-    if not replies.memory.enabled:
+    if not replies.prompts.memory.enabled:
         return "Memory: off (memory.enabled)"
     remembered = _counted(await memory_table.count(db), "exchange")
     if not replies.remembers:

@@ -11,11 +11,12 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bot.access import IsOwner
 from bot.config import BotConfig
-from dataset.style import describe, owner_style
-from engine.settings import describe_knobs, parse_knob
-from engine.style import owner_generation
 from storage import Database
 from storage import settings as settings_table
+from twin.dataset.style import describe, owner_style
+from twin.engine.settings import describe_knobs, parse_knob
+from twin.engine.style import owner_generation
+from twin.prompt.samples import SampleMaker
 
 USAGE = "Usage: /style, /style NAME VALUE (e.g. /style temperature 0.8), /style reset"
 
@@ -52,7 +53,9 @@ async def style(
 
 async def _profile_and_knobs(db: Database, config: BotConfig) -> str:
     # Built from the whole database: seconds on a large one, so off the event loop.
-    profile = await asyncio.to_thread(owner_style, db.path, config.dataset, config.prompt)
+    profile = await asyncio.to_thread(
+        owner_style, db.path, config.dataset, SampleMaker(config.prompt)
+    )
     lines = (
         describe(profile) if profile else ["No style profile yet: none of your replies is stored."]
     )

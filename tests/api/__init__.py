@@ -1,1 +1,1 @@
-"""The tests of api/."""
+"""The tests of twin/api/."""

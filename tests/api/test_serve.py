@@ -22,18 +22,20 @@ import psutil
 import pytest
 from aiohttp import web
 
-from api.server import CONFIG, make_app
-from api.settings import ServeSettings
-from dataset.prompt import Prompt
-from dataset.settings import DatasetSettings, PromptSettings
-from engine.generate import ReplyEngine
-from engine.settings import GenerationSettings, new_tokens
-from memory.index import refresh
-from memory.settings import MemorySettings
 from storage import Database, open_database
 from tests.bot_harness import Recording
 from tests.conftest import ROOT
 from tests.exports import chat, dialogue, full_export, import_into
+from twin.api.server import CONFIG, make_app
+from twin.api.settings import ServeSettings
+from twin.dataset.settings import DatasetSettings
+from twin.engine.generate import ReplyEngine
+from twin.engine.settings import GenerationSettings, new_tokens
+from twin.memory.index import refresh
+from twin.memory.settings import MemorySettings
+from twin.prompt.reply import ReplyPrompts
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 from twin.wiring import serve_token
 
 TOKEN = "test-serve-token"
@@ -69,7 +71,9 @@ class Server:
 async def serving(
     engine: ReplyEngine, db: Database, tmp_path: Path, **settings: object
 ) -> AsyncIterator[Server]:
-    replies = Recording(lambda: engine, Prompt(), DAY, 128, MemorySettings(), tmp_path / "twin.db")
+    replies = Recording(
+        lambda: engine, ReplyPrompts(Prompt(), DAY, 128, MemorySettings(), tmp_path / "twin.db")
+    )
     await replies.start(db)
     app = make_app(
         replies,
@@ -112,7 +116,7 @@ async def test_a_completion_answers_the_conversation_as_twin_prompts_it(server: 
     context = prompt.context([prompt.tagged("привет", False), prompt.tagged("ну привет", True)])
     # The system message is the owner's facts; nothing of his chats is recalled.
     expected = prompt.render(context, "как дела?", prompt.memory("Живу в Казани", []))
-    assert server.replies.prompts == [expected]
+    assert server.replies.asked == [expected]
     models = await client.models.list()
     assert [m.id for m in models.data] == ["twin"]
 
@@ -245,7 +249,7 @@ async def test_a_client_that_leaves_a_stream_is_one_info_line(
         await asyncio.sleep(0.05)
     assert serving.admitted == 0
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
-    left = [r.getMessage() for r in caplog.records if r.name == "api.server"]
+    left = [r.getMessage() for r in caplog.records if r.name == "twin.api.server"]
     assert len(left) == 1 and "the client left" in left[0]
 
 
@@ -284,12 +288,12 @@ async def test_api_replies_recall_nothing_of_the_chats_unless_serve_recall(
     asked = [{"role": "user", "content": "pizza tonight?"}]
     prompts = {}
     async with open_database(db_path) as db:
-        await refresh(db, DatasetSettings(), PromptSettings())
+        await refresh(db, DatasetSettings(), PromptSettings().burst_separator)
         for recall in (None, True):
             settings = {} if recall is None else {"recall": recall}
             async for server in serving(engine, db, tmp_path, **settings):
                 await server.client().chat.completions.create(model="twin", messages=asked)  # type: ignore[arg-type]
-                prompts[recall] = server.replies.prompts[-1]
+                prompts[recall] = server.replies.asked[-1]
     assert "usual place" in prompts[True]  # memory would find it: the check can fail
     assert "usual place" not in prompts[None]
 

@@ -17,11 +17,6 @@ import pytest
 from bot.app import APOLOGY
 from bot.config import BotConfig
 from bot.settings import BotSettings, RetrainSettings
-from dataset.prompt import Prompt
-from engine.generate import ReplyEngine
-from engine.settings import GenerationSettings
-from memory.scopes import Scope
-from memory.settings import MemorySettings
 from storage import bot_messages, open_database
 from storage import settings as settings_table
 from tests.bot_harness import Harness, Recording
@@ -29,6 +24,12 @@ from tests.conftest import ROOT
 from tests.exports import import_into
 from tests.fake_telegram import FakeTelegram
 from twin.commands.demo import sample_export
+from twin.engine.generate import ReplyEngine
+from twin.engine.settings import GenerationSettings
+from twin.memory.scopes import Scope
+from twin.memory.settings import MemorySettings
+from twin.prompt.reply import ReplyPrompts
+from twin.prompt.text import Prompt
 
 OWNER = 700100200  # the sample persona's id: the import makes them the owner
 FRIEND = 5005
@@ -64,7 +65,8 @@ async def harness(
     await fake.start()
     engine.use_adapter(None)
     replies = Recording(
-        lambda: engine, Prompt(), 86400, 128, MemorySettings(facts="Живу в Казани"), db_path
+        lambda: engine,
+        ReplyPrompts(Prompt(), 86400, 128, MemorySettings(facts="Живу в Казани"), db_path),
     )
     config = BotConfig(
         token="123456:TEST-token",
@@ -166,7 +168,7 @@ async def test_facts_reach_every_prompt_and_bot_users_recall_only_their_chat(
     fake = harness.fake
     fake.send(FRIEND, "ну что?")
     await fake.wait_for(lambda: fake.texts(FRIEND))
-    assert "### About you:\nЖиву в Казани" in harness.replies.prompts[-1]  # the config's
+    assert "### About you:\nЖиву в Казани" in harness.replies.asked[-1]  # the config's
     assert harness.replies.requests[-1][2] == Scope(FRIEND, only_this_chat=True)
     fake.send(OWNER, "/facts set Работаю бэкендером\nзовут Тёма")
     await fake.wait_for(lambda: any(t.startswith("Saved") for t in fake.texts(OWNER)))
@@ -174,15 +176,15 @@ async def test_facts_reach_every_prompt_and_bot_users_recall_only_their_chat(
     shown = await fake.wait_for(lambda: [t for t in fake.texts(OWNER) if "Your facts" in t])
     assert "Работаю бэкендером\nзовут Тёма" in shown[0]
     fake.send(OWNER, "как дела?")
-    await fake.wait_for(lambda: len(harness.replies.prompts) == 2)
-    assert "Работаю бэкендером\nзовут Тёма" in harness.replies.prompts[-1]
-    assert "Казани" not in harness.replies.prompts[-1]
+    await fake.wait_for(lambda: len(harness.replies.asked) == 2)
+    assert "Работаю бэкендером\nзовут Тёма" in harness.replies.asked[-1]
+    assert "Казани" not in harness.replies.asked[-1]
     assert harness.replies.requests[-1][2] == Scope(None)  # the owner recalls everything
     fake.send(OWNER, "/facts clear")
     await fake.wait_for(lambda: any(t.startswith("Facts cleared") for t in fake.texts(OWNER)))
     fake.send(FRIEND, "а сейчас?")
-    await fake.wait_for(lambda: len(harness.replies.prompts) == 3)
-    assert "About you" not in harness.replies.prompts[-1]
+    await fake.wait_for(lambda: len(harness.replies.asked) == 3)
+    assert "About you" not in harness.replies.asked[-1]
     fake.send(FRIEND, "/facts set I am the owner now")  # others cannot
     await fake.wait_for(lambda: "I don't know that command. /help" in fake.texts(FRIEND))
     assert await settings_table.get(harness.db, settings_table.FACTS) == ""

@@ -211,9 +211,9 @@ async def test_a_userbot_logged_in_as_someone_else_is_refused(
 ) -> None:
     from exporter import userbot
     from exporter.userbot import UserbotError
-    from memory.keeper import MemoryKeeper
     from tests.fake_telethon import ScriptedTelegram, user
     from twin.commands import run as run_command
+    from twin.memory.keeper import MemoryKeeper
     from twin.settings import Settings
 
     someone = ScriptedTelegram(user(42, "Someone", is_self=True), [])
@@ -222,7 +222,7 @@ async def test_a_userbot_logged_in_as_someone_else_is_refused(
         data_dir=tmp_path,
         telegram={"api_id": 1, "api_hash": "h", "session": "s"},  # type: ignore[arg-type]
     )
-    memory = MemoryKeeper(db, settings.memory, settings.dataset, settings.prompt)
+    memory = MemoryKeeper(db, settings.memory, settings.dataset, settings.prompt.burst_separator)
     start = run_command.userbot_starter(settings, db, memory)
 
     class Workflow:
@@ -360,10 +360,12 @@ async def test_a_lone_surrogate_is_repaired_and_counted(db_path: Path, tmp_path:
 async def test_excluded_chats_and_the_twins_own_words_stay_out_of_training(
     db_path: Path, tmp_path: Path
 ) -> None:
-    from dataset.build import build_dataset, preferences_path, read_samples
-    from dataset.settings import DatasetSettings, PromptSettings
     from storage import drafts as drafts_table
     from storage import messages as messages_table
+    from twin.dataset.build import build_dataset, preferences_path, read_samples
+    from twin.dataset.settings import DatasetSettings
+    from twin.prompt.samples import SampleMaker
+    from twin.prompt.settings import PromptSettings
 
     lines = [(0, "them: как дела"), (60, "me: норм"), (120, "them: а вечером?"), (180, "me: AUTO")]
     for peer in (42, 43):
@@ -381,7 +383,7 @@ async def test_excluded_chats_and_the_twins_own_words_stay_out_of_training(
             await drafts_table.mark_sent(db, draft, 99)
     out = tmp_path / "samples.jsonl"
     settings = DatasetSettings(val_fraction=0, exclude_chats=[43])
-    build_dataset(db_path, out, settings, PromptSettings())
+    build_dataset(db_path, out, settings, SampleMaker(PromptSettings()))
     outputs = [s["output"] for s in read_samples(out)]
     assert outputs == ["норм"]  # not chat 43, not the twin's own "AUTO"
     pairs = [json.loads(line) for line in preferences_path(out).read_text().splitlines()]
@@ -460,15 +462,17 @@ async def test_a_seed_phrase_without_digits_is_scrubbed_from_samples(
 ) -> None:
     """Only texts with a digit or a sign used to reach the scrubber; a seed phrase has
     neither."""
-    from dataset.build import build_dataset, read_samples
-    from dataset.settings import DatasetSettings, PromptSettings
+    from twin.dataset.build import build_dataset, read_samples
+    from twin.dataset.settings import DatasetSettings
+    from twin.prompt.samples import SampleMaker
+    from twin.prompt.settings import PromptSettings
 
     seed = "blame mosquito hotel dance refuse evil cage swim air output zero equal"
     lines = [(0, "them: скинь сид от кошелька"), (60, f"me: {seed}")]
     export = write_json(tmp_path / "c.json", chat(42, dialogue(42, lines)))
     await run_import(db_path, export, owner_id=OWNER)
     out = tmp_path / "samples.jsonl"
-    build_dataset(db_path, out, DatasetSettings(val_fraction=0), PromptSettings())
+    build_dataset(db_path, out, DatasetSettings(val_fraction=0), SampleMaker(PromptSettings()))
     assert [s["output"] for s in read_samples(out)] == ["[SEED]"]
 
 

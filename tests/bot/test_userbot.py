@@ -16,16 +16,8 @@ from bot.config import BotConfig
 from bot.drafts import draft_scope, feedback
 from bot.keyboards import DraftAction
 from bot.settings import BotSettings, RetrainSettings, UserbotSettings
-from dataset.build import build_dataset, preferences_path, read_samples
-from dataset.prompt import Prompt
-from dataset.settings import DatasetSettings, PromptSettings
-from engine.generate import ReplyEngine
-from engine.settings import GenerationSettings
 from exporter.live import LiveUserbot
 from exporter.sync import sync
-from memory.keeper import MemoryKeeper
-from memory.scopes import Scope
-from memory.settings import MemorySettings
 from storage import Database, open_database
 from storage import chats as chats_table
 from storage import drafts as drafts_table
@@ -33,6 +25,17 @@ from storage import settings as settings_table
 from tests.bot_harness import Harness, Recording
 from tests.fake_telegram import FakeTelegram
 from tests.fake_telethon import OWNER, ScriptedTelegram, user
+from twin.dataset.build import build_dataset, preferences_path, read_samples
+from twin.dataset.settings import DatasetSettings
+from twin.engine.generate import ReplyEngine
+from twin.engine.settings import GenerationSettings
+from twin.memory.keeper import MemoryKeeper
+from twin.memory.scopes import Scope
+from twin.memory.settings import MemorySettings
+from twin.prompt.reply import ReplyPrompts
+from twin.prompt.samples import SampleMaker
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 
 ANNA, BORIS = 201, 202
 
@@ -140,7 +143,9 @@ def make_loop(
         retrain=RetrainSettings(schedule=""),
         drafts=UserbotSettings.model_validate({"auto_delay": 0.3, **drafts}),
     )
-    replies = Recording(lambda: engine, Prompt(), session_gap=86400, context_tokens=128)
+    replies = Recording(
+        lambda: engine, ReplyPrompts(Prompt(), session_gap=86400, context_tokens=128)
+    )
     return Loop(Harness(fake, db, replies, config), telegram, memory)
 
 
@@ -214,7 +219,7 @@ async def test_what_the_owner_writes_or_approves_is_remembered_at_once(
     world, engine: ReplyEngine
 ) -> None:
     fake, db, telegram = world
-    memory = MemoryKeeper(db, MemorySettings(), DatasetSettings(), PromptSettings())
+    memory = MemoryKeeper(db, MemorySettings(), DatasetSettings(), PromptSettings().burst_separator)
     loop = make_loop(fake, db, engine, telegram, memory)
     await loop.start()
     try:
@@ -556,7 +561,7 @@ async def test_corrections_become_training_data(loop: Loop, tmp_path: Path) -> N
     await loop.edit(await loop.card(), "в семь у метро, пиши +7 921 555-13-07")
     await loop.fake.wait_for(lambda: loop.telegram.sent)
     out = tmp_path / "samples.jsonl"
-    build_dataset(loop.db.path, out, DatasetSettings(val_fraction=0), PromptSettings())
+    build_dataset(loop.db.path, out, DatasetSettings(val_fraction=0), SampleMaker(PromptSettings()))
     samples = read_samples(out)
     # The owner's own words are an owner turn answering the message (scrubbed).
     assert any(s["output"] == "в семь у метро, пиши [PHONE]" for s in samples)

@@ -1,1 +1,1 @@
-"""The tests of dataset/."""
+"""The tests of twin/dataset/."""

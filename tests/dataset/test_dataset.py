@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from litgpt.data.json_data import load_split
 
-import dataset.build as dataset_module
-from dataset.build import (
+import twin.dataset.build as dataset_module
+from tests.exports import OWNER, chat, dialogue, full_export, import_into, message
+from twin.commands.demo import sample_export
+from twin.dataset.build import (
     VAL_CAP,
     VAL_MIN_MESSAGES,
     DatasetStats,
@@ -17,10 +19,10 @@ from dataset.build import (
     build_dataset,
     read_samples,
 )
-from dataset.prompt import Prompt
-from dataset.settings import DatasetSettings, PromptSettings
-from tests.exports import OWNER, chat, dialogue, full_export, import_into, message
-from twin.commands.demo import sample_export
+from twin.dataset.settings import DatasetSettings
+from twin.prompt.samples import SampleMaker
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 
 PEER = 2000
 DAY = 86400
@@ -33,7 +35,10 @@ async def build(
     await import_into(db_path, full_export(chats))
     out = tmp_path / "samples.jsonl"
     stats = build_dataset(
-        db_path, out, DatasetSettings(**{"val_fraction": 0, **settings}), prompt or PromptSettings()
+        db_path,
+        out,
+        DatasetSettings(**{"val_fraction": 0, **settings}),
+        SampleMaker(prompt or PromptSettings()),
     )
     return read_samples(out), stats
 
@@ -211,7 +216,9 @@ async def test_the_newest_conversations_are_validation_with_no_leak(tmp_path: Pa
     db_path = tmp_path / "twin.db"
     await import_into(db_path, export)
     out = tmp_path / "samples.jsonl"
-    stats = build_dataset(db_path, out, DatasetSettings(val_fraction=0.2), PromptSettings())
+    stats = build_dataset(
+        db_path, out, DatasetSettings(val_fraction=0.2), SampleMaker(PromptSettings())
+    )
     samples = read_samples(out)
     train = [s for s in samples if s["split"] == "train"]
     val = [s for s in samples if s["split"] == "val"]
@@ -232,13 +239,16 @@ async def test_same_database_same_bytes_serial_or_parallel(
     db_path = tmp_path / "twin.db"
     await import_into(db_path, sample_export())
     settings = DatasetSettings(val_fraction=0.1)
-    first = build_dataset(db_path, tmp_path / "a.jsonl", settings, PromptSettings())
-    again = build_dataset(db_path, tmp_path / "b.jsonl", settings, PromptSettings())
+    first = build_dataset(db_path, tmp_path / "a.jsonl", settings, SampleMaker(PromptSettings()))
+    again = build_dataset(db_path, tmp_path / "b.jsonl", settings, SampleMaker(PromptSettings()))
     # Small jobs in two worker processes: the same file, byte for byte.
     monkeypatch.setattr(dataset_module, "PARALLEL_FROM_MESSAGES", 0)
     monkeypatch.setattr(dataset_module, "JOB_MESSAGES", 200)
     parallel = build_dataset(
-        db_path, tmp_path / "c.jsonl", settings.model_copy(update={"workers": 2}), PromptSettings()
+        db_path,
+        tmp_path / "c.jsonl",
+        settings.model_copy(update={"workers": 2}),
+        SampleMaker(PromptSettings()),
     )
     data = (tmp_path / "a.jsonl").read_bytes()
     assert data == (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "c.jsonl").read_bytes()
@@ -252,25 +262,6 @@ async def test_litgpt_reads_the_file(tmp_path: Path) -> None:
     loaded = load_split(tmp_path / "samples.jsonl")
     assert loaded[0]["instruction"] == "hi" and loaded[0]["output"] == "hey"
     assert "input" in loaded[0]
-
-
-def test_prompt_renders_with_and_without_context() -> None:
-    prompt = Prompt()
-    with_context = prompt.render("R: a\nI: b", "c")
-    assert with_context.startswith("You (I) are chatting with a user R.")
-    assert (
-        "### Your previous communication:\nR: a\nI: b\n\n### His new message:\nc\n\n"
-        in with_context
-    )
-    assert with_context.endswith("### Your response:\n")
-    assert "previous communication" not in prompt.render("", "c")
-
-
-def test_bad_templates_are_refused() -> None:
-    with pytest.raises(ValueError, match="instruction"):
-        PromptSettings(template="no placeholders {context}")
-    with pytest.raises(ValueError, match="may only use"):
-        PromptSettings(template="{context} {instruction} {oops}")
 
 
 def test_a_history_of_few_long_conversations_holds_out_more_than_its_tenth() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from dataset.pii import ScrubStats, iban_ok, luhn_ok, scrub
 from tests.pii_cases import (
     AUDIT,
     AUDIT_LOOK_ALIKES,
@@ -16,6 +15,7 @@ from tests.pii_cases import (
     cases,
 )
 from tests.pii_metrics import measure
+from twin.dataset.pii import ScrubStats, iban_ok, luhn_ok, scrub
 
 ALL = POSITIVES + NEGATIVES + HELDOUT + EXTENDED + EXTENDED_LOOK_ALIKES + AUDIT + AUDIT_LOOK_ALIKES
 
@@ -64,15 +64,17 @@ def test_what_an_audit_found_reaching_samples_is_scrubbed() -> None:
 
 async def test_a_card_over_two_messages_is_scrubbed_in_the_sample(tmp_path) -> None:
     """The burst becomes one turn before scrubbing: each half alone is no card number."""
-    from dataset.build import build_dataset, read_samples
-    from dataset.settings import DatasetSettings, PromptSettings
     from tests.exports import chat, dialogue, full_export, import_into
+    from twin.dataset.build import build_dataset, read_samples
+    from twin.dataset.settings import DatasetSettings
+    from twin.prompt.samples import SampleMaker
+    from twin.prompt.settings import PromptSettings
 
     lines = [(0, "them: скинь номер карты"), (30, "me: 4111 1111"), (35, "me: 1111 1111")]
     db = tmp_path / "twin.db"
     await import_into(db, full_export([chat(2000, dialogue(2000, lines))]))
     out = tmp_path / "samples.jsonl"
-    build_dataset(db, out, DatasetSettings(val_fraction=0), PromptSettings())
+    build_dataset(db, out, DatasetSettings(val_fraction=0), SampleMaker(PromptSettings()))
     (sample,) = read_samples(out)
     assert sample["output"] == "[CARD]"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset.style import Authorship, compare, describe, profile, words_of
+from twin.dataset.style import Authorship, compare, describe, profile, words_of
 
 # Bursts joined by the separator, as in the samples.
 OWNER = [
@@ -98,10 +98,10 @@ def test_compare_sets_each_side_beside_the_real_replies() -> None:
 async def test_the_owners_knobs_sit_on_the_configured_settings(tmp_path: Path) -> None:
     """engine.style.owner_generation, which every reply path calls: the stored /style
     knobs win, the rest stays as configured, and a reset goes back to the configuration."""
-    from engine.settings import GenerationSettings
-    from engine.style import owner_generation
     from storage import open_database
     from storage import settings as stored_settings
+    from twin.engine.settings import GenerationSettings
+    from twin.engine.style import owner_generation
 
     configured = GenerationSettings(temperature=0.5, top_k=20)
     async with open_database(tmp_path / "t.db") as db:

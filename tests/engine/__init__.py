@@ -1,1 +1,1 @@
-"""The tests of engine/."""
+"""The tests of twin/engine/."""

@@ -11,23 +11,25 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.generate as generate_module
+import twin.engine.generate as generate_module
 from bot.telegram_text import fit, split_long
-from dataset.build import build_dataset, read_samples
-from dataset.conversations import conversation_turns, sendable_text
-from dataset.pii import ScrubStats
-from dataset.prompt import Prompt
-from dataset.samples import reply_prompt
-from dataset.settings import DatasetSettings, PromptSettings
-from engine.generate import DegenerateReply, ReplyEngine
-from engine.service import ReplyService
-from engine.settings import RETRY_PENALTY, RETRY_TEMPERATURE, GenerationSettings, Sampling
-from engine.stream import TextStream
-from model import registry
-from model.lora import adapter_state
 from storage import messages, open_database
 from tests.exports import import_into
 from twin.commands.demo import sample_export
+from twin.dataset.build import build_dataset, read_samples
+from twin.dataset.conversations import conversation_turns, sendable_text
+from twin.dataset.pii import ScrubStats
+from twin.dataset.settings import DatasetSettings
+from twin.engine.generate import DegenerateReply, ReplyEngine
+from twin.engine.service import ReplyService
+from twin.engine.settings import RETRY_PENALTY, RETRY_TEMPERATURE, GenerationSettings, Sampling
+from twin.engine.stream import TextStream
+from twin.model import registry
+from twin.model.lora import adapter_state
+from twin.prompt.reply import ReplyPrompts, reply_prompt
+from twin.prompt.samples import SampleMaker
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 
 SETTINGS = GenerationSettings(max_new_tokens=30, seed=11)
 PROMPT = Prompt().render("R: привет\nI: ку", "как дела?")
@@ -208,9 +210,7 @@ async def test_replies_are_served_in_order_without_blocking_the_loop(
 ) -> None:
     service = ReplyService(
         lambda: ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", max_seq_length=512),
-        Prompt(),
-        session_gap=86400,
-        context_tokens=128,
+        ReplyPrompts(Prompt(), session_gap=86400, context_tokens=128),
     )
     now = int(time.time())
     finished: list[int] = []
@@ -242,7 +242,7 @@ async def test_generation_prompt_equals_the_training_prompt(
     await import_into(db_path, sample_export())
     out = tmp_path / "samples.jsonl"
     settings = DatasetSettings(val_fraction=0.1, context_tokens=64)
-    build_dataset(db_path, out, settings, PromptSettings(), tiny_checkpoint)
+    build_dataset(db_path, out, settings, SampleMaker(PromptSettings()), tiny_checkpoint)
     samples = read_samples(out)
     engine_counter = ReplyEngine(tiny_checkpoint, Prompt(), "32-true", "cpu", 512).count_tokens
     chat_id = samples[0]["chat_id"]
@@ -255,7 +255,11 @@ async def test_generation_prompt_equals_the_training_prompt(
             continue  # the owner opened the conversation: there was nothing to reply to
         # Everything stored before the reply: the history generation would see.
         before = [r for r in rows if r[2] < sample["date"]]
-        turns = list(conversation_turns(before, settings.session_gap, prompt, ScrubStats()))[-1]
+        turns = list(
+            conversation_turns(
+                before, settings.session_gap, prompt.settings.burst_separator, ScrubStats()
+            )
+        )[-1]
         expected = prompt.render(sample["input"], sample["instruction"])
         assert reply_prompt(turns, prompt, settings.context_tokens, engine_counter) == expected
         checked += 1

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
-from engine.errors import BackendError
-from engine.llama_cpp import SHIPPED, weights_gguf
 from tests.conftest import ROOT
+from twin.engine.errors import BackendError
+from twin.engine.llama_cpp import SHIPPED, weights_gguf
 
 
 def test_without_llama_cpp_the_backend_is_refused_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine import llama_cpp
+    from twin.engine import llama_cpp
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp fails
     with pytest.raises(BackendError, match="needs llama-cpp-python"):
@@ -68,12 +68,12 @@ def test_twins_own_weights_are_written_once_beside_the_shipped_file(
 def test_llama_cpp_agrees_with_twins_engine_on_the_greedy_token(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python (an optional extra) is not installed")
     from benchmarks.generate_bench import persona_texts, trained_size_adapter
-    from dataset.prompt import Prompt
-    from engine.generate import ReplyEngine
-    from engine.settings import Sampling
-    from model import registry
-    from model.checkpoints import prepare, read_config
-    from model.lora import adapter_state
+    from twin.engine.generate import ReplyEngine
+    from twin.engine.settings import Sampling
+    from twin.model import registry
+    from twin.model.checkpoints import prepare, read_config
+    from twin.model.lora import adapter_state
+    from twin.prompt.text import Prompt
     from twin.settings import Settings
     from twin.wiring import make_engine
 

@@ -1,1 +1,1 @@
-"""The tests of memory/."""
+"""The tests of twin/memory/."""

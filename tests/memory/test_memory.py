@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from dataset.settings import DatasetSettings, PromptSettings
-from memory import index as memory_index
-from memory.index import refresh
-from memory.recall import Recall, words
 from storage import memory as index
 from storage import open_database
 from storage.memory import ExchangeSearch
 from storage.rows import ExchangeRow
 from tests.exports import T0, chat, dialogue, full_export, import_into
+from twin.dataset.settings import DatasetSettings
+from twin.memory import index as memory_index
+from twin.memory.index import refresh
+from twin.memory.recall import Recall, words
+from twin.prompt.settings import PromptSettings
 
 PEER, OTHER, CHANNEL = 2000, 3000, 4000
 DAY = 86400
@@ -26,7 +27,7 @@ LOAN_REPLY = "ща гляну\nмогу 500, остальное в понеде�
 
 async def indexed(db_path: Path, **settings: object) -> list[ExchangeRow]:
     async with open_database(db_path) as db:
-        await refresh(db, DatasetSettings(**settings), PROMPT)
+        await refresh(db, DatasetSettings(**settings), PROMPT.burst_separator)
     with sqlite3.connect(db_path) as conn:
         found = conn.execute(f"SELECT {', '.join(ExchangeRow._fields)} FROM exchanges")
         return [ExchangeRow._make(values) for values in found]
@@ -104,7 +105,7 @@ async def test_new_messages_give_what_indexing_everything_at_once_gives(tmp_path
     assert len(stepwise) == 4
     # Nothing new: nothing is read again.
     async with open_database(step) as db:
-        report = await refresh(db, DatasetSettings(), PROMPT)
+        report = await refresh(db, DatasetSettings(), PROMPT.burst_separator)
     assert (report.chats, report.messages, report.exchanges) == (0, 0, 0)
 
 
@@ -258,9 +259,9 @@ async def test_a_word_in_common_by_chance_recalls_nothing(tmp_path: Path) -> Non
 async def test_the_owners_facts_win_over_the_configured_ones(tmp_path: Path) -> None:
     """One rule for every prompt: what /facts stored (an empty text after /facts clear
     included) wins over memory.facts; with nothing stored the configuration's apply."""
-    from memory.facts import owner_facts
-    from memory.settings import MemorySettings
     from storage import settings as stored_settings
+    from twin.memory.settings import MemorySettings
+    from twin.prompt.facts import owner_facts
 
     configured = MemorySettings(facts="I live in Kazan")
     async with open_database(tmp_path / "t.db") as db:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from dataset.settings import DatasetSettings, PromptSettings
 from exporter import ingest
-from memory import keeper as memory_keeper
-from memory.keeper import MemoryKeeper
-from memory.settings import MemorySettings
 from storage import open_database
 from storage.rows import MessageRow
 from tests.exports import OWNER, T0, chat, dialogue, full_export, import_into
+from twin.dataset.settings import DatasetSettings
+from twin.memory import keeper as memory_keeper
+from twin.memory.keeper import MemoryKeeper
+from twin.memory.settings import MemorySettings
+from twin.prompt.settings import PromptSettings
 
 PEER, OTHER = 2000, 3000
 
@@ -34,7 +35,9 @@ async def test_start_indexes_everything_and_a_new_reply_joins_at_once(tmp_path: 
         full_export([chat(PEER, dialogue(PEER, lines)), chat(OTHER, dialogue(OTHER, lines))]),
     )
     async with open_database(db_path) as db:
-        keeper = MemoryKeeper(db, MemorySettings(), DatasetSettings(), PromptSettings())
+        keeper = MemoryKeeper(
+            db, MemorySettings(), DatasetSettings(), PromptSettings().burst_separator
+        )
         keeper.start()
         keeper.chat_changed(PEER)  # at once: the two refreshes must not index PEER twice
         await keeper.stop()
@@ -61,7 +64,7 @@ async def test_memory_off_indexes_nothing(tmp_path: Path) -> None:
     await import_into(db_path, full_export([chat(PEER, dialogue(PEER, lines))]))
     async with open_database(db_path) as db:
         keeper = MemoryKeeper(
-            db, MemorySettings(enabled=False), DatasetSettings(), PromptSettings()
+            db, MemorySettings(enabled=False), DatasetSettings(), PromptSettings().burst_separator
         )
         keeper.start()
         keeper.chat_changed(PEER)
@@ -83,7 +86,9 @@ async def test_a_burst_of_the_owners_messages_is_one_refresh(
 
     monkeypatch.setattr(memory_keeper, "refresh", counted)
     async with open_database(db_path) as db:
-        keeper = MemoryKeeper(db, MemorySettings(), DatasetSettings(), PromptSettings())
+        keeper = MemoryKeeper(
+            db, MemorySettings(), DatasetSettings(), PromptSettings().burst_separator
+        )
         keeper.start()
         for _ in range(5):  # a reply of five messages, while the first refresh runs
             keeper.chat_changed(PEER)

@@ -1,1 +1,1 @@
-"""The tests of model/."""
+"""The tests of twin/model/."""

@@ -14,18 +14,18 @@ import torch
 from gguf import GGUFReader
 from litgpt import GPT, Tokenizer
 
-from model import checkpoints
-from model.checkpoints import CheckpointError, hub_repo_id, load_weights, locate
-from model.device import choose_precision, cpu_runs_bf16
-from model.gguf_convert import (
+from tests.conftest import ROOT
+from tests.small_gguf import LAYERS, write_small_gguf
+from twin.model import checkpoints
+from twin.model.checkpoints import CheckpointError, hub_repo_id, load_weights, locate
+from twin.model.device import choose_precision, cpu_runs_bf16
+from twin.model.gguf_convert import (
     gemma3_config,
     gemma3_state_dict,
     gemma3_tokenizer,
     write_checkpoint,
 )
-from model.settings import ModelSettings
-from tests.conftest import ROOT
-from tests.small_gguf import LAYERS, write_small_gguf
+from twin.model.settings import ModelSettings
 
 
 @pytest.fixture(scope="module")

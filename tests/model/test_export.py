@@ -19,27 +19,27 @@ from gguf import GGUFReader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from peft import PeftModel
 
-from dataset.prompt import Prompt
-from dataset.prompt_templates import go_template, jinja_template, modelfile
-from dataset.settings import PromptSettings
-from model import registry
-from model.checkpoints import read_config
-from model.errors import ExportError
-from model.export_gguf import write_lora, write_merged, write_weights
-from model.export_peft import write_peft
-from model.gguf_convert import (
+from storage import open_database
+from tests.hf_gemma import hf_model
+from twin.cli import main
+from twin.model import registry
+from twin.model.checkpoints import read_config
+from twin.model.errors import ExportError
+from twin.model.export_gguf import write_lora, write_merged, write_weights
+from twin.model.export_peft import write_peft
+from twin.model.gguf_convert import (
     _BLOCK_NAMES,
     GGUFError,
     gemma3_config,
     gemma3_gguf_tensor,
     gemma3_state_dict,
 )
-from model.lora import TwinGPT, adapter_state, build_model
-from model.lora_parts import LoRAPair, lora_pairs, merged_delta
-from model.settings import LoRASettings
-from storage import open_database
-from tests.hf_gemma import hf_model
-from twin.cli import main
+from twin.model.lora import TwinGPT, adapter_state, build_model
+from twin.model.lora_parts import LoRAPair, lora_pairs, merged_delta
+from twin.model.settings import LoRASettings
+from twin.prompt.settings import PromptSettings
+from twin.prompt.templates import go_template, jinja_template, modelfile
+from twin.prompt.text import Prompt
 
 GO_RENDER = Path(__file__).parents[1] / "go" / "ollama_render.go"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.memory_table import measured_peak, small_config
-from model.footprint import training_footprint
-from model.settings import LoRASettings
+from twin.model.footprint import training_footprint
+from twin.model.settings import LoRASettings
 
 FLOAT32 = 4
 

@@ -12,8 +12,6 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from model.lora import build_model, frozen_linear
-from model.settings import LoRASettings, ModelSettings
 from tests.conftest import ROOT
 from tests.trainer.test_finetune import (  # noqa: F401 (fixtures)
     FAST,
@@ -24,6 +22,8 @@ from tests.trainer.test_finetune import (  # noqa: F401 (fixtures)
 )
 from trainer.finetune import train
 from trainer.run import run_training
+from twin.model.lora import build_model, frozen_linear
+from twin.model.settings import LoRASettings, ModelSettings
 
 bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes (the qlora extra) is not installed")
 

@@ -15,7 +15,6 @@ import psutil
 import pytest
 import torch
 
-from model import registry
 from storage import runs as runs_table
 from storage import with_database
 from storage.adapters import all_adapters
@@ -26,6 +25,7 @@ from trainer.finetune import Progress
 from trainer.processes import JOB_FILE, RESULT_FILE, torchrun_command
 from trainer.run import RunConfig, RunReport, TrainingError, run_training
 from trainer.settings import TrainSettings
+from twin.model import registry
 
 # Eight steps of eight samples, a checkpoint every two, the same seed everywhere; no time
 # budget (a slow machine must not end a run early).

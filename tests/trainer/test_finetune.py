@@ -16,14 +16,6 @@ import torch
 import torch.nn.functional as F
 from litgpt import Tokenizer
 
-from dataset.build import read_samples
-from dataset.prompt import Prompt
-from dataset.settings import DatasetSettings, PromptSettings
-from memory.settings import MemorySettings
-from model import registry
-from model.checkpoints import read_config
-from model.lora import build_model, frozen_linear, load_adapter
-from model.settings import LoRASettings, ModelSettings
 from storage import Database, with_database
 from storage import runs as runs_table
 from storage.adapters import active as active_adapter
@@ -38,6 +30,16 @@ from trainer.run import RunConfig, TrainingError, run_training
 from trainer.settings import TrainSettings
 from twin.cli import main
 from twin.commands.demo import sample_export
+from twin.dataset.build import read_samples
+from twin.dataset.settings import DatasetSettings
+from twin.memory.settings import MemorySettings
+from twin.model import registry
+from twin.model.checkpoints import read_config
+from twin.model.lora import build_model, frozen_linear, load_adapter
+from twin.model.settings import LoRASettings, ModelSettings
+from twin.prompt.samples import SampleMaker
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 
 FAST = TrainSettings(
     batch_size=8,
@@ -78,10 +80,10 @@ def config_for(tmp_path: Path, persona_db: Path, tiny: Path, **train: object) ->
 
 @pytest.fixture
 def encoded(tiny_checkpoint: Path, persona_db: Path, tmp_path: Path):
-    from dataset.build import build_dataset
+    from twin.dataset.build import build_dataset
 
     out = tmp_path / "samples.jsonl"
-    build_dataset(persona_db, out, DatasetSettings(val_fraction=0.1), PromptSettings())
+    build_dataset(persona_db, out, DatasetSettings(val_fraction=0.1), SampleMaker(PromptSettings()))
     tokenizer = Tokenizer(tiny_checkpoint)
     return (
         encode(read_samples(out, "train"), tokenizer, Prompt(), 512),
@@ -121,12 +123,12 @@ def test_chunked_loss_gives_the_gradient_of_the_full_cross_entropy(
     """The fused loss (frozen head) and the chunked one (a head with LoRA) give the
     gradient litgpt's full forward and a masked cross-entropy give, chunk edges
     included."""
-    import model.embedding
     import trainer.loss
+    from twin.model import embedding
 
     # many chunks, a ragged last one: rows of a trainable head, the vocabulary of a frozen one
     monkeypatch.setattr(trainer.loss, "HEAD_ROWS", 7)
-    monkeypatch.setattr(model.embedding, "VOCAB_ROWS", 37)
+    monkeypatch.setattr(embedding, "VOCAB_ROWS", 37)
     train_samples, _ = encoded
     torch.manual_seed(0)  # the same LoRA weights whatever tests ran before
     model = build_model(
@@ -162,11 +164,11 @@ def test_an_embedding_kept_in_bf16_gives_what_its_float32_widening_gives(
     does) while computing in float32: the loss, the gradients, selection's logits and the
     cached forward equal a float32 model holding the same bf16-rounded values, and the
     matrix takes half the bytes."""
-    import model.embedding
-    from model.embedding import NarrowHead, narrow_tied_embedding
     from trainer.sense import reply_logprobs
+    from twin.model import embedding
+    from twin.model.embedding import NarrowHead, narrow_tied_embedding
 
-    monkeypatch.setattr(model.embedding, "VOCAB_ROWS", 37)
+    monkeypatch.setattr(embedding, "VOCAB_ROWS", 37)
     train_samples, _ = encoded
     batch = collate(train_samples[:5])
 
@@ -222,7 +224,7 @@ def test_an_embedding_kept_in_bf16_gives_what_its_float32_widening_gives(
 
 
 def test_a_trainable_or_untied_output_layer_keeps_its_dtype(tiny_checkpoint: Path) -> None:
-    from model.embedding import narrow_tied_embedding
+    from twin.model.embedding import narrow_tied_embedding
 
     with_head = build_model(fabric32(), tiny_checkpoint, LoRASettings(targets=["head"]), 512)
     assert not narrow_tied_embedding(with_head, torch.bfloat16)
@@ -493,7 +495,7 @@ def test_training_keeps_the_best_adapter_and_stops_when_validation_gets_worse(
     tiny_checkpoint: Path, encoded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import trainer.finetune
-    from model.lora import adapter_state
+    from twin.model.lora import adapter_state
 
     train_samples, val_samples = encoded
     scripted = iter([3.0, 2.0, 2.5, 2.6, 1.0])  # best at step 2, then two worse ones

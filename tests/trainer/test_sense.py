@@ -11,11 +11,6 @@ import torch
 import torch.nn.functional as F
 from litgpt import Tokenizer
 
-from dataset.build import build_dataset, read_samples
-from dataset.prompt import Prompt
-from dataset.settings import DatasetSettings, PromptSettings
-from model.lora import build_model
-from model.settings import LoRASettings
 from tests.exports import import_into
 from trainer import sense
 from trainer.sense import (
@@ -32,6 +27,13 @@ from trainer.sense import (
     with_memory,
 )
 from twin.commands.demo import sample_export
+from twin.dataset.build import build_dataset, read_samples
+from twin.dataset.settings import DatasetSettings
+from twin.model.lora import build_model
+from twin.model.settings import LoRASettings
+from twin.prompt.samples import SampleMaker
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def all_samples(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         folder / "twin.db",
         folder / "samples.jsonl",
         DatasetSettings(val_fraction=0.1),
-        PromptSettings(),
+        SampleMaker(PromptSettings()),
     )
     return read_samples(folder / "samples.jsonl")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import ServeSettings
 from tests.conftest import ROOT
+from twin.api.settings import ServeSettings
 from twin.settings import Settings, SettingsError, TelegramSettings, load_settings
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from model import registry
 from storage import adapters as adapters_table
 from storage import with_database
 from storage.adapters import Adapter
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
+from twin.model import registry
 from twin.settings import Settings
 
 

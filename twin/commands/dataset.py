@@ -6,10 +6,11 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from dataset.build import DatasetStats, build_dataset
-from model.checkpoints import is_complete, locate
 from storage import open_database
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
+from twin.dataset.build import DatasetStats, build_dataset
+from twin.model.checkpoints import is_complete, locate
+from twin.prompt.samples import SampleMaker
 from twin.reports import format_stats, next_step
 from twin.settings import Settings
 
@@ -47,7 +48,7 @@ def make_dataset(settings: Settings, database: Path, out: Path) -> DatasetStats:
     asyncio.run(_migrate(database))
     _, checkpoint, _ = locate(settings.model.checkpoint, settings.models_dir)
     tokenizer = checkpoint if is_complete(checkpoint) else None
-    return build_dataset(database, out, settings.dataset, settings.prompt, tokenizer)
+    return build_dataset(database, out, settings.dataset, SampleMaker(settings.prompt), tokenizer)
 
 
 async def _migrate(database: Path) -> None:

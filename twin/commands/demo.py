@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from exporter.desktop_import import import_desktop_export
-from model.checkpoints import prepare, read_config
 from storage import Database, open_database, with_database
 from storage import adapters as adapters_table
 from trainer.settings import CPU_MINUTES
 from twin.commands.common import Bars, ProgressBar, ProgressLines, config_options, is_terminal
 from twin.commands.talk import run_chat
+from twin.model.checkpoints import prepare, read_config
 from twin.reports import format_evaluation, format_import, format_run
 from twin.settings import Settings
 from twin.wiring import evaluate_with, run_config

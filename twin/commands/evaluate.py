@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model import registry
-from model.checkpoints import prepare, read_config
 from storage import with_database
 from twin.commands.common import (
     Bars,
@@ -18,6 +16,8 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
+from twin.model import registry
+from twin.model.checkpoints import prepare, read_config
 from twin.reports import format_losses, format_style, next_step
 from twin.settings import Settings
 from twin.wiring import evaluate_with

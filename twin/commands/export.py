@@ -20,13 +20,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dataset.prompt import Prompt
-from dataset.prompt_templates import jinja_template, modelfile
-from dataset.settings import PromptSettings
-from model import registry
-from model.checkpoints import embedded_gguf, prepare, read_config
-from model.errors import ExportError
-from model.settings import EMBEDDED, MERGED_TYPES, LoRASettings
 from storage import with_database
 from twin.commands.common import (
     config_options,
@@ -36,6 +29,13 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
+from twin.model import registry
+from twin.model.checkpoints import embedded_gguf, prepare, read_config
+from twin.model.errors import ExportError
+from twin.model.settings import EMBEDDED, MERGED_TYPES, LoRASettings
+from twin.prompt.settings import PromptSettings
+from twin.prompt.templates import jinja_template, modelfile
+from twin.prompt.text import Prompt
 from twin.settings import Settings
 
 FORMATS = ("peft", "gguf", "merged-gguf")
@@ -77,9 +77,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # gguf, torch and litgpt: loaded for an export, not for `twin export --help`
     from gguf import GGUFReader
 
-    from model.export_gguf import write_lora, write_merged
-    from model.export_peft import write_peft
-    from model.lora_parts import lora_pairs
+    from twin.model.export_gguf import write_lora, write_merged
+    from twin.model.export_peft import write_peft
+    from twin.model.lora_parts import lora_pairs
 
     out = args.out.expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

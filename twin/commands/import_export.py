@@ -7,7 +7,6 @@ import asyncio
 from pathlib import Path
 
 from exporter.desktop_import import ImportReport, import_desktop_export
-from memory.index import RefreshReport
 from storage import open_database
 from twin.commands.common import (
     config_options,
@@ -17,6 +16,7 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
+from twin.memory.index import RefreshReport
 from twin.reports import format_import, format_memory, next_step
 from twin.settings import Settings
 from twin.wiring import remember_history

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from model.checkpoints import info, prepare
 from twin.commands.common import config_options, is_terminal, json_options, print_json
+from twin.model.checkpoints import info, prepare
 from twin.reports import format_info
 from twin.settings import Settings
 

@@ -18,7 +18,7 @@ from twin.wiring import bot_config, make_service, userbot_config
 if TYPE_CHECKING:  # aiogram, Telethon and torch load when the bot starts, not for --help
     from bot.drafts import DraftWorkflow
     from exporter.live import LiveUserbot
-    from memory.keeper import MemoryKeeper
+    from twin.memory.keeper import MemoryKeeper
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -94,14 +94,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _serve(args: argparse.Namespace, settings: Settings, database: Path) -> None:
     from bot.app import run_bot
-    from memory.keeper import MemoryKeeper
+    from twin.memory.keeper import MemoryKeeper
 
     async with open_database(database) as db:
         config = bot_config(
             settings, await _owner(db, settings.telegram.owner_id), database, args.config
         )
         replies = make_service(settings, database)
-        memory = MemoryKeeper(db, settings.memory, settings.dataset, settings.prompt)
+        memory = MemoryKeeper(
+            db, settings.memory, settings.dataset, settings.prompt.burst_separator
+        )
         memory.start()
         try:
             await run_bot(config, db, replies, userbot_starter(settings, db, memory))

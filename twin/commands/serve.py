@@ -12,8 +12,8 @@ import logging
 import signal
 from pathlib import Path
 
-from api.settings import LOCALHOST, ServeSettings
 from storage import open_database
+from twin.api.settings import LOCALHOST, ServeSettings
 from twin.commands.common import config_options, db_options, db_path
 from twin.settings import Settings, SettingsError
 from twin.wiring import make_service, serve_token
@@ -57,7 +57,7 @@ async def _serve(
 ) -> None:
     from aiohttp import web
 
-    from api.server import make_app
+    from twin.api.server import make_app
 
     replies = make_service(settings, database)
     async with open_database(database) as db:

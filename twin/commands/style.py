@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from dataset.style import describe, owner_style
-from engine.settings import describe_knobs, knob_values, parse_knob
-from engine.style import owner_generation
 from storage import settings as settings_table
 from storage import with_database
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
+from twin.dataset.style import describe, owner_style
+from twin.engine.settings import describe_knobs, knob_values, parse_knob
+from twin.engine.style import owner_generation
+from twin.prompt.samples import SampleMaker
 from twin.settings import Settings, SettingsError
 
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     current = with_database(database, lambda db: owner_generation(db, settings.generate))
-    profile = owner_style(database, settings.dataset, settings.prompt)
+    profile = owner_style(database, settings.dataset, SampleMaker(settings.prompt))
     if args.json:
         described = profile.as_dict() if profile else None
         print_json({"profile": described, "knobs": knob_values(current)})

@@ -7,22 +7,22 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from engine.errors import DegenerateReply
-from engine.settings import GenerationSettings, describe_knobs, parse_knob
-from engine.style import owner_generation
-from memory.scopes import chat_first
 from storage import BlockingDatabase, Database, StorageError
 from storage import chats as chats_table
 from storage import messages as messages_table
 from storage import settings as settings_table
 from storage.rows import HistoryRow
 from twin.commands.common import config_options, db_options, db_path, json_options, print_json
+from twin.engine.errors import DegenerateReply
+from twin.engine.settings import GenerationSettings, describe_knobs, parse_knob
+from twin.engine.style import owner_generation
+from twin.memory.scopes import chat_first
 from twin.settings import Settings
 from twin.wiring import make_engine, make_service
 
 if TYPE_CHECKING:
-    from engine.generate import Engine, Reply
-    from engine.service import ReplyService
+    from twin.engine.generate import Engine, Reply
+    from twin.engine.service import ReplyService
 
 YOU = 1  # the sender id of the person talking to the twin in `twin chat`
 

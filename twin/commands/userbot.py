@@ -7,7 +7,6 @@ import asyncio
 import getpass
 from typing import TYPE_CHECKING
 
-from memory.index import RefreshReport
 from storage import open_database
 from twin.commands.common import (
     config_options,
@@ -17,6 +16,7 @@ from twin.commands.common import (
     json_options,
     print_json,
 )
+from twin.memory.index import RefreshReport
 from twin.reports import format_memory, next_step
 from twin.settings import Settings
 from twin.wiring import remember_history, userbot_config

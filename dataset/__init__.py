@@ -1,2 +1,0 @@
-"""Chats become samples: conversations split at silences, turns merged, personal data
-scrubbed, the prompt rendered, the style measured. Reads storage; knows no model."""
