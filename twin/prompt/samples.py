@@ -39,45 +39,25 @@ class SampleMaker:
         measure: Callable[[str], int],
         dropped: Counter[str],
     ) -> Iterator[Sample]:
-        return conversation_samples(
-            turns,
-            chat_id=chat_id,
-            split=split,
-            prompt=Prompt(self.settings),
-            rules=rules,
-            measure=measure,
-            dropped=dropped,
-        )
-
-
-def conversation_samples(
-    turns: list[Turn],
-    *,
-    chat_id: int,
-    split: str,
-    prompt: Prompt,
-    rules: SampleRules,
-    measure: Callable[[str], int],
-    dropped: Counter[str],
-) -> Iterator[Sample]:
-    """One sample per kept owner turn."""
-    for index, context in owner_contexts(turns, prompt, rules.budget, measure):
-        turn = turns[index]
-        # Merged turns alternate, so only a conversation's first turn has no instruction.
-        has_instruction = index > 0
-        reason = drop_reason(turn, has_instruction, rules)
-        if reason:
-            dropped[reason] += 1
-            continue
-        yield Sample(
-            instruction=turns[index - 1].text if has_instruction else "",
-            input=context,
-            output=turn.text,
-            split=split,
-            chat_id=chat_id,
-            date=turn.date,
-            conversation=turns[0].date,
-        )
+        """One sample per kept owner turn of the conversation `turns`."""
+        prompt = Prompt(self.settings)
+        for index, context in owner_contexts(turns, prompt, rules.budget, measure):
+            turn = turns[index]
+            # Merged turns alternate, so only a conversation's first turn has no instruction.
+            has_instruction = index > 0
+            reason = drop_reason(turn, has_instruction, rules)
+            if reason:
+                dropped[reason] += 1
+                continue
+            yield Sample(
+                instruction=turns[index - 1].text if has_instruction else "",
+                input=context,
+                output=turn.text,
+                split=split,
+                chat_id=chat_id,
+                date=turn.date,
+                conversation=turns[0].date,
+            )
 
 
 def owner_contexts(
