@@ -233,11 +233,7 @@ async def _merge(
 
 
 class _BatchWriter:
-    """Writes one batch to the staging file while the caller parses the next.
-
-    aiosqlite runs SQLite in its own thread and SQLite releases the GIL while it works,
-    so handing a batch over and parsing on overlaps the two on two cores.
-    """
+    """Hands one batch to the staging file's writer while the caller parses the next."""
 
     def __init__(self, staged: staging_table.Staging, report: ImportReport) -> None:
         self.staged = staged
@@ -255,6 +251,7 @@ class _BatchWriter:
     async def close(self) -> None:
         await self.flush()
         await self._wait()
+        await self.staged.finish()
 
     @contextlib.asynccontextmanager
     async def aborted_on_error(self) -> AsyncIterator[None]:
