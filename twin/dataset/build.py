@@ -20,9 +20,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from twin.dataset.conversations import conversation_starts, conversation_turns
 from twin.dataset.pii import ScrubStats, scrub
 from twin.dataset.samples import MakesSamples, SampleRules, seen_from_the_other_side
 from twin.dataset.settings import DatasetSettings
+from twin.dataset.workers import worker_pool
 
 # Chat types that are a person talking to the owner; groups only on request; bots,
 # channels, saved messages and Telegram's service chats never.
@@ -235,14 +234,7 @@ def _build(job: _Job) -> _JobResult:
 def _results(jobs: list[_Job], context: _Context, workers: int) -> Iterator[_JobResult]:
     """Job results in job order, from a pool of worker processes or from this one."""
     if workers > 1 and len(jobs) > 1:
-        # spawn, not fork: the caller may hold threads (aiosqlite, torch) that a fork
-        # would copy mid-operation.
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(context,),
-        ) as pool:
+        with worker_pool(workers, _start_worker, (context,)) as pool:
             yield from pool.map(_build, jobs)
         return
     _start_worker(context)

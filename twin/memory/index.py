@@ -15,9 +15,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Collection
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 from storage import Database
@@ -31,6 +29,7 @@ from twin.dataset.build import PARALLEL_FROM_MESSAGES, sample_rules, select_chat
 from twin.dataset.conversations import conversation_starts, conversation_turns
 from twin.dataset.pii import ScrubStats
 from twin.dataset.settings import DatasetSettings
+from twin.dataset.workers import worker_pool
 from twin.memory.exchanges import conversation_exchanges
 
 
@@ -121,10 +120,9 @@ async def _in_a_thread(jobs: list[_Job]) -> AsyncIterator[_ChatUpdate | None]:
 
 async def _in_processes(jobs: list[_Job], workers: int) -> AsyncIterator[_ChatUpdate | None]:
     """Chats read and cut into exchanges in worker processes while this one writes the
-    index: the Python work runs on every core. Spawned, not forked: the caller may hold
-    threads (aiosqlite's) that a fork would copy mid-operation."""
+    index: the Python work runs on every core."""
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:
         pending = [loop.run_in_executor(pool, _chat_update, *job) for job in jobs]
         try:
             for future in pending:  # in order: one chat's update at a time to the index
