@@ -1,4 +1,4 @@
-"""The benchmarks' peak memory is the child's own, not its parent's."""
+"""The benchmarks' peak memory: a child's own, not its parent's; a process tree's whole."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 import resource
 import subprocess
 import sys
+import time
 
+from benchmarks.peak_memory import TreePeak
 from tests.conftest import ROOT
 
 
@@ -26,3 +28,20 @@ def test_a_child_reports_its_own_peak_not_its_parents() -> None:
     del ballast
     assert inherited >= 300  # rusage carries the parent's peak across fork and exec
     assert 0 < own < 100 < parent
+
+
+def test_a_tree_peak_counts_the_memory_of_child_processes() -> None:
+    holder = (
+        "import sys, time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+        "print('held', flush=True); sys.stdin.readline()"
+    )
+    with TreePeak(interval=0.01) as tree:
+        child = subprocess.Popen(
+            [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None and child.stdout.readline() == "held\n"
+        deadline = time.monotonic() + 60  # a bound for a sampler that never sees it
+        while tree.peak_mib < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.communicate("\n")
+    assert tree.peak_mib >= 200
