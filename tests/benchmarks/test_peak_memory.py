@@ -6,9 +6,7 @@ import json
 import resource
 import subprocess
 import sys
-import time
 
-from benchmarks.peak_memory import TreePeak
 from tests.conftest import ROOT
 
 
@@ -31,17 +29,26 @@ def test_a_child_reports_its_own_peak_not_its_parents() -> None:
 
 
 def test_a_tree_peak_counts_the_memory_of_child_processes() -> None:
-    holder = (
-        "import sys, time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
-        "print('held', flush=True); sys.stdin.readline()"
+    """In a fresh process (its own memory is small): a child holds 200 MiB."""
+    code = """
+import subprocess, sys, time
+from benchmarks.peak_memory import TreePeak
+holder = (
+    "import sys; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+    "print('held', flush=True); sys.stdin.readline()"
+)
+with TreePeak(interval=0.01) as tree:
+    child = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    with TreePeak(interval=0.01) as tree:
-        child = subprocess.Popen(
-            [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert child.stdout is not None and child.stdout.readline() == "held\n"
-        deadline = time.monotonic() + 60  # a bound for a sampler that never sees it
-        while tree.peak_mib < 200 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        child.communicate("\n")
-    assert tree.peak_mib >= 200
+    assert child.stdout.readline() == "held\\n"
+    deadline = time.monotonic() + 60  # a bound for a sampler that never sees it
+    while tree.peak_mib < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.communicate("\\n")
+print(tree.peak_mib)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert float(done.stdout) >= 200
