@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 
+from twin.dataset.conversations import PLACEHOLDER
+
 MAX_CHARS = 300
-_PLACEHOLDER = re.compile(r"\[[^\[\]\n]{1,60}\]")
 _LINK = re.compile(r"https?://|www\.|\bt\.me/|\b[\w.-]+\.(com|ru|org|net|io|me)\b", re.I)
 _CONTACT = re.compile(r"@\w{3,}|\d[\d\s()+-]{6,}\d")
 _PROMPT = re.compile(r"(^|\n)\s*(###|[IR]:)")
@@ -26,7 +27,7 @@ def refusal(text: str) -> str | None:
         return "empty"
     if len(stripped) > MAX_CHARS:
         return f"longer than {MAX_CHARS} characters"
-    if _PLACEHOLDER.search(stripped):
+    if PLACEHOLDER.search(stripped):
         return "a placeholder such as [PHONE] or [photo]"
     if _LINK.search(stripped):
         return "a link"

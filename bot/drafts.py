@@ -223,13 +223,14 @@ class DraftWorkflow:
         if draft is None or draft.status != "pending":
             return False
         async with self._lock(draft.chat_id):
+            draft = await drafts_table.get(self.db, draft_id)  # as it is now, in the lock
+            if draft is None or draft.status != "pending":
+                return False
             drafted = await self._draft_text(draft.chat_id, await self.mode(draft.chat_id))
             if drafted is None:
                 return False
             prompt, text = drafted
-            if not await drafts_table.redraft(
-                self.db, draft_id, draft.incoming_message_id, draft.incoming_text, prompt, text
-            ):
+            if not await drafts_table.regenerate(self.db, draft, prompt, text):
                 return False
             await self.show_card(
                 await drafts_table.get(self.db, draft_id),

@@ -131,7 +131,8 @@ async def redraft(
     prompt: str,
     text: str,
 ) -> bool:
-    """A newer draft for the same pending decision (a new message came, or Regenerate)."""
+    """A newer draft for the same pending decision: a new message came (Regenerate is
+    `regenerate`, which keeps the draft it replaces)."""
     return await _move(
         db,
         draft_id,
@@ -142,6 +143,29 @@ async def redraft(
         prompt=prompt,
         draft_text=text,
     )
+
+
+async def regenerate(db: Database, draft: Draft, prompt: str, text: str) -> bool:
+    """The owner asked for another draft instead of `draft` (the revision on his card):
+    the new one replaces it, and the old one is kept as a reply he did not want. One
+    transaction: no rejection without the redraft, none twice."""
+    async with db.transaction():
+        if not await _move(
+            db,
+            draft.id,
+            "pending",
+            revise=True,
+            revision=draft.revision,
+            prompt=prompt,
+            draft_text=text,
+        ):
+            return False
+        await db.execute(
+            "INSERT INTO draft_rejections (draft_id, revision, prompt, text, at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (draft.id, draft.revision, draft.prompt, draft.draft_text, int(time.time())),
+        )
+    return True
 
 
 async def claim_for_sending(db: Database, draft_id: int, final_text: str, via: str) -> bool:

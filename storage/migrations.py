@@ -168,6 +168,19 @@ MIGRATIONS: list[str] = [
         last_message  INTEGER NOT NULL   -- the last message indexed
     );
     """,
+    # 7: the drafts the owner turned down by asking for another (Regenerate). A draft's
+    # row holds only its newest revision; the ones regenerated away are kept here, what
+    # the model was asked and what it said, for training to learn what not to say.
+    """
+    CREATE TABLE draft_rejections (
+        draft_id  INTEGER NOT NULL REFERENCES drafts (id),
+        revision  INTEGER NOT NULL,
+        prompt    TEXT NOT NULL,
+        text      TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (draft_id, revision)
+    );
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

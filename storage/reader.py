@@ -67,13 +67,37 @@ class Reader:
             (chat_id, first_id, last_id),
         ).fetchall()
 
-    def corrected_drafts(self) -> list[tuple[int, int, str, str, str]]:
-        """(chat_id, decided, prompt, draft, final) of drafts the owner edited before
-        sending: what the twin said and what the owner wanted instead."""
-        try:
-            return self._conn.execute(
-                "SELECT chat_id, decided, prompt, draft_text, final_text FROM drafts "
-                "WHERE status = 'edited_sent' ORDER BY id"
-            ).fetchall()
-        except sqlite3.OperationalError:  # a database from before drafts existed
-            return []
+    def decided_drafts(self) -> list[tuple[int, str, str | None, str, str, str | None, int, int]]:
+        """(chat_id, status, via, prompt, draft_text, final_text, updated, decided) of the
+        drafts the owner decided (sent, edited, discarded, or answered himself: expired),
+        oldest first: what his decisions teach."""
+        return self._conn.execute(
+            "SELECT chat_id, status, via, prompt, draft_text, final_text, updated, decided "
+            "FROM drafts WHERE status IN ('sent', 'edited_sent', 'discarded', 'expired') "
+            "AND decided IS NOT NULL ORDER BY id"
+        ).fetchall()
+
+    def draft_rejections(self) -> list[tuple[int, str, str, int]]:
+        """(chat_id, prompt, text, at) of the drafts the owner regenerated away."""
+        return self._conn.execute(
+            "SELECT d.chat_id, r.prompt, r.text, r.at FROM draft_rejections AS r "
+            "JOIN drafts AS d ON d.id = r.draft_id ORDER BY r.draft_id, r.revision"
+        ).fetchall()
+
+    def owner_burst(self, chat_id: int, since: int, within: int) -> list[str]:
+        """The texts of the owner's messages in a chat that open what came at `since` or
+        later, until someone else writes or `within` seconds of silence pass: how he
+        answered himself. Empty when the first message since is not his."""
+        rows = self._conn.execute(
+            "SELECT is_owner, date, text FROM messages WHERE chat_id = ? AND date >= ? "
+            "AND by_twin = 0 ORDER BY message_id LIMIT 50",
+            (chat_id, since),
+        ).fetchall()
+        texts: list[str] = []
+        last = since
+        for is_owner, date, text in rows:
+            if not is_owner or date - last > within:
+                break
+            texts.append(text)
+            last = date
+        return texts

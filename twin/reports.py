@@ -238,7 +238,7 @@ def format_stats(stats: DatasetStats) -> str:
             f"  size           {stats.characters:,} characters (context budget in {unit})",
             f"  dropped        {listed(stats.dropped)}",
             f"  scrubbed       {listed(stats.pii)}",
-            f"  corrections    {stats.preferences:,} (draft, final) pairs",
+            f"  your feedback  {_feedback(stats.feedback)}",
             f"  fingerprint    {stats.fingerprint[:12]}",
         ]
     )
@@ -289,3 +289,14 @@ def format_evaluation(report: dict[str, Any]) -> str:
 def _one_line(text: str, width: int = 90) -> str:
     text = " / ".join(part.strip() for part in text.splitlines() if part.strip())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _feedback(feedback: dict[str, Any]) -> str:
+    """What the owner's decisions on drafts gave: pairs and signals by source."""
+    if not feedback.get("pairs") and not feedback.get("signals"):
+        return "none yet (decide drafts in `twin run`: each Send, edit or Discard teaches)"
+    sources = ", ".join(f"{n:,} {name}" for name, n in feedback["sources"].items())
+    return (
+        f"{feedback['pairs']:,} preference pairs and {feedback['signals']:,} single signals "
+        f"({sources})"
+    )

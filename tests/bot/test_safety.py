@@ -362,7 +362,8 @@ async def test_excluded_chats_and_the_twins_own_words_stay_out_of_training(
 ) -> None:
     from storage import drafts as drafts_table
     from storage import messages as messages_table
-    from twin.dataset.build import build_dataset, preferences_path, read_samples
+    from twin.dataset.build import build_dataset, read_samples
+    from twin.dataset.feedback import preferences_path
     from twin.dataset.settings import DatasetSettings
     from twin.prompt.samples import SampleMaker
     from twin.prompt.settings import PromptSettings

@@ -25,7 +25,8 @@ from storage import settings as settings_table
 from tests.bot_harness import Harness, Recording
 from tests.fake_telegram import FakeTelegram
 from tests.fake_telethon import OWNER, ScriptedTelegram, user
-from twin.dataset.build import build_dataset, preferences_path, read_samples
+from twin.dataset.build import build_dataset, read_samples
+from twin.dataset.feedback import preferences_path, read_feedback
 from twin.dataset.settings import DatasetSettings
 from twin.engine.generate import ReplyEngine
 from twin.engine.settings import GenerationSettings
@@ -97,13 +98,15 @@ class Loop:
 
     async def edit(self, card: dict, text: str, confirm: bool = True) -> None:
         """Edit, type the corrected text, see it shown back, then Send (or Cancel)."""
+        asked = self.edits_asked()
         self.press(card, "edit")
-        await self.fake.wait_for(
-            lambda: any(t.startswith("Send me the reply") for t in self.fake.texts(OWNER))
-        )
+        await self.fake.wait_for(lambda: self.edits_asked() > asked)
         self.fake.send(OWNER, text)
         echo = await self.fake.wait_for(lambda: self.echoes(text))
         self.choose(echo[-1], confirm)
+
+    def edits_asked(self) -> int:
+        return sum(t.startswith("Send me the reply") for t in self.fake.texts(OWNER))
 
     def echoes(self, text: str) -> list[dict]:
         return [
@@ -558,31 +561,50 @@ async def test_an_interrupted_sync_loses_nothing(tmp_path: Path) -> None:
 
 async def test_corrections_become_training_data(loop: Loop, tmp_path: Path) -> None:
     await loop.telegram.arrive(loop.telegram.message(ANNA, "во сколько встречаемся?"))
-    await loop.edit(await loop.card(), "в семь у метро, пиши +7 921 555-13-07")
+    await loop.edit(await loop.card(), "в семь у метро, пиши мне на ivan@example.com")
     await loop.fake.wait_for(lambda: loop.telegram.sent)
     out = tmp_path / "samples.jsonl"
-    build_dataset(loop.db.path, out, DatasetSettings(val_fraction=0), SampleMaker(PromptSettings()))
+    stats = build_dataset(
+        loop.db.path, out, DatasetSettings(val_fraction=0), SampleMaker(PromptSettings())
+    )
     samples = read_samples(out)
     # The owner's own words are an owner turn answering the message (scrubbed).
-    assert any(s["output"] == "в семь у метро, пиши [PHONE]" for s in samples)
-    pairs = [json.loads(line) for line in preferences_path(out).read_text().splitlines()]
+    assert any(s["output"] == "в семь у метро, пиши мне на [EMAIL]" for s in samples)
+    # A reply with a placeholder teaches nothing as a preference: no pair.
+    assert read_feedback(preferences_path(out)) == []
+    assert stats.feedback["dropped"] == {"placeholder": 1}
+
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "а кто ещё будет?"))
+    second = await loop.fake.wait_for(
+        lambda: [c for c in loop.cards() if "а кто ещё будет?" in c["text"]]
+    )
+    await loop.edit(second[-1], "все наши")
+    await loop.fake.wait_for(lambda: len(loop.telegram.sent) == 2)
+    stats = build_dataset(
+        loop.db.path, out, DatasetSettings(val_fraction=0), SampleMaker(PromptSettings())
+    )
+    pairs = read_feedback(preferences_path(out))
     draft = await loop.draft(ANNA)
     assert pairs == [
         {
+            "source": "edited",
             "prompt": pairs[0]["prompt"],
-            "chosen": "в семь у метро, пиши [PHONE]",
+            "chosen": "все наши",
             "rejected": draft.draft_text,
             "chat_id": ANNA,
             "date": draft.decided,
         }
     ]
-    assert "во сколько встречаемся?" in pairs[0]["prompt"]
+    assert "а кто ещё будет?" in pairs[0]["prompt"]
+    assert stats.feedback["sources"] == {"edited": 1}
+    edited = [await drafts_table.get(loop.db, i) for i in (1, 2)]
+    distances = [Levenshtein.distance(d.draft_text, d.final_text) for d in edited]
     assert await feedback(loop.db) == {
-        "decided": 1,
+        "decided": 2,
         "approval_rate": 0.0,
         "edit_rate": 1.0,
         "discard_rate": 0.0,
-        "mean_edit_distance": Levenshtein.distance(draft.draft_text, draft.final_text),
+        "mean_edit_distance": sum(distances) / 2,
     }
 
 

@@ -27,7 +27,8 @@ from typing import Any
 from storage.chats import Chat
 from storage.reader import Reader
 from twin.dataset.conversations import conversation_starts, conversation_turns
-from twin.dataset.pii import ScrubStats, scrub
+from twin.dataset.feedback import preferences_path, write_feedback
+from twin.dataset.pii import ScrubStats
 from twin.dataset.samples import MakesSamples, SampleRules, seen_from_the_other_side
 from twin.dataset.settings import DatasetSettings
 from twin.dataset.workers import worker_pool
@@ -58,8 +59,9 @@ class DatasetStats:
     pii: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""  # sha256 of the file: the dataset's identity for adapters
     path: str = ""
-    # (draft, final) pairs from drafts the owner corrected, in <name>.preferences.jsonl
-    preferences: int = 0
+    # what the owner's decisions on drafts gave (dataset.feedback), in
+    # <name>.preferences.jsonl: pairs and signals by source, and what was left out
+    feedback: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -264,8 +266,6 @@ def build_dataset(
     with Reader(db_path) as reader:
         chat_ids = [chat.id for chat in select_chats(reader.chats(), settings)]
         jobs, starts = _plan(reader, chat_ids, settings.session_gap)
-        chosen = set(chat_ids)  # an excluded chat gives no preference pairs either
-        corrections = [c for c in reader.corrected_drafts() if c[0] in chosen]
     if tokenizer is None:
         budget = int(settings.context_tokens * settings.chars_per_token)
     else:
@@ -313,31 +313,16 @@ def build_dataset(
     stats.dropped = dict(sorted(dropped.items()))
     stats.pii = dict(sorted(pii.items()))
     stats.fingerprint = digest.hexdigest()
-    stats.preferences = write_preferences(preferences_path(out), corrections)
+    with Reader(db_path) as reader:  # an excluded chat gives no feedback either
+        feedback = write_feedback(
+            reader,
+            preferences_path(out),
+            set(chat_ids),
+            settings.session_gap,
+            samples.burst_separator,
+        )
+    stats.feedback = feedback.as_dict()
     return stats
-
-
-def preferences_path(samples: Path) -> Path:
-    return samples.with_name(samples.stem + ".preferences.jsonl")
-
-
-def write_preferences(path: Path, corrections: list[tuple[int, int, str, str, str]]) -> int:
-    """Preference pairs for preference tuning (DPO and the like): the prompt, the owner's
-    final words as `chosen`, the twin's draft as `rejected`. Scrubbed like samples."""
-    lines = []
-    for chat_id, decided, prompt, draft, final in corrections:
-        row = {
-            "prompt": scrub(prompt),
-            "chosen": scrub(final),
-            "rejected": scrub(draft),
-            "chat_id": chat_id,
-            "date": decided,
-        }
-        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(lines), encoding="utf-8")
-    os.replace(partial, path)
-    return len(lines)
 
 
 def _drop_seen(result: _JobResult, seen: set[bytes], dropped: Counter[str]) -> bytes:

@@ -56,9 +56,11 @@ def message_text(text: str, media: str | None, detail: str | None) -> str:
     return f"{placeholder} {text}" if text else placeholder
 
 
+# Any placeholder: a media one (message_text's) or a typed one of personal data (scrub's).
+PLACEHOLDER = re.compile(r"\[[^\[\]\n]{1,60}\]")
 _STICKER = re.compile(r"^\[sticker ?([^\]]*)\]$")
 # A message's leading media placeholder (message_text's own), as a model writes it back.
-_PLACEHOLDER = re.compile(
+_LEADING_MEDIA = re.compile(
     r"^(?:"
     + "|".join(re.escape(p) for p in sorted(set(_MEDIA.values()), key=len, reverse=True))
     + r")\s*"
@@ -69,7 +71,7 @@ def sendable_text(part: str) -> str:
     """A generated message as text that can be sent: a sticker placeholder becomes its
     emoji, a media placeholder goes (the twin has no photo to send). Empty: nothing."""
     sticker = _STICKER.match(part)
-    return sticker.group(1).strip() if sticker else _PLACEHOLDER.sub("", part).strip()
+    return sticker.group(1).strip() if sticker else _LEADING_MEDIA.sub("", part).strip()
 
 
 def join_burst(messages: list[str], separator: str) -> str:
