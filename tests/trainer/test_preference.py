@@ -1,0 +1,124 @@
+"""The preference phase's losses on the tiny model: pairs learned without giving up the
+chosen reply's likelihood, single signals pushed the way the owner judged them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from litgpt import Tokenizer
+
+from tests.exports import import_into
+from trainer.batches import Encoded, encode
+from trainer.preference import Pair, Signal, Weights, prefer, reference_logps
+from twin.commands.demo import sample_export
+from twin.dataset.build import build_dataset, read_samples
+from twin.dataset.settings import DatasetSettings
+from twin.model.lora import TwinGPT, build_model
+from twin.model.settings import LoRASettings
+from twin.prompt.samples import SampleMaker
+from twin.prompt.settings import PromptSettings
+from twin.prompt.text import Prompt
+
+
+@pytest.fixture(scope="module")
+def replies(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    folder = tmp_path_factory.mktemp("preference")
+    asyncio.run(import_into(folder / "twin.db", sample_export()))
+    out = folder / "samples.jsonl"
+    build_dataset(folder / "twin.db", out, DatasetSettings(), SampleMaker(PromptSettings()))
+    return read_samples(out, "train")[:32]
+
+
+def encoded(samples: list[dict], tiny_checkpoint: Path) -> list[Encoded]:
+    return encode(samples, Tokenizer(tiny_checkpoint), Prompt(), 512)
+
+
+def supervised(tiny_checkpoint: Path) -> tuple[L.Fabric, TwinGPT]:
+    """The tiny model with an adapter that already says something (B not zero), as the
+    supervised phase leaves it."""
+    torch.manual_seed(0)
+    fabric = L.Fabric(accelerator="cpu", devices=1, precision="32-true")
+    model = build_model(fabric, tiny_checkpoint, LoRASettings(dropout=0.0), 512)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.01)
+    return fabric, model
+
+
+def twice_over(samples: list[dict]) -> list[dict]:
+    """Each reply said twice: a rejected reply that starts as the chosen one does, where
+    DPO alone can win by making both less likely."""
+    return [dict(s, output=f"{s['output']} {s['output']}") for s in samples]
+
+
+@pytest.mark.parametrize("likelihood", [1.0, 0.0])
+def test_pairs_are_learned_and_the_likelihood_term_keeps_the_chosen_reply(
+    tiny_checkpoint: Path, replies: list[dict], likelihood: float
+) -> None:
+    chosen = encoded(replies, tiny_checkpoint)
+    rejected = encoded(twice_over(replies), tiny_checkpoint)
+    fabric, model = supervised(tiny_checkpoint)
+    result = prefer(
+        fabric,
+        model,
+        [Pair(c, r) for c, r in zip(chosen, rejected, strict=True)],
+        [],
+        Weights(beta=0.1, likelihood=likelihood),
+        steps=30,
+        batch=4,
+        learning_rate=2e-3,
+    )
+    assert result.steps == 30 and result.stopped == "finished"
+    assert result.losses[-1][1] < result.losses[0][1]
+    assert result.accuracy is not None and result.accuracy >= 0.9
+    assert result.chosen_change is not None
+    if likelihood:
+        assert result.chosen_change > 0  # the owner's reply more likely than before
+    else:
+        assert result.chosen_change < 0  # DPO alone gave it up: why the term is there
+
+
+def test_signals_move_each_reply_the_way_it_was_judged(
+    tiny_checkpoint: Path, replies: list[dict]
+) -> None:
+    good = encoded(replies[:16], tiny_checkpoint)
+    bad = encoded(twice_over(replies[16:]), tiny_checkpoint)
+    signals = [Signal(s, True) for s in good] + [Signal(s, False) for s in bad]
+    fabric, model = supervised(tiny_checkpoint)
+    before = reference_logps(model, [s.reply for s in signals], "cpu", 8)
+    result = prefer(
+        fabric,
+        model,
+        [],
+        signals,
+        Weights(beta=0.1, likelihood=1.0),
+        steps=30,
+        batch=8,
+        learning_rate=2e-3,
+    )
+    after = reference_logps(model, [s.reply for s in signals], "cpu", 8)
+    change = after - before
+    assert result.steps == 30
+    assert change[:16].mean() > 0 > change[16:].mean()
+
+
+def test_nothing_to_learn_changes_nothing(tiny_checkpoint: Path) -> None:
+    fabric, model = supervised(tiny_checkpoint)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "lora" in k}
+    result = prefer(
+        fabric,
+        model,
+        [],
+        [],
+        Weights(beta=0.1, likelihood=1.0),
+        steps=5,
+        batch=4,
+        learning_rate=1e-3,
+    )
+    assert (result.steps, result.stopped) == (0, "nothing to learn")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
