@@ -34,10 +34,23 @@ def encode(
     """Tokenize samples; a sample longer than `max_seq_length` loses the oldest part of
     its prompt (after <bos>), never its response."""
     samples = list(samples)
-    prompts = encode_texts(tokenizer, [prompt.render_sample(s) for s in samples])
-    responses = encode_texts(tokenizer, [s["output"] for s in samples])
+    return encode_rendered(
+        [prompt.render_sample(s) for s in samples],
+        [s["output"] for s in samples],
+        tokenizer,
+        max_seq_length,
+    )
+
+
+def encode_rendered(
+    prompts: list[str], responses: list[str], tokenizer: Tokenizer, max_seq_length: int
+) -> list[Encoded]:
+    """Prompts already rendered (a sample's, or the one a draft answered) with their
+    responses, cut to `max_seq_length` as `encode` cuts them."""
     out = []
-    for prompt_ids, response_ids in zip(prompts, responses, strict=True):
+    for prompt_ids, response_ids in zip(
+        encode_texts(tokenizer, prompts), encode_texts(tokenizer, responses), strict=True
+    ):
         response_ids = [*response_ids[: max_seq_length - 2], tokenizer.eos_id]
         room = max_seq_length - len(response_ids) - 1
         prompt_ids = [tokenizer.bos_id] + (prompt_ids[-room:] if room > 0 else [])

@@ -33,8 +33,17 @@ from trainer.batches import Encoded
 from trainer.budget import RunPlan, fixed_order, plan_run
 from trainer.errors import TrainingError
 from trainer.evaluate import Meters, held_out, selection_order
-from trainer.finetune import STATE_FILE, Progress, TrainResult, measure_speed, train
+from trainer.finetune import (
+    STATE_FILE,
+    Progress,
+    TrainResult,
+    measure_speed,
+    train,
+    validation_loss,
+)
 from trainer.loss import LossReport, NoMeter, mean_loss
+from trainer.pairs import demonstrated_pairs, feedback_pairs
+from trainer.preference import Weights, prefer
 from trainer.processes import (
     JOB_FILE,
     TrainingJob,
@@ -52,15 +61,17 @@ from trainer.sense import (
     one_task,
     task_cost,
 )
-from trainer.settings import TrainSettings
+from trainer.settings import PreferenceSettings, TrainSettings
 from twin.dataset.build import DatasetStats, build_dataset, read_samples
+from twin.dataset.feedback import preferences_path, read_feedback
 from twin.dataset.settings import DatasetSettings
+from twin.engine.generate import ReplyEngine
 from twin.memory.index import refresh
 from twin.memory.settings import MemorySettings
 from twin.model import registry
 from twin.model.checkpoints import counter_of, prepare, read_config
 from twin.model.device import choose_device, choose_precision, release_memory
-from twin.model.lora import TwinGPT, load_adapter
+from twin.model.lora import TwinGPT, adapter_state, load_adapter
 from twin.model.qlora import bitsandbytes
 from twin.model.settings import LoRASettings, ModelSettings
 from twin.prompt.facts import owner_facts
@@ -83,6 +94,7 @@ class RunConfig:
     model: ModelSettings
     lora: LoRASettings
     train: TrainSettings
+    preference: PreferenceSettings
     dataset: DatasetSettings
     prompt: PromptSettings
     memory: MemorySettings
@@ -111,6 +123,7 @@ class RunReport:
     selection: dict[str, Any]  # trainer.sense: base and adapter hits@1
     samples: dict[str, int]
     training: dict[str, Any] = field(default_factory=dict)
+    preference: dict[str, Any] | None = None  # the preference phase, when it ran
     stages: dict[str, float] = field(default_factory=dict)  # seconds each stage took
 
     def as_dict(self) -> dict[str, Any]:
@@ -212,12 +225,16 @@ def _run(
     began = time.perf_counter()  # the budget's start: a first day's conversion is not the run's
     data = _data(config, store, run_id, run_dir, resuming, base, clock)
     setup = _setup(config, store, run_dir, resuming, base, data, clock)
+    phase = _preference_seconds(config, setup, began)
     result = _fit(
-        setup, run_dir, resuming, _ProgressRecord(store, run_id, on_progress), began, clock
+        setup, run_dir, resuming, _ProgressRecord(store, run_id, on_progress), began, phase, clock
     )
+    preference = _prefer(config, run_dir, base, data, setup, result, phase, meters, clock)
     scores = _evaluate(config, base, data, setup, result, meters, clock)
     clock.end()
-    return _register(config, store, run_id, base, data, setup, result, scores, clock.seconds)
+    return _register(
+        config, store, run_id, base, data, setup, result, preference, scores, clock.seconds
+    )
 
 
 @dataclass
@@ -362,10 +379,12 @@ def _fit(
     resuming: bool,
     record: Callable[[Progress], None],
     began: float,
+    preference: float | None,
     clock: _Stages,
 ) -> TrainResult:
     """Train the adapter: here, or in the job's processes (several devices or machines),
-    after which this process starts a model of its own to evaluate what rank 0 learned."""
+    after which this process starts a model of its own to evaluate what rank 0 learned.
+    `preference`: the seconds the preference phase will take after it."""
     clock("training")
     if setup.job.world_size > 1:
         setup.model = None  # the ranks hold their own while they train
@@ -384,10 +403,113 @@ def _fit(
         resuming,
         record,
         # What the run spent before training (the dataset, memory, planning: about 10 s)
-        # is not training's either.
-        evaluation=setup.plan.evaluation_seconds + time.perf_counter() - began,
+        # is not training's either, nor what the preference phase will take.
+        evaluation=setup.plan.evaluation_seconds + time.perf_counter() - began + (preference or 0),
         speed=setup.plan.speed,
     )
+
+
+def _preference_seconds(config: RunConfig, setup: _Setup, began: float) -> float | None:
+    """The preference phase's share of the training time a budgeted run has left (None:
+    no phase, or no budget: then it takes what its passes take)."""
+    if not config.preference.enabled or setup.plan.speed is None:
+        return None
+    assert setup.recipe.max_minutes is not None
+    left = setup.recipe.max_minutes * 60 - setup.plan.evaluation_seconds
+    return config.preference.share * max(left - (time.perf_counter() - began), 0.0)
+
+
+def _prefer(
+    config: RunConfig,
+    run_dir: Path,
+    base: _Base,
+    data: _Data,
+    setup: _Setup,
+    result: TrainResult,
+    seconds: float | None,
+    meters: Meters,
+    clock: _Stages,
+) -> dict[str, Any] | None:
+    """The preference phase: the owner's feedback and the demonstrated pairs learned on
+    top of the supervised adapter, kept only if the validation loss (the periodic
+    checks' replies) rises by no more than max_loss_increase. What it did, for the
+    report; None when it is off."""
+    settings, model = config.preference, setup.model
+    if not settings.enabled:
+        return None
+    assert model is not None
+    if setup.job.world_size > 1:
+        log.info("preference phase skipped: it runs in one process only, for now")
+        return {"skipped": "several training processes"}
+    started = time.perf_counter()
+    ends = None if seconds is None else started + seconds
+    length = config.train.max_seq_length
+    found = feedback_pairs(read_feedback(preferences_path(data.path)), base.tokenizer, length)
+    clock(
+        "learning your preferences",
+        f"({len(found.pairs)} pairs and {len(found.signals)} signals from your drafts; "
+        f"guessing {settings.demonstrated} of your replies first)",
+    )
+    if settings.demonstrated:
+        meter = meters("guess", "reply")
+        meter.expect(settings.demonstrated)
+        supervised = registry.save(
+            run_dir / "supervised", result.adapter, {"lora": config.lora.model_dump()}
+        )
+        engine = ReplyEngine(
+            base.checkpoint_dir,
+            base.prompt,
+            setup.job.precision,
+            setup.job.device,
+            length,
+            config.lora,
+        )
+        engine.use_adapter(supervised)
+        halfway = None if ends is None else started + (ends - started) / 2
+        train_rows = [r for r in data.rows if r.get("split") == "train"]
+        found.add(
+            demonstrated_pairs(
+                engine, train_rows, base.prompt, settings.demonstrated, length, halfway, meter
+            )
+        )
+        del engine
+        release_memory()
+    checks = fixed_order(setup.val_samples)[: setup.plan.checks]
+    budget = config.train.micro_batch_tokens
+    before = validation_loss(setup.fabric, model, checks, budget)
+    passes = max(len(found.pairs), len(found.signals))
+    outcome = prefer(
+        setup.fabric,
+        model,
+        found.pairs,
+        found.signals,
+        Weights(beta=settings.beta, likelihood=settings.likelihood),
+        steps=-(-2 * passes // settings.batch),  # two passes over the larger kind
+        batch=settings.batch,
+        learning_rate=settings.learning_rate,
+        deadline=ends,
+        seed=config.train.seed,
+    )
+    after = validation_loss(setup.fabric, model, checks, budget) if outcome.steps else before
+    kept = outcome.steps > 0 and after <= before * (1 + settings.max_loss_increase)
+    if kept:
+        result.adapter = adapter_state(model)
+    else:
+        load_adapter(model, result.adapter)
+    return {
+        "pairs": len(found.pairs),
+        "signals": len(found.signals),
+        "sources": dict(sorted(found.sources.items())),
+        "dropped": dict(sorted(found.dropped.items())),
+        "steps": outcome.steps,
+        "stopped": outcome.stopped,
+        "accuracy": outcome.accuracy,
+        "chosen_change": outcome.chosen_change,
+        "val_loss_before": before,
+        "val_loss_after": after,
+        "kept": kept,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _evaluate(
@@ -437,12 +559,13 @@ def _register(
     data: _Data,
     setup: _Setup,
     result: TrainResult,
+    preference: dict[str, Any] | None,
     scores: _Scores,
     stages: dict[str, float],
 ) -> RunReport:
     """Save the adapter with what it learned from and how it scored, register it, and
     let the registry decide whether it replaces the active one."""
-    metrics = _metrics(data, setup, result, scores, stages)
+    metrics = _metrics(data, setup, result, preference, scores, stages)
     meta = _adapter_meta(config, run_id, base, data, setup, metrics)
     path = registry.save(config.adapters_dir, result.adapter, meta)
     loss = scores.losses.adapter_loss
@@ -471,12 +594,18 @@ def _register(
         selection=scores.selection.as_dict(),
         samples={"train": len(setup.train_samples), "val": len(setup.val_samples)},
         training=metrics["training"],
+        preference=preference,
         stages=stages,
     )
 
 
 def _metrics(
-    data: _Data, setup: _Setup, result: TrainResult, scores: _Scores, stages: dict[str, float]
+    data: _Data,
+    setup: _Setup,
+    result: TrainResult,
+    preference: dict[str, Any] | None,
+    scores: _Scores,
+    stages: dict[str, float],
 ) -> dict[str, Any]:
     """The run's numbers as the registry and `twin train --json` keep them."""
     return {
@@ -489,6 +618,7 @@ def _metrics(
             "checked_samples": setup.plan.checks,
             "evaluated_samples": setup.plan.evaluated,
         },
+        "preference": preference,
         "evaluation": scores.losses.as_dict(),
         "selection": scores.selection.as_dict(),
         "reference": scores.reference,

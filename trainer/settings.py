@@ -146,3 +146,52 @@ class TrainSettings(BaseModel):
         if self.num_nodes > 1 and not self.main_node:
             raise ValueError("num_nodes > 1 needs main_node: host:port of this machine")
         return self
+
+
+class PreferenceSettings(BaseModel):
+    """The preference phase of a run: after the supervised phase, in the same budget,
+    the adapter learns that the owner's replies beat its own guesses and his edits beat
+    its drafts (trainer.preference)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        False,
+        description=(
+            "Run the phase. Off until it is measured to make replies better on held-out\n"
+            "conversations; your decisions on drafts are kept for it meanwhile."
+        ),
+    )
+    share: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description=(
+            "Of the training time a budgeted run has, the part the phase takes (generating\n"
+            "the twin's own replies, then learning from the pairs)."
+        ),
+    )
+    demonstrated: int = Field(
+        32,
+        ge=0,
+        description=(
+            "Training replies whose context the supervised adapter answers itself: its reply\n"
+            "is the rejected side against yours (none when the two are nearly the same)."
+        ),
+    )
+    beta: float = Field(0.1, gt=0, description="How far from the supervised adapter it may move.")
+    likelihood: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of your reply's own loss beside the preference: keeps it likely.",
+    )
+    learning_rate: float = Field(1e-4, gt=0)
+    batch: int = Field(4, ge=1, description="Pairs (and single signals) per optimizer step.")
+    max_loss_increase: float = Field(
+        0.02,
+        ge=0,
+        description=(
+            "The phase's adapter is kept only if its validation loss is at most this much\n"
+            "(relative) above the supervised adapter's; otherwise the run keeps the latter."
+        ),
+    )

@@ -61,10 +61,32 @@ def format_run(report: RunReport) -> str:
             f"({report.improvement:+.1%} better, on {_evaluated(report)})",
             format_selection(report.selection, width=14),
             *_few_held_out(report.samples["val"], width=14),
+            *_preference(report.preference),
             f"  time          {_stages(report.stages)}",
             f"  adapter       {report.adapter_path}",
         ]
     )
+
+
+def _preference(phase: dict[str, Any] | None) -> list[str]:
+    """The preference phase's line: what it learned from and whether it was kept."""
+    if phase is None:
+        return []
+    if "skipped" in phase:
+        return [f"  preferences   skipped: {phase['skipped']}"]
+    sources = ", ".join(f"{n} {name}" for name, n in phase["sources"].items()) or "none"
+    verdict = (
+        "kept"
+        if phase["kept"]
+        else "not kept (the supervised adapter is)"
+        if phase["steps"]
+        else "nothing learned"
+    )
+    return [
+        f"  preferences   {phase['pairs']} pairs, {phase['signals']} signals ({sources}); "
+        f"{phase['steps']} steps, validation loss {phase['val_loss_before']:.4f} -> "
+        f"{phase['val_loss_after']:.4f}: {verdict}"
+    ]
 
 
 def _evaluated(report: RunReport) -> str:
@@ -80,12 +102,13 @@ def _stages(stages: dict[str, float]) -> str:
     total = sum(stages.values())
     if not total:
         return "-"
+    named = ("training", "learning your preferences", "evaluating")
     parts = [
         f"{name} {stages[name] / 60:.1f} min ({stages[name] / total:.0%})"
-        for name in ("training", "evaluating")
+        for name in named
         if name in stages
     ]
-    rest = total - sum(stages.get(name, 0.0) for name in ("training", "evaluating"))
+    rest = total - sum(stages.get(name, 0.0) for name in named)
     return ", ".join([*parts, f"the rest {rest / 60:.1f} min"])
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.settings import BotSettings, RetrainSettings, UserbotSettings
-from trainer.settings import TrainSettings
+from trainer.settings import PreferenceSettings, TrainSettings
 from twin.api.settings import ServeSettings
 from twin.dataset.settings import DatasetSettings
 from twin.engine.settings import GenerationSettings
@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     lora: LoRASettings = LoRASettings()
     train: TrainSettings = TrainSettings()
+    preference: PreferenceSettings = PreferenceSettings()
     generate: GenerationSettings = GenerationSettings()
     serve: ServeSettings = ServeSettings()
 

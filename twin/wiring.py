@@ -105,6 +105,7 @@ def run_config(settings: Settings, database: Path) -> RunConfig:
         model=settings.model,
         lora=settings.lora,
         train=settings.train,
+        preference=settings.preference,
         dataset=settings.dataset,
         prompt=settings.prompt,
         memory=settings.memory,

@@ -27,7 +27,7 @@ from trainer.budget import Speed
 from trainer.finetune import Progress, TrainResult, plan_steps, train
 from trainer.loss import batch_loss, mean_loss
 from trainer.run import RunConfig, TrainingError, run_training
-from trainer.settings import TrainSettings
+from trainer.settings import PreferenceSettings, TrainSettings
 from twin.cli import main
 from twin.commands.demo import sample_export
 from twin.dataset.build import read_samples
@@ -72,6 +72,7 @@ def config_for(tmp_path: Path, persona_db: Path, tiny: Path, **train: object) ->
         model=ModelSettings(checkpoint=str(tiny), precision="32-true"),
         lora=LoRASettings(),
         train=FAST.model_copy(update=train),
+        preference=PreferenceSettings(),
         dataset=DatasetSettings(val_fraction=0.1),
         prompt=PromptSettings(),
         memory=MemorySettings(),

@@ -4,6 +4,7 @@ chosen reply's likelihood, single signals pushed the way the owner judged them."
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -11,12 +12,18 @@ import pytest
 import torch
 from litgpt import Tokenizer
 
+from storage import Database, with_database
+from storage import drafts as drafts_table
+from storage import runs as runs_table
 from tests.exports import import_into
+from tests.trainer.test_finetune import config_for
 from trainer.batches import Encoded, encode
 from trainer.preference import Pair, Signal, Weights, prefer, reference_logps
+from trainer.run import run_training
 from twin.commands.demo import sample_export
 from twin.dataset.build import build_dataset, read_samples
 from twin.dataset.settings import DatasetSettings
+from twin.model import registry
 from twin.model.lora import TwinGPT, build_model
 from twin.model.settings import LoRASettings
 from twin.prompt.samples import SampleMaker
@@ -25,11 +32,16 @@ from twin.prompt.text import Prompt
 
 
 @pytest.fixture(scope="module")
-def replies(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    folder = tmp_path_factory.mktemp("preference")
-    asyncio.run(import_into(folder / "twin.db", sample_export()))
-    out = folder / "samples.jsonl"
-    build_dataset(folder / "twin.db", out, DatasetSettings(), SampleMaker(PromptSettings()))
+def persona_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("preference") / "twin.db"
+    asyncio.run(import_into(path, sample_export()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def replies(persona_db: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    out = tmp_path_factory.mktemp("samples") / "samples.jsonl"
+    build_dataset(persona_db, out, DatasetSettings(), SampleMaker(PromptSettings()))
     return read_samples(out, "train")[:32]
 
 
@@ -122,3 +134,57 @@ def test_nothing_to_learn_changes_nothing(tiny_checkpoint: Path) -> None:
     )
     assert (result.steps, result.stopped) == (0, "nothing to learn")
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+# -- the phase in a run ---------------------------------------------------------------------
+
+
+async def decide_drafts(db: Database) -> None:
+    """An edited draft and a discarded one in the persona's first personal chat."""
+    (chat_id,) = await db.fetchone(
+        "SELECT id FROM chats WHERE type = 'personal_chat' ORDER BY id LIMIT 1"
+    )
+    edited = await drafts_table.create(db, chat_id, None, "как дела?", "PROMPT", "не знаю")
+    await drafts_table.claim_for_sending(db, edited, "всё хорошо, спасибо", "edit")
+    await drafts_table.mark_sent(db, edited, 99)
+    discarded = await drafts_table.create(db, chat_id, None, "придёшь?", "PROMPT", "ну да да")
+    await drafts_table.discard(db, discarded)
+
+
+def preference_config(tmp_path: Path, persona_db: Path, tiny: Path, **settings: object):
+    config = config_for(tmp_path, persona_db, tiny)
+    with_database(config.db_path, decide_drafts)
+    update = {"enabled": True, "demonstrated": 4, "learning_rate": 2e-3, **settings}
+    return replace(config, preference=config.preference.model_copy(update=update))
+
+
+def test_a_run_learns_the_owners_preferences_after_the_supervised_phase(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
+) -> None:
+    config = preference_config(tmp_path, persona_db, tiny_checkpoint, max_loss_increase=1.0)
+    report = run_training(config)
+    phase = report.preference
+    assert phase is not None
+    assert phase["sources"] == {"demonstrated": phase["pairs"] - 1, "discarded": 1, "edited": 1}
+    assert phase["pairs"] >= 2 and phase["signals"] == 1  # the edit and at least one guess
+    assert phase["steps"] > 0 and phase["kept"]
+    supervised = registry.load(next((tmp_path / "data" / "runs").glob("*/supervised/*")))
+    saved = registry.load(Path(report.adapter_path))
+    assert any(not torch.equal(saved[k], supervised[k]) for k in saved)  # the phase's
+    run = with_database(config.db_path, lambda db: runs_table.latest(db))
+    assert run.metrics["preference"]["steps"] == phase["steps"]
+
+
+def test_a_phase_that_makes_the_loss_worse_is_not_kept(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
+) -> None:
+    config = preference_config(
+        tmp_path, persona_db, tiny_checkpoint, learning_rate=0.5, max_loss_increase=0.0
+    )
+    report = run_training(config)
+    phase = report.preference
+    assert phase is not None and phase["steps"] > 0
+    assert phase["val_loss_after"] > phase["val_loss_before"] and not phase["kept"]
+    supervised = registry.load(next((tmp_path / "data" / "runs").glob("*/supervised/*")))
+    saved = registry.load(Path(report.adapter_path))
+    assert all(torch.equal(saved[k], supervised[k]) for k in saved)  # the supervised one
