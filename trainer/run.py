@@ -476,7 +476,9 @@ def _prefer(
         release_memory()
     checks = fixed_order(setup.val_samples)[: setup.plan.checks]
     budget = config.train.micro_batch_tokens
+    checking = time.perf_counter()
     before = validation_loss(setup.fabric, model, checks, budget)
+    checking = time.perf_counter() - checking  # the check after the steps takes as long
     passes = max(len(found.pairs), len(found.signals))
     outcome = prefer(
         setup.fabric,
@@ -487,7 +489,7 @@ def _prefer(
         steps=-(-2 * passes // settings.batch),  # two passes over the larger kind
         batch=settings.batch,
         learning_rate=settings.learning_rate,
-        deadline=ends,
+        deadline=None if ends is None else ends - checking,
         seed=config.train.seed,
     )
     after = validation_loss(setup.fabric, model, checks, budget) if outcome.steps else before
