@@ -3,6 +3,7 @@ backends side by side.
 
     python benchmarks/generate_bench.py [--prompts 3] [--context 480] [--long 1000] [--new 64]
     python benchmarks/generate_bench.py --backends [--prompts 3] [--long 1000] [--agree 50]
+    python benchmarks/generate_bench.py --candidates 4 [--prompts 3] [--new 64]
 
 The embedded model with an adapter (random LoRA weights: speed does not depend on what
 they learned), bf16 on this CPU. Stock: litgpt's `generate` as its CLI runs it: the
@@ -25,6 +26,10 @@ exactly `--new` tokens. The adapter is random with a trained adapter's factor no
 `--trained DIR`; quality is the greedy next token on `--agree` persona prompts (or the
 validation prompts of `--samples RUN/samples.jsonl`), and how often each engine picks
 what the served and the exact twin pick. `ratio` is decode tokens/s over twin's served.
+
+`--candidates N` times whole replies as the bot asks for them (twin's engine as served,
+`generate.candidates` = 1, then N, the same persona prompts and seeds, stopping where a
+reply ends): `ratio` is the median latency with N candidates over the one with 1.
 """
 
 from __future__ import annotations
@@ -295,6 +300,42 @@ def compare_backends(args: argparse.Namespace) -> None:
     print(json.dumps(summary))
 
 
+def compare_candidates(args: argparse.Namespace) -> None:
+    from twin.engine.settings import GenerationSettings
+    from twin.model.device import choose_precision
+
+    checkpoint = prepare(ModelSettings(), args.data_dir / "models")
+    engine = ReplyEngine(checkpoint, Prompt(), choose_precision("cpu", "auto"), "cpu", 2048)
+    load_adapter(engine.model, random_adapter(engine))
+    texts = persona_texts(args.prompts)
+    settings = GenerationSettings(max_new_tokens=args.new)
+
+    def latencies(candidates: int) -> list[float]:
+        seconds = []
+        for seed, text in enumerate(texts):
+            started = time.perf_counter()
+            engine.generate(
+                text, settings.model_copy(update={"seed": seed, "candidates": candidates})
+            )
+            seconds.append(time.perf_counter() - started)
+        return seconds
+
+    latencies(1)  # warm-up
+    one, many = statistics.median(latencies(1)), statistics.median(latencies(args.candidates))
+    print(f"one reply           {one:6.2f} s (median of {len(texts)} prompts)")
+    print(f"best of {args.candidates} candidates {many:6.2f} s")
+    print(
+        json.dumps(
+            {
+                "candidates": args.candidates,
+                "one_s": round(one, 2),
+                "best_of_s": round(many, 2),
+                "ratio": round(many / one, 2),
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=3)
@@ -303,6 +344,9 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=64)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--backends", action="store_true", help="twin against llama.cpp")
+    parser.add_argument(
+        "--candidates", type=int, default=0, metavar="N", help="latency of the best of N replies"
+    )
     parser.add_argument("--agree", type=int, default=50, help="prompts for greedy agreement")
     parser.add_argument("--child", choices=("twin", "llama.cpp"), help=argparse.SUPPRESS)
     parser.add_argument("--adapter", type=Path, help=argparse.SUPPRESS)
@@ -331,6 +375,9 @@ def main() -> None:
         return
     if args.backends:
         compare_backends(args)
+        return
+    if args.candidates:
+        compare_candidates(args)
         return
     checkpoint = prepare(ModelSettings(), args.data_dir / "models")
     max_seq_length = max(args.context, args.long) + args.new + 8

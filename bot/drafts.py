@@ -76,6 +76,9 @@ class DraftWorkflow:
         # Told when a draft settles by any path: an edit of it in progress must end.
         self.on_settled: Callable[[int], Awaitable[None]] | None = None
         self._auto: dict[int, asyncio.Task[None]] = {}
+        # Per chat, the prompt of its last draft and the other candidates for it, best
+        # first (generate.candidates > 1): Regenerate shows the next without waiting.
+        self._alternatives: dict[int, tuple[str, list[str]]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._reconciler: asyncio.Task[None] | None = None
 
@@ -226,7 +229,9 @@ class DraftWorkflow:
             draft = await drafts_table.get(self.db, draft_id)  # as it is now, in the lock
             if draft is None or draft.status != "pending":
                 return False
-            drafted = await self._draft_text(draft.chat_id, await self.mode(draft.chat_id))
+            drafted = self._next_candidate(draft) or await self._draft_text(
+                draft.chat_id, await self.mode(draft.chat_id)
+            )
             if drafted is None:
                 return False
             prompt, text = drafted
@@ -285,7 +290,16 @@ class DraftWorkflow:
         except DegenerateReply as err:
             log.warning("no draft for chat %s: %s", chat_id, err)
             return None
-        return reply.prompt, self.replies.prompt.settings.burst_separator.join(reply.messages)
+        joined = self.replies.prompt.settings.burst_separator.join
+        self._alternatives[chat_id] = (reply.prompt, [joined(m) for m in reply.alternatives])
+        return reply.prompt, joined(reply.messages)
+
+    def _next_candidate(self, draft: Draft) -> tuple[str, str] | None:
+        """The next of the candidates drafted with the draft's own prompt, if any is left."""
+        prompt, texts = self._alternatives.get(draft.chat_id, ("", []))
+        if prompt != draft.prompt or not texts:
+            return None
+        return prompt, texts.pop(0)
 
     async def chat_name(self, chat_id: int) -> str:
         chat = await chats_table.get(self.db, chat_id)

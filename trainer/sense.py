@@ -34,7 +34,7 @@ from trainer.batches import encode_texts
 from trainer.copies import REPEAT, Replies
 from trainer.intervals import conversation_intervals
 from trainer.loss import Meter, NoMeter, token_losses
-from twin.model.embedding import head_dtype
+from twin.model import scoring
 from twin.model.lora import TwinGPT, base_and_adapter
 from twin.prompt.text import Prompt
 
@@ -268,7 +268,7 @@ def with_memory(
 
 def neutral_prompt(tokenizer: Tokenizer, prompt: Prompt) -> list[int]:
     """The prompt with no context and no message: what a reply is measured against."""
-    return [tokenizer.bos_id, *encode_texts(tokenizer, [prompt.render("", "")])[0]]
+    return [tokenizer.bos_id, *encode_texts(tokenizer, [prompt.neutral()])[0]]
 
 
 @torch.no_grad()
@@ -304,51 +304,5 @@ def task_hits(
 def reply_logprobs(
     model: TwinGPT, prefix: list[int], replies: list[list[int]], device: torch.device | str
 ) -> list[float]:
-    """Mean log-probability per token of each reply right after `prefix`.
-
-    The prefix goes through the model once; its cache rows are copied to every reply,
-    which then go through together, padded at the end (causal: padding after a
-    reply cannot change it)."""
-    width = max(map(len, replies))
-    dtype = head_dtype(model.lm_head)  # what the model computes in (its embedding may be narrower)
-    model.set_kv_cache(len(replies), len(prefix) + width, device=torch.device(device), dtype=dtype)
-    prefill = torch.tensor([prefix], device=device)
-    last = model(
-        prefill,
-        torch.arange(len(prefix), device=device),
-        len(prefix),
-        head_positions=(slice(None), slice(-1, None)),
-        return_hidden=True,
-    ).reshape(1, -1)
-    for block in model.transformer.h:
-        cache = block.attn.kv_cache
-        cache.k[1:, :, : len(prefix)] = cache.k[:1, :, : len(prefix)]
-        cache.v[1:, :, : len(prefix)] = cache.v[:1, :, : len(prefix)]
-    idx = torch.zeros((len(replies), width), dtype=torch.long)
-    positions = torch.zeros((len(replies), width), dtype=torch.bool)
-    for row, reply in enumerate(replies):
-        idx[row, : len(reply)] = torch.tensor(reply)
-        positions[row, : len(reply) - 1] = True  # position j predicts token j + 1
-    hidden = model(
-        idx.to(device),
-        torch.arange(len(prefix), len(prefix) + width, device=device),
-        len(prefix) + width,
-        head_positions=positions.to(device),
-        return_hidden=True,
-    )
-    first = token_losses(
-        model.lm_head,
-        last.expand(len(replies), -1),
-        torch.tensor([reply[0] for reply in replies], device=device),
-    )
-    rest = token_losses(
-        model.lm_head,
-        hidden,
-        torch.tensor([t for reply in replies for t in reply[1:]], device=device),
-    )
-    out, start = [], 0
-    for row, reply in enumerate(replies):
-        end = start + len(reply) - 1
-        out.append(-(first[row] + rest[start:end].sum()).item() / len(reply))
-        start = end
-    return out
+    """twin.model.scoring's, with training's fused loss (no full row of logits)."""
+    return scoring.reply_logprobs(model, prefix, replies, device, token_losses)

@@ -807,3 +807,18 @@ async def test_a_stored_chat_keeps_its_type(db: Database) -> None:
     await chats_table.upsert(db, chats_table.Chat(OWNER, "saved_messages", None))
     await chats_table.upsert(db, chats_table.Chat(OWNER, "personal_chat", "Me"))
     assert await chats_table.get(db, OWNER) == chats_table.Chat(OWNER, "saved_messages", "Me")
+
+
+async def test_regenerate_shows_the_next_candidate_at_once(loop: Loop) -> None:
+    loop.harness.config.generation.candidates = 3
+    await loop.telegram.arrive(loop.telegram.message(ANNA, "что нового?"))
+    card = await loop.card()
+    first = await loop.draft(ANNA)
+    replies = len(loop.harness.replies.asked)
+    loop.press(card, "again")
+    await loop.fake.wait_for(lambda: any(c.method == "editMessageText" for c in loop.fake.calls))
+    again = await loop.draft(ANNA)
+    assert again.revision == first.revision + 1 and again.prompt == first.prompt
+    assert len(loop.harness.replies.asked) == replies  # shown, not generated
+    rejected = await loop.db.fetchall("SELECT text FROM draft_rejections")
+    assert rejected == [(first.draft_text,)]

@@ -292,3 +292,47 @@ def test_int8_decoding_stays_close_to_the_full_precision_model(tiny_checkpoint: 
         == torch.topk(b.reshape(-1), 5).indices.tolist()[:1]
     )
     assert fast.generate(PROMPT, SETTINGS).tokens > 0
+
+
+# -- candidates ranked by what the conversation raises ------------------------------------
+
+
+def test_one_candidate_is_todays_reply_and_each_candidate_keeps_its_seed(
+    engine: ReplyEngine,
+) -> None:
+    alone = engine.generate(PROMPT, SETTINGS.model_copy(update={"candidates": 1}))
+    assert alone.text == engine.generate(PROMPT, SETTINGS).text and alone.alternatives == []
+    ranked = engine.generate(PROMPT, SETTINGS.model_copy(update={"candidates": 3}))
+    assert len(ranked.alternatives) == 2
+    # The first candidate was sampled with the seed itself: today's reply, somewhere.
+    assert alone.messages in [ranked.messages, *ranked.alternatives]
+
+
+def test_the_reply_the_conversation_raises_most_comes_first(
+    engine: ReplyEngine, scripted: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripted.extend(["один", "два", "три"])
+    neutral = engine.encode(engine.prompt.neutral())
+    lifts = {"один": (-2.0, -1.0), "два": (-1.0, -3.0), "три": (-1.5, -1.6)}  # given, alone
+
+    def scored(prefix: list[int], replies: list[list[int]]) -> list[float]:
+        pairs = [lifts[engine.detokenize(reply)] for reply in replies]
+        return [alone if prefix == neutral else given for given, alone in pairs]
+
+    monkeypatch.setattr(engine, "reply_logprobs", scored)
+    reply = engine.generate(PROMPT, SETTINGS.model_copy(update={"candidates": 3}))
+    assert reply.messages == ["два"]  # lifted by 2.0, then "три" by 0.1, "один" by -1.0
+    assert reply.alternatives == [["три"], ["один"]]
+
+
+def test_candidates_are_scored_as_selection_scores(engine: ReplyEngine) -> None:
+    """The engine's plain head and selection's fused loss (trainer.sense) agree, and the
+    engine decodes as before afterwards (its cache set back)."""
+    from trainer.sense import reply_logprobs
+
+    before = engine.generate(PROMPT, SETTINGS).text
+    prefix = engine.encode(PROMPT)
+    replies = [engine.tokenizer.encode(t, bos=False).tolist() for t in ("привет, как ты?", "ок")]
+    expected = reply_logprobs(engine.model, prefix, replies, "cpu")
+    assert engine.reply_logprobs(prefix, replies) == pytest.approx(expected, abs=1e-4)
+    assert engine.generate(PROMPT, SETTINGS).text == before

@@ -33,6 +33,7 @@ from twin.model import registry
 from twin.model.checkpoints import counter_of
 from twin.model.lora import TwinGPT, build_model, load_adapter
 from twin.model.quantize import DecodeLinear, use_int8_for_decoding
+from twin.model.scoring import reply_logprobs
 from twin.model.settings import LoRASettings
 from twin.prompt.text import Prompt
 
@@ -50,6 +51,9 @@ class Reply:
     adapter: str | None = None
     prompt: str = ""  # the rendered prompt the reply answers
     discarded: list[str] = field(default_factory=list)  # degenerate attempts, for logs
+    # The other candidates' messages, best first (generate.candidates > 1): what
+    # Regenerate shows next.
+    alternatives: list[list[str]] = field(default_factory=list)
 
     @property
     def tokens_per_s(self) -> float:
@@ -80,6 +84,12 @@ class Engine:
     def use_adapter(self, path: Path | None) -> None:
         raise NotImplementedError
 
+    can_score = False  # whether reply_logprobs works: candidates are ranked with it
+
+    def reply_logprobs(self, prefix: list[int], replies: list[list[int]]) -> list[float]:
+        """Mean log-probability per token of each reply right after `prefix`."""
+        raise NotImplementedError
+
     def decode(
         self,
         prompt_ids: Sequence[int],
@@ -105,14 +115,13 @@ class Engine:
         `on_text` is given each piece of the reply as soon as it can no longer change
         (engine.stream); the pieces add up to `Reply.text`. What is streamed cannot be
         taken back, so a streamed reply has one attempt."""
+        if settings.candidates > 1 and on_text is None and self.can_score:
+            return self._best_of(prompt_text, settings)
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         sampling = Sampling.of(settings, seed)
         markers = [*self.prompt.stop_markers, *settings.stop]
         attempts = 1 if on_text is not None else settings.attempts
-        ids = self.encode(prompt_text)
-        room = self.max_seq_length - sampling.max_new
-        if len(ids) > room:  # keep <bos> and the newest part of the prompt
-            ids = [*ids[:1], *ids[-(room - 1) :]]
+        ids = self._prompt_ids(prompt_text, sampling.max_new)
         stream = TextStream(markers, on_text) if on_text is not None else None
         discarded: list[str] = []
         for attempt in range(attempts):
@@ -149,6 +158,38 @@ class Engine:
             f"no usable reply after {attempts} attempt{'s' if attempts > 1 else ''} "
             f"(the last {'looped on one token' if _degenerate(tokens) else 'was empty'})"
         )
+
+    def _prompt_ids(self, prompt_text: str, max_new: int) -> list[int]:
+        """The prompt's ids, leaving room for the reply: <bos> and its newest part."""
+        ids = self.encode(prompt_text)
+        room = self.max_seq_length - max_new
+        return ids if len(ids) <= room else [*ids[:1], *ids[-(room - 1) :]]
+
+    def _best_of(self, prompt_text: str, settings: GenerationSettings) -> Reply:
+        """`settings.candidates` replies, each sampled with a seed of its own; the one the
+        conversation raises most (selection's measure: its log-probability after the
+        prompt less after the neutral prompt, per token) is given, the others follow it
+        as alternatives, best first."""
+        started = time.perf_counter()
+        seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        replies = []
+        for offset in range(settings.candidates):
+            one = settings.model_copy(update={"candidates": 1, "seed": (seed + offset) % 2**31})
+            with contextlib.suppress(DegenerateReply):
+                replies.append(self.generate(prompt_text, one))
+        if not replies:
+            raise DegenerateReply(f"no usable reply among {settings.candidates} candidates")
+        prompt = self._prompt_ids(prompt_text, Sampling.of(settings, seed).max_new)
+        neutral = self.encode(self.prompt.neutral())
+        tokens = [self.tokenizer.encode(r.text, bos=False, eos=False).tolist() for r in replies]
+        given = self.reply_logprobs(prompt, tokens)
+        alone = self.reply_logprobs(neutral, tokens)
+        lifts = [g - a for g, a in zip(given, alone, strict=True)]
+        order = sorted(range(len(replies)), key=lambda i: -lifts[i])
+        best = replies[order[0]]
+        best.alternatives = [replies[i].messages for i in order[1:]]
+        best.seconds = time.perf_counter() - started
+        return best
 
     def _finish(self, tokens: list[int], markers: Sequence[str]) -> str:
         text = self.detokenize(tokens) if tokens else ""
@@ -267,6 +308,17 @@ class ReplyEngine(Engine):
                 head_positions=last,
             )
         return tokens, first
+
+    can_score = True
+
+    def reply_logprobs(self, prefix: list[int], replies: list[list[int]]) -> list[float]:
+        """Selection's measure (twin.model.scoring), in one batch; then the decoding
+        cache is set back."""
+        try:
+            return reply_logprobs(self.model, prefix, replies, self.fabric.device)
+        finally:
+            with self.fabric.init_tensor():
+                self.model.set_kv_cache(batch_size=1)
 
     def prefill(self, idx: torch.Tensor) -> torch.Tensor:
         """Fill the KV cache with the whole prompt in one pass; the logits of its last

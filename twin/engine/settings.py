@@ -43,6 +43,17 @@ class GenerationSettings(BaseModel):
         ge=1,
         description="Degenerate output (empty, looping) is retried this many times, then not sent.",
     )
+    candidates: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description=(
+            "Replies sampled per answer; the one the conversation raises most (how much\n"
+            "likelier it is after this conversation than after none) is given, and Regenerate\n"
+            "on a draft shows the next at once. 1: one reply, as sampled. A streamed reply and\n"
+            "the llama.cpp backend take one."
+        ),
+    )
     max_seq_length: int = Field(
         2048, ge=32, description="The longest prompt plus reply the reply engine holds."
     )

@@ -57,6 +57,11 @@ class Prompt:
         template = self.settings.template if context else self.settings.template_no_context
         return template.format(context=context, instruction=instruction, memory=memory)
 
+    def neutral(self) -> str:
+        """The prompt with no context and no message: what a reply is measured against
+        (how much more likely the conversation makes it)."""
+        return self.render("", "")
+
     def render_sample(self, sample: Mapping[str, Any]) -> str:
         """A sample's prompt (a line of samples.jsonl); "memory" is there when it was
         trained with memory."""
