@@ -105,6 +105,8 @@ async def _move(
     `revision`, no longer at that revision). `revise` makes it a new revision of the
     draft (its text changed)."""
     fields["updated"] = int(time.time())
+    if revise:
+        fields["revised"] = fields["updated"]
     assignments = ", ".join(f"{name} = ?" for name in fields)
     if revise:
         assignments += ", revision = revision + 1"

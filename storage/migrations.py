@@ -170,8 +170,11 @@ MIGRATIONS: list[str] = [
     """,
     # 7: the drafts the owner turned down by asking for another (Regenerate). A draft's
     # row holds only its newest revision; the ones regenerated away are kept here, what
-    # the model was asked and what it said, for training to learn what not to say.
+    # the model was asked and what it said, for training to learn what not to say. And
+    # when a draft's text was last made (`updated` moves with every transition): a
+    # decision long after it judged a conversation that had moved on.
     """
+    ALTER TABLE drafts ADD COLUMN revised INTEGER;  -- NULL: never revised since created
     CREATE TABLE draft_rejections (
         draft_id  INTEGER NOT NULL REFERENCES drafts (id),
         revision  INTEGER NOT NULL,

@@ -68,11 +68,12 @@ class Reader:
         ).fetchall()
 
     def decided_drafts(self) -> list[tuple[int, str, str | None, str, str, str | None, int, int]]:
-        """(chat_id, status, via, prompt, draft_text, final_text, updated, decided) of the
+        """(chat_id, status, via, prompt, draft_text, final_text, drafted, decided) of the
         drafts the owner decided (sent, edited, discarded, or answered himself: expired),
-        oldest first: what his decisions teach."""
+        oldest first: what his decisions teach. `drafted`: when its text was made."""
         return self._conn.execute(
-            "SELECT chat_id, status, via, prompt, draft_text, final_text, updated, decided "
+            "SELECT chat_id, status, via, prompt, draft_text, final_text, "
+            "COALESCE(revised, created), decided "
             "FROM drafts WHERE status IN ('sent', 'edited_sent', 'discarded', 'expired') "
             "AND decided IS NOT NULL ORDER BY id"
         ).fetchall()

@@ -33,10 +33,9 @@ async def decided(
         await drafts_table.discard(db, draft_id)
     else:
         await drafts_table.expire(db, draft_id)
-    async with db.transaction():
+    async with db.transaction():  # made at `at`: `updated` stays as the decision left it
         await db.execute(
-            "UPDATE drafts SET created = ?, updated = ?, decided = ? WHERE id = ?",
-            (at, at, at + 60, draft_id),
+            "UPDATE drafts SET created = ?, decided = ? WHERE id = ?", (at, at + 60, draft_id)
         )
     return draft_id
 
@@ -89,6 +88,17 @@ async def test_each_decision_teaches_what_it_says(db: Database, tmp_path: Path) 
     assert all(r["prompt"] == "PROMPT" and r["chat_id"] == ANNA for r in rows)
 
 
+async def test_a_draft_is_as_old_as_its_last_revision(db: Database, tmp_path: Path) -> None:
+    """A draft redrafted as the conversation went on is judged from its newest text."""
+    draft_id = await decided(db, ANNA, "в шесть", "sent", final="в семь", at=T)
+    async with db.transaction():  # created two days before, redrafted a minute before
+        await db.execute(
+            "UPDATE drafts SET created = ?, revised = ? WHERE id = ?", (T - 2 * GAP, T, draft_id)
+        )
+    rows, stats = feedback(db, tmp_path)
+    assert [r["source"] for r in rows] == ["edited"] and stats["dropped"] == {}
+
+
 async def test_a_regenerated_draft_is_a_reply_he_did_not_want(db: Database, tmp_path: Path) -> None:
     draft_id = await drafts_table.create(db, ANNA, None, "когда?", "PROMPT 1", "первый")
     first = await drafts_table.get(db, draft_id)
@@ -109,7 +119,7 @@ async def test_nothing_comes_from_what_must_not_teach(db: Database, tmp_path: Pa
     await decided(db, ANNA, "звони", "sent", final="звони +7 921 555-13-07")  # [PHONE]
     stale = await decided(db, ANNA, "в девять", "sent", final="в десять")
     async with db.transaction():  # decided two days after it was drafted
-        await db.execute("UPDATE drafts SET decided = updated + ? WHERE id = ?", (2 * GAP, stale))
+        await db.execute("UPDATE drafts SET decided = created + ? WHERE id = ?", (2 * GAP, stale))
     await decided(db, ANNA, "завтра", "expired", at=T)
     await said(db, ANNA, (T + 30, False, "алло?"), (T + 40, True, "да"))  # not his first
     await decided(db, ANNA, "послезавтра", "expired", at=T + 5000)

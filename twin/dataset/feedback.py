@@ -85,17 +85,17 @@ def _decided(
     reader: Reader, chats: Collection[int], stale_after: int, separator: str, stats: FeedbackStats
 ) -> list[dict[str, Any]]:
     rows = []
-    for chat_id, status, via, prompt, draft, final, updated, decided in reader.decided_drafts():
+    for chat_id, status, via, prompt, draft, final, drafted, decided in reader.decided_drafts():
         if chat_id not in chats:
             stats.dropped["chat_not_used"] += 1
         elif via == "auto":
             stats.dropped["auto_sent"] += 1
-        elif decided - updated > stale_after:
+        elif decided - drafted > stale_after:
             stats.dropped["stale"] += 1
         elif status == "edited_sent" and final is not None:
             rows.append(_pair("edited", chat_id, decided, prompt, final, draft, stats))
         elif status == "expired":
-            own = [t for t in reader.owner_burst(chat_id, updated, stale_after) if t.strip()]
+            own = [t for t in reader.owner_burst(chat_id, drafted, stale_after) if t.strip()]
             if own:
                 answer = join_burst(own, separator)
                 rows.append(_pair("answered", chat_id, decided, prompt, answer, draft, stats))
