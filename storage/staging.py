@@ -35,6 +35,12 @@ from storage.rows import MessageRow
 
 _PREFIX = ".import-"
 _COLUMN_LIST = ", ".join(COLUMNS)
+# The writer's command: this very module, imported from the folder it is in (first on
+# the path, so that a `storage` package wherever the user runs twin cannot stand in).
+_WRITER = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from storage.staging import _write_rows; _write_rows(sys.argv[2])"
+)
 _INSERT = f"INSERT INTO messages ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
@@ -75,11 +81,10 @@ class _Writer:
 
     def __init__(self, path: Path) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "storage.staging", str(path)],
+            [sys.executable, "-c", _WRITER, str(Path(__file__).resolve().parents[1]), str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": _importable_from()},
         )
 
     def send(self, rows: object) -> None:
@@ -115,12 +120,6 @@ class _Writer:
         for pipe in (self._process.stdin, self._process.stdout, self._process.stderr):
             with contextlib.suppress(OSError):
                 pipe.close()  # type: ignore[union-attr]
-
-
-def _importable_from() -> str:
-    """PYTHONPATH for the writer: the folder this package is in, before the caller's."""
-    here = str(Path(__file__).resolve().parents[1])
-    return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
 
 
 def _write_rows(path: str) -> None:
@@ -210,7 +209,3 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-if __name__ == "__main__":  # the writer process (_Writer)
-    _write_rows(sys.argv[1])

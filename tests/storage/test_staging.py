@@ -35,6 +35,21 @@ async def test_every_row_handed_over_is_in_the_file(db_path: Path) -> None:
         assert await staged.sender_counts() == {1: len(ROWS)}
 
 
+async def test_a_storage_package_where_twin_runs_cannot_stand_in_for_the_writer(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's own project folder may hold a `storage` package: the writer, started
+    there, still imports twin's."""
+    theirs = tmp_path / "project" / "storage"
+    theirs.mkdir(parents=True)
+    (theirs / "__init__.py").write_text("raise ImportError('not twin')\n")
+    monkeypatch.chdir(theirs.parent)
+    async with open_database(db_path) as db, staging(db) as staged:
+        await staged.add(ROWS)
+        await staged.finish()
+        assert await staged.sender_counts() == {1: len(ROWS)}
+
+
 async def test_a_writer_that_cannot_write_says_why(db_path: Path) -> None:
     async with open_database(db_path) as db, staging(db) as staged:
         await staged.conn.execute("DROP TABLE messages")
@@ -126,7 +141,8 @@ def _writers(parent: int) -> list[int]:
             command = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:  # ended meanwhile
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"storage.staging" in command:
+        ours = any(b"storage.staging" in part for part in command)
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and ours:
             found.append(int(entry.name))
     return found
 
