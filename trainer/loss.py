@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from trainer.batches import Batch, Encoded, collate, micro_batches
 from twin.model.embedding import head_dtype, vocabulary_slices
 from twin.model.lora import base_and_adapter, frozen_linear
+from twin.model.scoring import head_losses
 
 HEAD_ROWS = 128  # rows of a trainable output layer's logits alive at once: 128 x 262k floats
 
@@ -69,18 +69,7 @@ def token_losses(
     linear = frozen_linear(head)
     if linear is not None:
         return _LinearCrossEntropy.apply(hidden, linear.weight, targets)
-    if not hidden.size(0):
-        return hidden.new_zeros(0, dtype=torch.float32)
-    return torch.cat(
-        [
-            F.cross_entropy(
-                head(hidden[start : start + HEAD_ROWS]).float(),
-                targets[start : start + HEAD_ROWS],
-                reduction="none",
-            )
-            for start in range(0, hidden.size(0), HEAD_ROWS)
-        ]
-    )
+    return head_losses(head, hidden, targets, rows=HEAD_ROWS)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

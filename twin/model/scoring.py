@@ -23,19 +23,22 @@ TokenLosses = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tens
 HEAD_ROWS = 32  # positions whose logits (262k of them each) are alive at once
 
 
-def head_losses(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy per target token, HEAD_ROWS rows of logits at a time."""
+def head_losses(
+    head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, rows: int = HEAD_ROWS
+) -> torch.Tensor:
+    """Cross-entropy per target token through `head`, `rows` rows of logits at a time
+    (through autograd where the head trains: trainer.loss uses it so)."""
     hidden = hidden.to(head_dtype(head))
     if not hidden.size(0):
         return hidden.new_zeros(0, dtype=torch.float32)
     return torch.cat(
         [
             F.cross_entropy(
-                head(hidden[start : start + HEAD_ROWS]).float(),
-                targets[start : start + HEAD_ROWS],
+                head(hidden[start : start + rows]).float(),
+                targets[start : start + rows],
                 reduction="none",
             )
-            for start in range(0, hidden.size(0), HEAD_ROWS)
+            for start in range(0, hidden.size(0), rows)
         ]
     )
 
