@@ -6,14 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-
-WAIT = 60  # seconds: a bound for what never happens when broken, not a speed
+from tests.processes import all_end, running
 
 BUSY_PARENT = """
 import time
@@ -43,18 +41,8 @@ def test_workers_leave_when_their_parent_is_killed(tmp_path: Path) -> None:
         parent.kill()
         parent.wait()
     assert len(workers) == 2
-    deadline = time.monotonic() + WAIT
-    while any(map(_running, workers)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [pid for pid in workers if _running(pid)]
+    all_end(workers)
+    left = [pid for pid in workers if running(pid)]
     for pid in left:  # not to leave them to the next test
         os.kill(pid, signal.SIGKILL)
     assert not left, "a worker outlived the process that started it"
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

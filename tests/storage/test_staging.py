@@ -16,6 +16,7 @@ from storage import StorageError, open_database
 from storage.rows import MessageRow
 from storage.staging import staging
 from tests.conftest import ROOT
+from tests.processes import WAIT, all_end
 from tests.synthetic_export import write_export
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="finds processes in /proc")
@@ -24,7 +25,6 @@ ROWS = [
     MessageRow(7, i, 1, True, 1_700_000_000 + i, f"m{i}", None, None, None, None, None)
     for i in range(1, 2_001)
 ]
-WAIT = 60  # seconds: a bound for what never happens when broken, not a speed
 
 
 async def test_every_row_handed_over_is_in_the_file(db_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_the_writer_ends_when_the_importer_is_killed(db_path: Path) -> None:
     finally:
         importer.kill()
         importer.wait()
-    assert _ends(writer), "the writer process outlived the import"
+    assert all_end([writer]), "the writer process outlived the import"
 
 
 def test_ctrl_c_stops_an_import_with_one_line_and_leaves_nothing(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_ctrl_c_stops_an_import_with_one_line_and_leaves_nothing(tmp_path: Path)
     assert importer.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "twin: interrupted"
     assert "Traceback" not in stderr
-    assert all(_ends(writer) for writer in writers)
+    assert all_end(writers)
     assert not list(tmp_path.glob(".import-*"))
 
 
@@ -145,19 +145,3 @@ def _writers(parent: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == parent and ours:
             found.append(int(entry.name))
     return found
-
-
-def _ends(pid: int) -> bool:
-    deadline = time.monotonic() + WAIT
-    while _running(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not _running(pid)
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's reaper may be slow, or absent in a container)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
