@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from trainer.batches import Encoded, collate
 from trainer.loss import token_losses
+from trainer.sense import SelectionReport
 
 
 @dataclass(frozen=True)
@@ -197,3 +198,25 @@ def _cycle(count: int, order: random.Random) -> Iterator[int]:
         indexes = list(range(count))
         order.shuffle(indexes)
         yield from indexes
+
+
+def refusal(
+    loss_before: float,
+    loss_after: float,
+    selection: SelectionReport,
+    max_loss_increase: float,
+) -> str | None:
+    """Why the phase's adapter may not replace the supervised one (None: it may). Its
+    loss on held-out replies may be at most `max_loss_increase` worse, and its
+    memory-off selection on held-out tasks (`selection`: the supervised adapter as
+    "base", the phase's as "adapter") not lower beyond the interval of the paired
+    difference; with one conversation there is no interval, and any fall refuses it."""
+    if loss_after > loss_before * (1 + max_loss_increase):
+        return f"validation loss {loss_before:.4f} -> {loss_after:.4f}"
+    if selection.base is None or selection.adapter is None:
+        return None  # no task to judge by: the loss decides alone
+    interval = selection.difference_ci95
+    fell = interval[1] < 0 if interval is not None else selection.adapter < selection.base
+    if fell:
+        return f"selection {selection.base:.0%} -> {selection.adapter:.0%}"
+    return None

@@ -30,7 +30,7 @@ from storage import BlockingDatabase, Database, StorageError
 from storage import runs as runs_table
 from storage.adapters import Adapter
 from trainer.batches import Encoded
-from trainer.budget import RunPlan, fixed_order, plan_run
+from trainer.budget import RunPlan, fitting, fixed_order, plan_run
 from trainer.errors import TrainingError
 from trainer.evaluate import Meters, held_out, selection_order
 from trainer.finetune import (
@@ -43,7 +43,7 @@ from trainer.finetune import (
 )
 from trainer.loss import LossReport, NoMeter, mean_loss
 from trainer.pairs import PairSet, demonstrated_pairs, feedback_pairs
-from trainer.preference import Weights, prefer
+from trainer.preference import Weights, prefer, refusal
 from trainer.processes import (
     JOB_FILE,
     TrainingJob,
@@ -59,7 +59,9 @@ from trainer.sense import (
     SelectionTask,
     neutral_prompt,
     one_task,
+    summary,
     task_cost,
+    task_hits,
 )
 from trainer.settings import PreferenceSettings, TrainSettings
 from twin.dataset.build import DatasetStats, build_dataset, read_samples
@@ -82,6 +84,10 @@ from twin.prompt.text import Prompt
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
+# Of the preference phase, what each of the gate's two selection passes (before and
+# after the phase's steps) may take; at least MIN_GATE_TASKS tasks, where there are.
+GATE_SHARE = 0.1
+MIN_GATE_TASKS = 8
 
 
 @dataclass(frozen=True)
@@ -432,8 +438,9 @@ def _prefer(
 ) -> dict[str, Any] | None:
     """The preference phase: the owner's feedback and the demonstrated pairs learned on
     top of the supervised adapter, kept only if the validation loss (the periodic
-    checks' replies) rises by no more than max_loss_increase. What it did, for the
-    report; None when it is off."""
+    checks' replies) rises by no more than max_loss_increase and memory-off selection
+    (on the held-out tasks `_gate_tasks` affords) does not fall beyond its interval
+    (trainer.preference.refusal). What it did, for the report; None when it is off."""
     settings, model = config.preference, setup.model
     if not settings.enabled:
         return None
@@ -456,8 +463,12 @@ def _prefer(
         found.add(_demonstrated(config, run_dir, base, data, setup, result, halfway, meters))
     checks = fixed_order(setup.val_samples)[: setup.plan.checks]
     budget = config.train.micro_batch_tokens
+    judged = _gate_tasks(setup, seconds)
+    neutral = neutral_prompt(base.tokenizer, base.prompt)
+    device = setup.fabric.device
     checking = time.perf_counter()
     before = validation_loss(setup.fabric, model, checks, budget)
+    hits_before = task_hits(model, judged, neutral, device)
     checking = time.perf_counter() - checking  # the check after the steps takes as long
     passes = max(len(found.pairs), len(found.signals))
     outcome = prefer(
@@ -472,8 +483,13 @@ def _prefer(
         deadline=None if ends is None else ends - checking,
         seed=config.train.seed,
     )
-    after = validation_loss(setup.fabric, model, checks, budget) if outcome.steps else before
-    kept = outcome.steps > 0 and after <= before * (1 + settings.max_loss_increase)
+    after, hits_after = before, hits_before
+    if outcome.steps:
+        after = validation_loss(setup.fabric, model, checks, budget)
+        hits_after = task_hits(model, judged, neutral, device)
+    selection = summary(judged, hits_before, hits_after)  # "base": the supervised adapter
+    refused = refusal(before, after, selection, settings.max_loss_increase)
+    kept = outcome.steps > 0 and refused is None
     if kept:
         result.adapter = adapter_state(model)
     else:
@@ -489,9 +505,25 @@ def _prefer(
         "chosen_change": outcome.chosen_change,
         "val_loss_before": before,
         "val_loss_after": after,
+        "selection_tasks": selection.tasks,
+        "selection_before": selection.base,
+        "selection_after": selection.adapter,
+        "selection_change_ci95": selection.difference_ci95,
+        "refused": refused,
         "kept": kept,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _gate_tasks(setup: _Setup, seconds: float | None) -> list[SelectionTask]:
+    """The held-out selection tasks the gate judges the phase by, in evaluation order:
+    as many as one pass of GATE_SHARE of the phase's `seconds` scores (at least
+    MIN_GATE_TASKS); without a budget, those the final evaluation scores."""
+    tasks, speed = setup.tasks, setup.plan.speed
+    if seconds is None or speed is None:
+        return tasks[: setup.plan.selection_tasks]
+    fit = fitting([task_cost(t) // 2 for t in tasks], GATE_SHARE * seconds, speed.selection)
+    return tasks[: max(fit, MIN_GATE_TASKS)]
 
 
 def _demonstrated(

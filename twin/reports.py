@@ -78,14 +78,20 @@ def _preference(phase: dict[str, Any] | None) -> list[str]:
     verdict = (
         "kept"
         if phase["kept"]
-        else "not kept (the supervised adapter is)"
+        else f"not kept, {phase['refused']} (the supervised adapter is)"
         if phase["steps"]
         else "nothing learned"
     )
+    selection = ""
+    if phase["selection_before"] is not None:
+        selection = (
+            f", selection {phase['selection_before']:.0%} -> {phase['selection_after']:.0%}"
+            f" on {phase['selection_tasks']} tasks"
+        )
     return [
         f"  preferences   {phase['pairs']} pairs, {phase['signals']} signals ({sources}); "
         f"{phase['steps']} steps, validation loss {phase['val_loss_before']:.4f} -> "
-        f"{phase['val_loss_after']:.4f}: {verdict}"
+        f"{phase['val_loss_after']:.4f}{selection}: {verdict}"
     ]
 
 

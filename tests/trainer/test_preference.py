@@ -18,8 +18,9 @@ from storage import runs as runs_table
 from tests.exports import import_into
 from tests.trainer.test_finetune import config_for
 from trainer.batches import Encoded, encode
-from trainer.preference import Pair, Signal, Weights, prefer, reference_logps
+from trainer.preference import Pair, Signal, Weights, prefer, reference_logps, refusal
 from trainer.run import run_training
+from trainer.sense import from_conversations
 from twin.commands.demo import sample_export
 from twin.dataset.build import build_dataset, read_samples
 from twin.dataset.settings import DatasetSettings
@@ -136,6 +137,25 @@ def test_nothing_to_learn_changes_nothing(tiny_checkpoint: Path) -> None:
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
+# -- the gate ------------------------------------------------------------------------------
+
+
+def test_the_gate_refuses_a_worse_loss_or_a_fall_in_selection_beyond_its_interval() -> None:
+    """[tasks, supervised hits, preference hits] per conversation: the phase's adapter
+    replaces the supervised one only while neither measure says it got worse."""
+    same = from_conversations([[5, 3, 3], [5, 2, 2], [5, 4, 4]])
+    fell = from_conversations([[5, 4, 0], [5, 5, 1], [5, 3, 0], [5, 4, 1]])
+    noise = from_conversations([[5, 3, 2], [5, 2, 3], [5, 4, 3]])
+    assert refusal(3.0, 3.05, same, 0.02) is None
+    assert refusal(3.0, 3.07, same, 0.02) == "validation loss 3.0000 -> 3.0700"
+    assert fell.difference_ci95 is not None and fell.difference_ci95[1] < 0
+    assert refusal(3.0, 2.9, fell, 0.02) == "selection 80% -> 10%"
+    assert refusal(3.0, 2.9, noise, 0.02) is None  # a fall inside the interval is noise
+    one = from_conversations([[6, 3, 2]])  # one conversation: no interval, a fall refuses
+    assert one.difference_ci95 is None and refusal(3.0, 3.0, one, 0.02) == "selection 50% -> 33%"
+    assert refusal(3.0, 3.0, from_conversations([]), 0.02) is None  # no task: the loss decides
+
+
 # -- the phase in a run ---------------------------------------------------------------------
 
 
@@ -167,7 +187,8 @@ def test_a_run_learns_the_owners_preferences_after_the_supervised_phase(
     assert phase is not None
     assert phase["sources"] == {"demonstrated": phase["pairs"] - 1, "discarded": 1, "edited": 1}
     assert phase["pairs"] >= 2 and phase["signals"] == 1  # the edit and at least one guess
-    assert phase["steps"] > 0 and phase["kept"]
+    assert phase["steps"] > 0 and phase["kept"] and phase["refused"] is None
+    assert phase["selection_tasks"] > 0 and phase["selection_after"] is not None
     supervised = registry.load(next((tmp_path / "data" / "runs").glob("*/supervised/*")))
     saved = registry.load(Path(report.adapter_path))
     assert any(not torch.equal(saved[k], supervised[k]) for k in saved)  # the phase's
@@ -185,6 +206,7 @@ def test_a_phase_that_makes_the_loss_worse_is_not_kept(
     phase = report.preference
     assert phase is not None and phase["steps"] > 0
     assert phase["val_loss_after"] > phase["val_loss_before"] and not phase["kept"]
+    assert phase["refused"].startswith("validation loss")
     supervised = registry.load(next((tmp_path / "data" / "runs").glob("*/supervised/*")))
     saved = registry.load(Path(report.adapter_path))
     assert all(torch.equal(saved[k], supervised[k]) for k in saved)  # the supervised one
