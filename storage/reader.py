@@ -67,12 +67,15 @@ class Reader:
             (chat_id, first_id, last_id),
         ).fetchall()
 
-    def decided_drafts(self) -> list[tuple[int, str, str | None, str, str, str | None, int, int]]:
-        """(chat_id, status, via, prompt, draft_text, final_text, drafted, decided) of the
-        drafts the owner decided (sent, edited, discarded, or answered himself: expired),
-        oldest first: what his decisions teach. `drafted`: when its text was made."""
+    def decided_drafts(
+        self,
+    ) -> list[tuple[int, str, str | None, str, str, str | None, int | None, int, int]]:
+        """(chat_id, status, via, prompt, draft_text, final_text, incoming_message_id,
+        drafted, decided) of the drafts the owner decided (sent, edited, discarded, or
+        answered himself: expired), oldest first: what his decisions teach. `drafted`:
+        when its text was made; `incoming_message_id`: the message it answered."""
         return self._conn.execute(
-            "SELECT chat_id, status, via, prompt, draft_text, final_text, "
+            "SELECT chat_id, status, via, prompt, draft_text, final_text, incoming_message_id, "
             "COALESCE(revised, created), decided "
             "FROM drafts WHERE status IN ('sent', 'edited_sent', 'discarded', 'expired') "
             "AND decided IS NOT NULL ORDER BY id"
@@ -85,14 +88,23 @@ class Reader:
             "JOIN drafts AS d ON d.id = r.draft_id ORDER BY r.draft_id, r.revision"
         ).fetchall()
 
-    def owner_burst(self, chat_id: int, since: int, within: int) -> list[str]:
-        """The texts of the owner's messages in a chat that open what came at `since` or
-        later, until someone else writes or `within` seconds of silence pass: how he
-        answered himself. Empty when the first message since is not his."""
+    def owner_burst(
+        self, chat_id: int, after_message: int | None, since: int, within: int
+    ) -> list[str]:
+        """The texts of the owner's messages in a chat that open what came after the
+        message `after_message` (None: at `since` or later), until someone else writes or
+        `within` seconds of silence pass (from `since` on): how he answered himself.
+        Empty when the first message after is not his. After a message, not after a
+        time: a draft made within the second its message came (or on a clock behind
+        Telegram's) would otherwise find that message first, and never his answer."""
+        if after_message is None:
+            where, value = "date >= ?", since
+        else:
+            where, value = "message_id > ?", after_message
         rows = self._conn.execute(
-            "SELECT is_owner, date, text FROM messages WHERE chat_id = ? AND date >= ? "
+            f"SELECT is_owner, date, text FROM messages WHERE chat_id = ? AND {where} "
             "AND by_twin = 0 ORDER BY message_id LIMIT 50",
-            (chat_id, since),
+            (chat_id, value),
         ).fetchall()
         texts: list[str] = []
         last = since

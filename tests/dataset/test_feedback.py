@@ -18,11 +18,19 @@ T = 1_700_000_000
 
 
 async def decided(
-    db: Database, chat_id: int, draft: str, status: str, final: str | None = None, at: int = T
+    db: Database,
+    chat_id: int,
+    draft: str,
+    status: str,
+    final: str | None = None,
+    at: int = T,
+    incoming: int | None = None,
 ) -> int:
-    """A draft made at `at` and decided a minute later: sent (as `final`, if given),
-    discarded or expired."""
-    draft_id = await drafts_table.create(db, chat_id, None, "когда встречаемся?", "PROMPT", draft)
+    """A draft (of the message `incoming`) made at `at` and decided a minute later: sent
+    (as `final`, if given), discarded or expired."""
+    draft_id = await drafts_table.create(
+        db, chat_id, incoming, "когда встречаемся?", "PROMPT", draft
+    )
     if status == "sent":
         await drafts_table.claim_for_sending(db, draft_id, final or draft, "button")
         await drafts_table.mark_sent(db, draft_id, 99)
@@ -86,6 +94,24 @@ async def test_each_decision_teaches_what_it_says(db: Database, tmp_path: Path) 
         "dropped": {},
     }
     assert all(r["prompt"] == "PROMPT" and r["chat_id"] == ANNA for r in rows)
+
+
+async def test_his_own_answer_is_what_came_after_the_message_drafted_for(
+    db: Database, tmp_path: Path
+) -> None:
+    """A draft made within the second its message came, or on a clock behind Telegram's,
+    is not older than that message: his answer is found after the message, not after
+    the draft's time."""
+    await said(db, ANNA, (T, False, "когда?"), (T + 30, True, "в семь"))
+    await decided(db, ANNA, "завтра", "expired", at=T, incoming=T)  # the same second
+    await said(db, ANNA, (T + 100, False, "где?"), (T + 130, True, "у кино"))
+    await decided(db, ANNA, "дома", "expired", at=T + 97, incoming=T + 100)  # 3 s behind
+    rows, stats = feedback(db, tmp_path)
+    assert [(r["source"], r["chosen"], r["rejected"]) for r in rows] == [
+        ("answered", "в семь", "завтра"),
+        ("answered", "у кино", "дома"),
+    ]
+    assert stats["dropped"] == {}
 
 
 async def test_a_draft_is_as_old_as_its_last_revision(db: Database, tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ def _decided(
     reader: Reader, chats: Collection[int], stale_after: int, separator: str, stats: FeedbackStats
 ) -> list[dict[str, Any]]:
     rows = []
-    for chat_id, status, via, prompt, draft, final, drafted, decided in reader.decided_drafts():
+    for row in reader.decided_drafts():
+        chat_id, status, via, prompt, draft, final, answered, drafted, decided = row
         if chat_id not in chats:
             stats.dropped["chat_not_used"] += 1
         elif via == "auto":
@@ -95,7 +96,8 @@ def _decided(
         elif status == "edited_sent" and final is not None:
             rows.append(_pair("edited", chat_id, decided, prompt, final, draft, stats))
         elif status == "expired":
-            own = [t for t in reader.owner_burst(chat_id, drafted, stale_after) if t.strip()]
+            burst = reader.owner_burst(chat_id, answered, drafted, stale_after)
+            own = [t for t in burst if t.strip()]
             if own:
                 answer = join_burst(own, separator)
                 rows.append(_pair("answered", chat_id, decided, prompt, answer, draft, stats))
