@@ -87,10 +87,7 @@ def main() -> None:
 def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """The arguments and the personas they name (every one with --all). Names are checked
     here, not by argparse: its `choices` rejects the empty list that --all leaves."""
-    from tests import dev_chitchat as chitchat
-    from tests.dev_personas import PERSONAS
-
-    known = [SAMPLE, *sorted(PERSONAS), *chitchat.DEVELOPMENT]
+    known = known_personas()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("persona", nargs="*", metavar="PERSONA", help=", ".join(known))
     parser.add_argument("--all", action="store_true", help="every persona, then the pooled table")
@@ -121,6 +118,14 @@ def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if unknown:
         parser.error(f"no persona {', '.join(unknown)}; known: {', '.join(known)}")
     return args, known if args.all else args.persona
+
+
+def known_personas() -> list[str]:
+    """The sample, the play characters for development, the Chit-Chat participants."""
+    from tests import dev_chitchat as chitchat
+    from tests.dev_personas import PERSONAS
+
+    return [SAMPLE, *sorted(PERSONAS), *chitchat.DEVELOPMENT]
 
 
 def write_record(folder: Path, record: dict) -> Path:
@@ -161,26 +166,10 @@ def run_persona(
 ) -> tuple[dict, dict | None]:
     """Import, train and (with args.eval) evaluate one persona in a data folder of its own:
     the summary of `twin train --json`, and `twin eval --json` or None."""
-    from tests import dev_chitchat as chitchat
-    from tests.dev_personas import PERSONAS, build
-    from tests.exports import write_json
-    from twin.commands.demo import sample_export
-
     work = work or Path(tempfile.mkdtemp(prefix=f"twin-{persona}-"))
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "models").unlink(missing_ok=True)
-    args.models.mkdir(parents=True, exist_ok=True)
-    (work / "models").symlink_to(args.models.resolve())  # the converted model, once
-    if persona == SAMPLE:
-        export = sample_export()
-    elif persona in chitchat.DEVELOPMENT:
-        export = write_json(work / "result.json", chitchat.build(persona, args.cache))
-    else:
-        export = write_json(work / "result.json", build(PERSONAS[persona], args.cache))
-    env = {**os.environ, "TWIN_DATA_DIR": str(work), "PYTHONPATH": str(ROOT)}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        env["TWIN_" + key.upper().replace(".", "__")] = value
+    data_folder(work, args.models)
+    export = persona_export(persona, work, args.cache)
+    env = twin_environment(work, args.set)
     twin(["import", str(export)], env)
     started = time.perf_counter()
     run = json.loads(twin(["train", "--json"], env))
@@ -214,6 +203,39 @@ def run_persona(
         command = ["eval", "--json", "--adapter", str(run["adapter_id"])]
         evaluation = json.loads(twin([*command, "--generate", str(args.generate)], env))
     return summary, evaluation
+
+
+def data_folder(work: Path, models: Path) -> Path:
+    """A data folder at `work` whose models/ is `models` (the converted model, once)."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "models").unlink(missing_ok=True)
+    models.mkdir(parents=True, exist_ok=True)
+    (work / "models").symlink_to(models.resolve())
+    return work
+
+
+def persona_export(persona: str, work: Path, cache: Path) -> Path:
+    """The persona's Telegram export (written into `work` unless it ships with twin)."""
+    from tests import dev_chitchat as chitchat
+    from tests.dev_personas import PERSONAS, build
+    from tests.exports import write_json
+    from twin.commands.demo import sample_export
+
+    if persona == SAMPLE:
+        return sample_export()
+    if persona in chitchat.DEVELOPMENT:
+        return write_json(work / "result.json", chitchat.build(persona, cache))
+    return write_json(work / "result.json", build(PERSONAS[persona], cache))
+
+
+def twin_environment(work: Path, changes: list[str]) -> dict[str, str]:
+    """This process's environment with the data folder `work` and each SECTION.KEY=VALUE
+    of `changes` as the TWIN_* variable a user would set."""
+    env = {**os.environ, "TWIN_DATA_DIR": str(work), "PYTHONPATH": str(ROOT)}
+    for item in changes:
+        key, _, value = item.partition("=")
+        env["TWIN_" + key.upper().replace(".", "__")] = value
+    return env
 
 
 def pooled(selections: dict[str, dict]) -> dict:
