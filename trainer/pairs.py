@@ -7,6 +7,11 @@ guess. Learning from one's own samples against the person's demonstrations is wh
 DITTO ("Show, Don't Tell", Shaikh et al. 2024) found to beat supervised fine-tuning
 alone with a handful of demonstrations. A guess nearly the same as the real reply
 (chrF >= SAME_CHRF) is no pair: there is nothing to prefer.
+
+A hard negative (optional, `preference.hard_negatives`) needs no generation: the owner's
+reply preferred, for its context, over one of his replies from another conversation.
+Both are in his voice, so what the pair teaches is the conversation itself, which is
+what selection measures.
 """
 
 from __future__ import annotations
@@ -114,4 +119,48 @@ def demonstrated_pairs(
         )
     ]
     found.sources["demonstrated"] = len(found.pairs)
+    return found
+
+
+def hard_negative_pairs(
+    samples: list[dict[str, Any]], tokenizer: Tokenizer, prompt: Prompt, count: int, length: int
+) -> PairSet:
+    """Up to `count` pairs of an owner's training reply over his reply from another
+    conversation (hard_negatives' choice), encoded."""
+    found = PairSet()
+    chosen = hard_negatives(samples, count)
+    prompts = [prompt.render_sample(samples[c]) for c, _ in chosen]
+    found.pairs = [
+        Pair(c, r)
+        for c, r in zip(
+            encode_rendered(prompts, [samples[c]["output"] for c, _ in chosen], tokenizer, length),
+            encode_rendered(prompts, [samples[r]["output"] for _, r in chosen], tokenizer, length),
+            strict=True,
+        )
+    ]
+    found.sources["hard_negative"] = len(found.pairs)
+    return found
+
+
+def hard_negatives(samples: list[dict[str, Any]], count: int) -> list[tuple[int, int]]:
+    """(reply, rejected reply) indexes of `samples`: up to `count` replies that answer a
+    message, in a fixed random order, each against a reply of another conversation
+    that is not nearly the same words (chrF < SAME_CHRF)."""
+    order = random.Random("hard negatives")
+    answering = [i for i, s in enumerate(samples) if s["instruction"]]
+    order.shuffle(answering)
+    chrf, found = CHRF(), []
+    for index in answering[:count]:
+        conversation = (samples[index]["chat_id"], samples[index]["conversation"])
+        others = [
+            i
+            for i in range(len(samples))
+            if (samples[i]["chat_id"], samples[i]["conversation"]) != conversation
+        ]
+        order.shuffle(others)
+        for other in others[:8]:  # a few tries: most replies differ at once
+            score = chrf.sentence_score(samples[other]["output"], [samples[index]["output"]]).score
+            if score < SAME_CHRF:
+                found.append((index, other))
+                break
     return found

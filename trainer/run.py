@@ -42,7 +42,7 @@ from trainer.finetune import (
     validation_loss,
 )
 from trainer.loss import LossReport, NoMeter, mean_loss
-from trainer.pairs import PairSet, demonstrated_pairs, feedback_pairs
+from trainer.pairs import PairSet, demonstrated_pairs, feedback_pairs, hard_negative_pairs
 from trainer.preference import Weights, prefer, refusal
 from trainer.processes import (
     JOB_FILE,
@@ -461,6 +461,13 @@ def _prefer(
     if settings.demonstrated:
         halfway = None if ends is None else started + (ends - started) / 2
         found.add(_demonstrated(config, run_dir, base, data, setup, result, halfway, meters))
+    if settings.hard_negatives:
+        train_rows = [r for r in data.rows if r.get("split") == "train"]
+        found.add(
+            hard_negative_pairs(
+                train_rows, base.tokenizer, base.prompt, settings.hard_negatives, length
+            )
+        )
     checks = fixed_order(setup.val_samples)[: setup.plan.checks]
     budget = config.train.micro_batch_tokens
     judged = _gate_tasks(setup, seconds)

@@ -179,6 +179,14 @@ class PreferenceSettings(BaseModel):
             "is the rejected side against yours (none when the two are nearly the same)."
         ),
     )
+    hard_negatives: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Training replies each preferred over one of your replies from another\n"
+            "conversation (no generation: they teach the conversation, not the voice)."
+        ),
+    )
     beta: float = Field(0.1, gt=0, description="How far from the supervised adapter it may move.")
     likelihood: float = Field(
         1.0,

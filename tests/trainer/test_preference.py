@@ -18,6 +18,7 @@ from storage import runs as runs_table
 from tests.exports import import_into
 from tests.trainer.test_finetune import config_for
 from trainer.batches import Encoded, encode
+from trainer.pairs import hard_negatives
 from trainer.preference import Pair, Signal, Weights, prefer, reference_logps, refusal
 from trainer.run import run_training
 from trainer.sense import from_conversations
@@ -137,6 +138,36 @@ def test_nothing_to_learn_changes_nothing(tiny_checkpoint: Path) -> None:
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
+# -- hard negatives ------------------------------------------------------------------------
+
+
+def test_a_hard_negative_is_his_reply_from_another_conversation() -> None:
+    def sample(chat: int, start: int, instruction: str, output: str) -> dict:
+        return {
+            "instruction": instruction,
+            "output": output,
+            "chat_id": chat,
+            "conversation": start,
+        }
+
+    samples = [
+        sample(1, 10, "", "opens the chat: answers nothing"),
+        sample(1, 10, "how are you?", "fine, and you"),
+        sample(1, 10, "coming tonight?", "yes, at seven"),
+        sample(2, 10, "tea or coffee?", "coffee, always"),
+        sample(2, 50, "seen the film?", "fine, and you"),  # the same words as chat 1's
+        sample(3, 10, "where are you?", "on the bus home"),
+    ]
+    chosen = hard_negatives(samples, 10)
+    assert sorted(c for c, _ in chosen) == [1, 2, 3, 4, 5]  # those answering a message
+    for reply, rejected in chosen:
+        mine, other = samples[reply], samples[rejected]
+        assert (mine["chat_id"], mine["conversation"]) != (other["chat_id"], other["conversation"])
+        assert mine["output"] != other["output"]
+    assert hard_negatives(samples, 10) == chosen  # fixed: a rerun learns the same pairs
+    assert len(hard_negatives(samples, 2)) == 2
+
+
 # -- the gate ------------------------------------------------------------------------------
 
 
@@ -181,12 +212,19 @@ def preference_config(tmp_path: Path, persona_db: Path, tiny: Path, **settings: 
 def test_a_run_learns_the_owners_preferences_after_the_supervised_phase(
     tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
 ) -> None:
-    config = preference_config(tmp_path, persona_db, tiny_checkpoint, max_loss_increase=1.0)
+    config = preference_config(
+        tmp_path, persona_db, tiny_checkpoint, max_loss_increase=1.0, hard_negatives=2
+    )
     report = run_training(config)
     phase = report.preference
     assert phase is not None
-    assert phase["sources"] == {"demonstrated": phase["pairs"] - 1, "discarded": 1, "edited": 1}
-    assert phase["pairs"] >= 2 and phase["signals"] == 1  # the edit and at least one guess
+    assert phase["sources"] == {
+        "demonstrated": phase["pairs"] - 3,
+        "discarded": 1,
+        "edited": 1,
+        "hard_negative": 2,
+    }
+    assert phase["pairs"] >= 4 and phase["signals"] == 1  # the edit, 2 others, a guess
     assert phase["steps"] > 0 and phase["kept"] and phase["refused"] is None
     assert phase["selection_tasks"] > 0 and phase["selection_after"] is not None
     supervised = registry.load(next((tmp_path / "data" / "runs").glob("*/supervised/*")))
