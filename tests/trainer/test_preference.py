@@ -4,8 +4,10 @@ chosen reply's likelihood, single signals pushed the way the owner judged them."
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -18,10 +20,12 @@ from storage import runs as runs_table
 from tests.exports import import_into
 from tests.trainer.test_finetune import config_for
 from trainer.batches import Encoded, encode
+from trainer.budget import Speed
 from trainer.pairs import hard_negatives
 from trainer.preference import Pair, Signal, Weights, prefer, reference_logps, refusal
-from trainer.run import run_training
-from trainer.sense import from_conversations
+from trainer.run import _preference_plan, run_training
+from trainer.sense import SelectionTask, from_conversations
+from trainer.settings import PreferenceSettings
 from twin.commands.demo import sample_export
 from twin.dataset.build import build_dataset, read_samples
 from twin.dataset.settings import DatasetSettings
@@ -166,6 +170,39 @@ def test_a_hard_negative_is_his_reply_from_another_conversation() -> None:
         assert mine["output"] != other["output"]
     assert hard_negatives(samples, 10) == chosen  # fixed: a rerun learns the same pairs
     assert len(hard_negatives(samples, 2)) == 2
+
+
+# -- the phase's time ------------------------------------------------------------------------
+
+
+def test_the_phase_gets_room_for_its_steps_or_leaves_the_time_to_training(
+    tmp_path: Path,
+) -> None:
+    """A 10-minute budget, 100 s of it for the final evaluation; samples of 400 tokens.
+    The phase takes its share where its fixed work and four steps fit in it, more (up to
+    half) where they do not, and nothing, said before training starts, where even half
+    is too little: it must never take training's time for no step."""
+
+    def plan(tokens_per_s: float) -> tuple[float | None, str | None]:
+        sample = Encoded(list(range(400)), 300)
+        speed = Speed(train=tokens_per_s, forward=3 * tokens_per_s, selection=tokens_per_s)
+        task = SelectionTask(list(range(300)), [[1, 2]] * 10)
+        setup = SimpleNamespace(
+            recipe=SimpleNamespace(max_minutes=10),
+            plan=SimpleNamespace(speed=speed, evaluation_seconds=100.0, checks=16),
+            val_samples=[sample] * 20,
+            train_samples=[sample] * 100,
+            tasks=[task] * 10,
+        )
+        data = SimpleNamespace(path=tmp_path / "samples.jsonl")  # no feedback yet
+        settings = PreferenceSettings(enabled=True, demonstrated=8, share=0.2)
+        config = SimpleNamespace(preference=settings)
+        return _preference_plan(config, setup, data, time.perf_counter())  # type: ignore[arg-type]
+
+    fast, slow, hopeless = plan(20_000), plan(300), plan(100)
+    assert fast[1] is None and fast[0] == pytest.approx(0.2 * 500, rel=0.01)  # its share
+    assert slow[1] is None and 0.2 * 500 < slow[0] <= 0.5 * 500  # room for four steps
+    assert hopeless[0] is None and hopeless[1].startswith("too little time")
 
 
 # -- the gate ------------------------------------------------------------------------------
