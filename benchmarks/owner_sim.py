@@ -471,6 +471,7 @@ async def night(number: int, launcher, service, db, adapters_table, test: TestSe
         "preference_pairs": phase.get("pairs"),
         "preference_sources": phase.get("sources"),
         "preference_kept": phase.get("kept"),
+        "preference_skipped": phase.get("skipped"),
     }
     return Night(number, run, test.measure(Path(active.path)))
 
