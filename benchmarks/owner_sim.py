@@ -56,7 +56,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.training import TrainingLauncher
+    from storage import Database
+    from twin.engine.service import ReplyService
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -349,7 +354,6 @@ async def live_arm(
     from bot.drafts import DraftWorkflow
     from bot.training import TrainingLauncher
     from exporter.live import LiveUserbot
-    from storage import adapters as adapters_table
     from storage import drafts as drafts_table
     from storage import open_database
     from tests.fake_telethon import ScriptedTelegram, user
@@ -434,9 +438,7 @@ async def live_arm(
                 if decided == per_day:
                     if day < days:
                         await keeper.stop()
-                        result.nights.append(
-                            await night(day, launcher, service, db, adapters_table, test)
-                        )
+                        result.nights.append(await night(day, launcher, service, db, test))
                     day, decided = day + 1, 0
         await keeper.stop()
         await workflow.stop()
@@ -445,10 +447,13 @@ async def live_arm(
     return result
 
 
-async def night(number: int, launcher, service, db, adapters_table, test: TestSet) -> Night:
+async def night(
+    number: int, launcher: TrainingLauncher, service: ReplyService, db: Database, test: TestSet
+) -> Night:
     """The night's retraining, started as the schedule starts it; then the adapter the
     service serves, measured on the test conversations."""
     from bot.training import Outcome
+    from storage import adapters as adapters_table
 
     async def nothing(_: Any) -> None:
         return None
