@@ -59,9 +59,13 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.drafts import DraftWorkflow
     from bot.training import TrainingLauncher
     from storage import Database
+    from tests.fake_telethon import ScriptedTelegram
     from twin.engine.service import ReplyService
+    from twin.memory.keeper import MemoryKeeper
+    from twin.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -335,6 +339,76 @@ def environment(changes: dict[str, str]):
         os.environ.update(saved)
 
 
+@dataclass
+class Live:
+    """The arm's twin as `twin run` runs it: the reply service, the memory keeper, the
+    draft workflow behind the userbot, Telethon's client answering from a script, and
+    the launcher of the night's retraining; `clock` is the replayed history's time."""
+
+    db: Database
+    service: ReplyService
+    keeper: MemoryKeeper
+    workflow: DraftWorkflow
+    telegram: ScriptedTelegram
+    launcher: TrainingLauncher
+    clock: Clock
+    separator: str
+
+    async def arrive(self, message: Message, out: bool) -> None:
+        """`message` reaches the userbot as Telegram would deliver it, at its own time."""
+        self.clock.now = message.date
+        await self.telegram.arrive(
+            self.telegram.message(message.chat_id, message.text, out, message.date)
+        )
+
+    async def stop(self) -> None:
+        await self.keeper.stop()
+        await self.workflow.stop()
+        await self.service.close()
+
+
+async def start_live(
+    settings: Settings, db: Database, owner: int, peers: list[int], clock: Clock
+) -> Live:
+    """The arm's twin on `db`, as `settings` (the arm's) make it."""
+    from bot.drafts import DraftWorkflow
+    from bot.training import TrainingLauncher
+    from exporter.live import LiveUserbot
+    from tests.fake_telethon import ScriptedTelegram, user
+    from twin.engine.style import owner_generation
+    from twin.memory.keeper import MemoryKeeper
+    from twin.wiring import make_service
+
+    separator = settings.prompt.burst_separator
+    service = make_service(settings, settings.db_path)
+    await service.start(db)
+    keeper = MemoryKeeper(db, settings.memory, settings.dataset, separator)
+    workflow = DraftWorkflow(
+        OwnerChat(),  # type: ignore[arg-type]
+        db,
+        service,
+        owner,
+        settings.userbot,
+        lambda: owner_generation(db, settings.generate),
+    )
+    telegram = ScriptedTelegram(user(owner, "Me"), [user(p, f"Peer {p}") for p in peers])
+    telegram._ids = itertools.count(10**9)  # above every imported message's id
+    plain_message = telegram.message
+
+    def stamped(peer: int, text: str, out: bool = False, at: float | None = None, **extra):
+        return plain_message(peer, text, out, at if at is not None else clock.now, **extra)
+
+    telegram.message = stamped  # type: ignore[method-assign]
+    live = LiveUserbot(
+        telegram, db, owner, workflow.on_incoming, workflow.on_outgoing, keeper.chat_changed
+    )
+    live.attach()
+    workflow.userbot = live
+    train = [sys.executable, "-m", "twin", "train", "--json", "--db", str(settings.db_path)]
+    launcher = TrainingLauncher(db, train)
+    return Live(db, service, keeper, workflow, telegram, launcher, clock, separator)
+
+
 async def live_arm(
     arm: str,
     folder: Path,
@@ -348,108 +422,78 @@ async def live_arm(
     workflow, the simulated owner deciding, a night's retraining after each day."""
     from unittest import mock
 
-    from sacrebleu.metrics import CHRF
-
     import storage.drafts
-    from bot.drafts import DraftWorkflow
-    from bot.training import TrainingLauncher
-    from exporter.live import LiveUserbot
-    from storage import drafts as drafts_table
     from storage import open_database
-    from tests.fake_telethon import ScriptedTelegram, user
-    from twin.engine.style import owner_generation
-    from twin.memory.keeper import MemoryKeeper
     from twin.settings import load_settings
-    from twin.wiring import make_service
 
-    settings = load_settings(None)
-    result, clock, chrf = ArmResult(arm), Clock(), CHRF()
-    separator = settings.prompt.burst_separator
-    peers = sorted({t.chat_id for t in replay})
-    train = [sys.executable, "-m", "twin", "train", "--json", "--db", str(settings.db_path)]
+    settings, result, clock = load_settings(None), ArmResult(arm), Clock()
     started = time.perf_counter()
     async with open_database(settings.db_path) as db:
-        service = make_service(settings, settings.db_path)
-        await service.start(db)
-        keeper = MemoryKeeper(db, settings.memory, settings.dataset, separator)
-        workflow = DraftWorkflow(
-            OwnerChat(),  # type: ignore[arg-type]
-            db,
-            service,
-            owner,
-            settings.userbot,
-            lambda: owner_generation(db, settings.generate),
-        )
-        telegram = ScriptedTelegram(user(owner, "Me"), [user(p, f"Peer {p}") for p in peers])
-        telegram._ids = itertools.count(10**9)  # above every imported message's id
-        plain_message = telegram.message
-
-        def stamped(peer: int, text: str, out: bool = False, at: float | None = None, **extra):
-            return plain_message(peer, text, out, at if at is not None else clock.now, **extra)
-
-        telegram.message = stamped  # type: ignore[method-assign]
-        live = LiveUserbot(
-            telegram, db, owner, workflow.on_incoming, workflow.on_outgoing, keeper.chat_changed
-        )
-        live.attach()
-        workflow.userbot = live
-        launcher = TrainingLauncher(db, train)
-        day, decided = 1, 0
-
-        async def arrive(message: Message, out: bool) -> None:
-            clock.now = message.date
-            await telegram.arrive(
-                telegram.message(message.chat_id, message.text, out, message.date)
-            )
-
+        live = await start_live(settings, db, owner, sorted({t.chat_id for t in replay}), clock)
         with mock.patch.object(storage.drafts, "time", clock):
-            answered: set[int] = set()  # chats whose last turn is the owner's
-            for current in replay:
-                if day > days:
-                    break
-                if not current.owner:
-                    answered.discard(current.chat_id)
-                    for message in current.messages:
-                        await arrive(message, out=False)
-                    continue
-                draft = await drafts_table.open_for_chat(db, current.chat_id)
-                if draft is None or draft.status != "pending":
-                    result.undrafted += current.chat_id not in answered  # someone was waiting
-                    answered.add(current.chat_id)
-                    for message in current.messages:
-                        await arrive(message, out=True)
-                    continue
-                answered.add(current.chat_id)
-                real = separator.join(m.text for m in current.messages)
-                score = chrf.sentence_score(draft.draft_text, [real]).score / 100
-                clock.now = current.date
-                if score >= SEND_FROM:
-                    action = "sent"
-                    await workflow.send(draft.id, revision=draft.revision)
-                elif score >= EDIT_FROM:
-                    action = "edited"
-                    await workflow.send(draft.id, real, via="edit", revision=draft.revision)
-                else:
-                    action = "answered"
-                    for message in current.messages:
-                        await arrive(message, out=True)
-                result.decisions.append(Decision(day, action, round(score, 4)))
-                decided += 1
-                if decided == per_day:
-                    if day < days:
-                        await keeper.stop()
-                        result.nights.append(await night(day, launcher, service, db, test))
-                    day, decided = day + 1, 0
-        await keeper.stop()
-        await workflow.stop()
-        await service.close()
+            await replay_days(live, replay, per_day, days, test, result)
+        await live.stop()
     result.minutes = round((time.perf_counter() - started) / 60, 1)
     return result
 
 
-async def night(
-    number: int, launcher: TrainingLauncher, service: ReplyService, db: Database, test: TestSet
-) -> Night:
+async def replay_days(
+    live: Live, replay: list[Turn], per_day: int, days: int, test: TestSet, result: ArmResult
+) -> None:
+    """The turns in time order: someone's messages arrive; at the owner's turn he decides
+    on the draft waiting in that chat (or, with none, writes as he did); after every
+    `per_day` decisions but the last day's, the night."""
+    from storage import drafts as drafts_table
+
+    day, decided = 1, 0
+    answered: set[int] = set()  # chats whose last turn is the owner's
+    for current in replay:
+        if day > days:
+            break
+        if not current.owner:
+            answered.discard(current.chat_id)
+            for message in current.messages:
+                await live.arrive(message, out=False)
+            continue
+        draft = await drafts_table.open_for_chat(live.db, current.chat_id)
+        if draft is None or draft.status != "pending":
+            result.undrafted += current.chat_id not in answered  # someone was waiting
+            answered.add(current.chat_id)
+            for message in current.messages:
+                await live.arrive(message, out=True)
+            continue
+        answered.add(current.chat_id)
+        result.decisions.append(await decide(live, draft, current, day))
+        decided += 1
+        if decided == per_day:
+            if day < days:
+                await live.keeper.stop()
+                result.nights.append(await night(day, live, test))
+            day, decided = day + 1, 0
+
+
+async def decide(live: Live, draft: Any, current: Turn, day: int) -> Decision:
+    """The simulated owner on `draft`, knowing he really wrote `current`: Send unedited,
+    edit into his reply, or answer himself (the draft then expires)."""
+    from sacrebleu.metrics import CHRF
+
+    real = live.separator.join(m.text for m in current.messages)
+    score = CHRF().sentence_score(draft.draft_text, [real]).score / 100
+    live.clock.now = current.date
+    if score >= SEND_FROM:
+        action = "sent"
+        await live.workflow.send(draft.id, revision=draft.revision)
+    elif score >= EDIT_FROM:
+        action = "edited"
+        await live.workflow.send(draft.id, real, via="edit", revision=draft.revision)
+    else:
+        action = "answered"
+        for message in current.messages:
+            await live.arrive(message, out=True)
+    return Decision(day, action, round(score, 4))
+
+
+async def night(number: int, live: Live, test: TestSet) -> Night:
     """The night's retraining, started as the schedule starts it; then the adapter the
     service serves, measured on the test conversations."""
     from bot.training import Outcome
@@ -459,14 +503,14 @@ async def night(
         return None
 
     print(f"  night {number}: retraining", file=sys.stderr, flush=True)
-    started, _ = await launcher.start("schedule", nothing, nothing)
+    started, _ = await live.launcher.start("schedule", nothing, nothing)
     if not started:
         raise SystemExit("a training run is already under way in the arm's folder")
-    outcome: Outcome | None = await launcher.wait()
+    outcome: Outcome | None = await live.launcher.wait()
     if outcome is None or outcome.report is None:
         raise SystemExit(f"night {number}: training failed: {outcome.error if outcome else '-'}")
-    await service.refresh(db)
-    active = await adapters_table.active(db)
+    await live.service.refresh(live.db)
+    active = await adapters_table.active(live.db)
     report = outcome.report
     phase = report.get("preference") or {}
     run = {

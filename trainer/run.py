@@ -270,6 +270,8 @@ class _Data:
     fingerprint: str
     rows: list[dict[str, Any]]
     val_rows: list[dict[str, Any]]
+    train_rows: list[dict[str, Any]]
+    feedback: list[dict[str, Any]]  # the owner's decisions on drafts, beside the samples
 
 
 @dataclass
@@ -341,7 +343,14 @@ def _data(
         )
     )
     rows = read_samples(path)
-    return _Data(path, fingerprint, rows, [s for s in rows if s.get("split") == "val"])
+    return _Data(
+        path,
+        fingerprint,
+        rows,
+        [s for s in rows if s.get("split") == "val"],
+        [s for s in rows if s.get("split") == "train"],
+        read_feedback(preferences_path(path)),
+    )
 
 
 def _setup(
@@ -458,8 +467,7 @@ def _preference_needs(settings: PreferenceSettings, setup: _Setup, data: _Data) 
     check = sum(len(s.ids) for s in checks) / speed.forward
     gate = sum(task_cost(t) // 2 for t in setup.tasks[:MIN_GATE_TASKS]) / speed.selection
     pair_tokens = 2 * mean_tokens(setup.train_samples)  # a pair: two samples' length
-    pairs = len(read_feedback(preferences_path(data.path)))
-    pairs += settings.demonstrated + settings.hard_negatives
+    pairs = len(data.feedback) + settings.demonstrated + settings.hard_negatives
     reference = pairs * pair_tokens / speed.forward
     step = min(settings.batch, max(pairs, 1)) * pair_tokens / speed.train
     needed = 2 * (check + gate) + reference + MIN_PREFERENCE_STEPS * step
@@ -491,33 +499,10 @@ def _prefer(
         return {"skipped": "several training processes"}
     started = time.perf_counter()
     ends = None if seconds is None else started + seconds
-    length = config.train.max_seq_length
-    found = feedback_pairs(read_feedback(preferences_path(data.path)), base.tokenizer, length)
-    count = settings.demonstrated
-    guessing = f"; guessing {count} of your replies first" if count else ""
-    clock(
-        "learning your preferences",
-        f"({len(found.pairs)} pairs and {len(found.signals)} signals from your drafts{guessing})",
-    )
-    if settings.demonstrated:
-        halfway = None if ends is None else started + (ends - started) / 2
-        found.add(_demonstrated(config, run_dir, base, data, setup, result, halfway, meters))
-    if settings.hard_negatives:
-        train_rows = [r for r in data.rows if r.get("split") == "train"]
-        found.add(
-            hard_negative_pairs(
-                train_rows, base.tokenizer, base.prompt, settings.hard_negatives, length
-            )
-        )
-    checks = fixed_order(setup.val_samples)[: setup.plan.checks]
-    budget = config.train.micro_batch_tokens
-    judged = _gate_tasks(setup, seconds)
-    neutral = neutral_prompt(base.tokenizer, base.prompt)
-    device = setup.fabric.device
-    checking = time.perf_counter()
-    before = validation_loss(setup.fabric, model, checks, budget)
-    hits_before = task_hits(model, judged, neutral, device)
-    checking = time.perf_counter() - checking  # the check after the steps takes as long
+    halfway = None if ends is None else started + (ends - started) / 2  # the guesses' end
+    found = _preference_pairs(config, run_dir, base, data, setup, result, halfway, meters, clock)
+    gate = _Gate(config, base, setup, seconds)
+    before = gate.measure(model)
     passes = max(len(found.pairs), len(found.signals))
     outcome = prefer(
         setup.fabric,
@@ -528,15 +513,12 @@ def _prefer(
         steps=-(-2 * passes // settings.batch),  # two passes over the larger kind
         batch=settings.batch,
         learning_rate=settings.learning_rate,
-        deadline=None if ends is None else ends - checking,
+        deadline=None if ends is None else ends - before.seconds,  # the check after takes as long
         seed=config.train.seed,
     )
-    after, hits_after = before, hits_before
-    if outcome.steps:
-        after = validation_loss(setup.fabric, model, checks, budget)
-        hits_after = task_hits(model, judged, neutral, device)
-    selection = summary(judged, hits_before, hits_after)  # "base": the supervised adapter
-    refused = refusal(before, after, selection, settings.max_loss_increase)
+    after = gate.measure(model) if outcome.steps else before
+    selection = summary(gate.tasks, before.hits, after.hits)  # "base": the supervised adapter
+    refused = refusal(before.loss, after.loss, selection, settings.max_loss_increase)
     kept = outcome.steps > 0 and refused is None
     if kept:
         result.adapter = adapter_state(model)
@@ -551,8 +533,8 @@ def _prefer(
         "stopped": outcome.stopped,
         "accuracy": outcome.accuracy,
         "chosen_change": outcome.chosen_change,
-        "val_loss_before": before,
-        "val_loss_after": after,
+        "val_loss_before": before.loss,
+        "val_loss_after": after.loss,
         "selection_tasks": selection.tasks,
         "selection_before": selection.base,
         "selection_after": selection.adapter,
@@ -561,6 +543,64 @@ def _prefer(
         "kept": kept,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _preference_pairs(
+    config: RunConfig,
+    run_dir: Path,
+    base: _Base,
+    data: _Data,
+    setup: _Setup,
+    result: TrainResult,
+    halfway: float | None,
+    meters: Meters,
+    clock: _Stages,
+) -> PairSet:
+    """What the phase learns from: the owner's feedback on drafts, the supervised
+    adapter's guesses against his replies (in the first half of the phase's time), and
+    his replies against his replies from other conversations (hard negatives)."""
+    settings, length = config.preference, config.train.max_seq_length
+    found = feedback_pairs(data.feedback, base.tokenizer, length)
+    count = settings.demonstrated
+    guessing = f"; guessing {count} of your replies first" if count else ""
+    clock(
+        "learning your preferences",
+        f"({len(found.pairs)} pairs and {len(found.signals)} signals from your drafts{guessing})",
+    )
+    if count:
+        found.add(_demonstrated(config, run_dir, base, data, setup, result, halfway, meters))
+    if settings.hard_negatives:
+        found.add(
+            hard_negative_pairs(
+                data.train_rows, base.tokenizer, base.prompt, settings.hard_negatives, length
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class _Measured:
+    loss: float
+    hits: list[bool]
+    seconds: float
+
+
+class _Gate:
+    """What the phase's adapter is judged by, before its steps and after: the validation
+    loss on the periodic checks' replies and memory-off selection on `_gate_tasks`."""
+
+    def __init__(self, config: RunConfig, base: _Base, setup: _Setup, seconds: float | None):
+        self.checks = fixed_order(setup.val_samples)[: setup.plan.checks]
+        self.tasks = _gate_tasks(setup, seconds)
+        self.neutral = neutral_prompt(base.tokenizer, base.prompt)
+        self.budget = config.train.micro_batch_tokens
+        self.fabric = setup.fabric
+
+    def measure(self, model: TwinGPT) -> _Measured:
+        began = time.perf_counter()
+        loss = validation_loss(self.fabric, model, self.checks, self.budget)
+        hits = task_hits(model, self.tasks, self.neutral, self.fabric.device)
+        return _Measured(loss, hits, time.perf_counter() - began)
 
 
 def _gate_tasks(setup: _Setup, seconds: float | None) -> list[SelectionTask]:
@@ -598,9 +638,10 @@ def _demonstrated(
         base.checkpoint_dir, base.prompt, setup.job.precision, setup.job.device, length, config.lora
     )
     engine.use_adapter(supervised)
-    train_rows = [r for r in data.rows if r.get("split") == "train"]
     try:
-        return demonstrated_pairs(engine, train_rows, base.prompt, count, length, deadline, meter)
+        return demonstrated_pairs(
+            engine, data.train_rows, base.prompt, count, length, deadline, meter
+        )
     finally:
         del engine
         release_memory()

@@ -175,9 +175,7 @@ def test_a_hard_negative_is_his_reply_from_another_conversation() -> None:
 # -- the phase's time ------------------------------------------------------------------------
 
 
-def test_the_phase_gets_room_for_its_steps_or_leaves_the_time_to_training(
-    tmp_path: Path,
-) -> None:
+def test_the_phase_gets_room_for_its_steps_or_leaves_the_time_to_training() -> None:
     """A 10-minute budget, 100 s of it for the final evaluation; samples of 400 tokens.
     The phase takes its share where its fixed work and four steps fit in it, more (up to
     half) where they do not, and nothing, said before training starts, where even half
@@ -194,7 +192,7 @@ def test_the_phase_gets_room_for_its_steps_or_leaves_the_time_to_training(
             train_samples=[sample] * 100,
             tasks=[task] * 10,
         )
-        data = SimpleNamespace(path=tmp_path / "samples.jsonl")  # no feedback yet
+        data = SimpleNamespace(feedback=[])  # no feedback yet
         settings = PreferenceSettings(enabled=True, demonstrated=8, share=0.2)
         config = SimpleNamespace(preference=settings)
         return _preference_plan(config, setup, data, time.perf_counter())  # type: ignore[arg-type]
