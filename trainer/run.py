@@ -235,15 +235,21 @@ def _run(
     began = time.perf_counter()  # the budget's start: a first day's conversion is not the run's
     data = _data(config, store, run_id, run_dir, resuming, base, clock)
     setup = _setup(config, store, run_dir, resuming, base, data, clock)
-    phase, skipped = _preference_plan(config, setup, data, began)
-    result = _fit(
-        setup, run_dir, resuming, _ProgressRecord(store, run_id, on_progress), began, phase, clock
-    )
+    from_active = _starts_from_active(config, setup)
+    phase, skipped = _preference_plan(config, setup, data, began, whole=from_active)
+    start = setup.active if from_active and not skipped else None  # no supervised phase
+    if start is not None:
+        result = _active_start(setup, start, clock)
+    else:
+        record = _ProgressRecord(store, run_id, on_progress)
+        result = _fit(setup, run_dir, resuming, record, began, phase, clock)
     preference = (
         {"skipped": skipped}
         if skipped
         else _prefer(config, run_dir, base, data, setup, result, phase, meters, clock)
     )
+    if start is not None and preference is not None:
+        preference["started_from"] = start.id
     scores = _evaluate(config, base, data, setup, result, meters, clock)
     clock.end()
     return _register(
@@ -432,8 +438,38 @@ def _fit(
     )
 
 
+def _starts_from_active(config: RunConfig, setup: _Setup) -> bool:
+    """Whether the preference phase starts from the active adapter, with no supervised
+    phase (preference.start = "active"): it must have this run's LoRA shape."""
+    settings, active = config.preference, setup.active
+    if not settings.enabled or settings.start != "active" or active is None:
+        return False
+    if setup.job.world_size > 1:
+        return False
+    return registry.read_meta(Path(active.path)).get("lora") == config.lora.model_dump()
+
+
+def _active_start(setup: _Setup, active: Adapter, clock: _Stages) -> TrainResult:
+    """The active adapter in the model, as the supervised phase would have left its own:
+    what the preference phase starts from, and falls back to."""
+    assert setup.model is not None
+    clock("training", f"(none: starting from adapter {active.id})")
+    adapter = registry.load(Path(active.path))
+    load_adapter(setup.model, adapter)
+    stopped = f"started from adapter {active.id}"
+    return TrainResult(adapter, steps=0, total_steps=0, tokens=0, seconds=0.0, stopped=stopped)
+
+
+def _unchanged(preference: dict[str, Any] | None) -> str | None:
+    """Why the run's adapter is the active one as it was, if it is: the run began from
+    the active adapter (no supervised phase) and its preference phase was not kept."""
+    if not preference or "started_from" not in preference or preference.get("kept"):
+        return None
+    return f"the preference phase was not kept: adapter {preference['started_from']} stays"
+
+
 def _preference_plan(
-    config: RunConfig, setup: _Setup, data: _Data, began: float
+    config: RunConfig, setup: _Setup, data: _Data, began: float, whole: bool = False
 ) -> tuple[float | None, str | None]:
     """The seconds the preference phase takes of the training time a budgeted run has
     left, and why it is skipped, if it is. Its share, or more where its fixed work (the
@@ -442,7 +478,8 @@ def _preference_plan(
     MAX_PREFERENCE_SHARE; where even that is too little the phase is skipped before the
     supervised phase starts, which keeps the time. (None, None): no budget (a GPU); the
     phase takes what its passes take. On real typed chat on 2 CPU cores, at a 5-minute
-    budget, the fixed work took the whole of the phase's 104 s and left no step."""
+    budget, the fixed work took the whole of the phase's 104 s and left no step. `whole`:
+    the phase has no supervised phase before it and takes all of the training time."""
     settings, speed = config.preference, setup.plan.speed
     if not settings.enabled or speed is None:
         return None, None
@@ -450,7 +487,8 @@ def _preference_plan(
     left = setup.recipe.max_minutes * 60 - setup.plan.evaluation_seconds
     left = max(left - (time.perf_counter() - began), 0.0)
     needed = _preference_needs(settings, setup, data)
-    seconds = min(max(settings.share * left, needed), MAX_PREFERENCE_SHARE * left)
+    share, most = (1.0, 1.0) if whole else (settings.share, MAX_PREFERENCE_SHARE)
+    seconds = min(max(share * left, needed), most * left)
     if seconds < needed:
         return None, (
             f"too little time: {MIN_PREFERENCE_STEPS} steps need about {needed:.0f} s, "
@@ -708,7 +746,7 @@ def _register(
     async def register(db: Database) -> tuple[int, registry.Decision]:
         adapter_id = await registry.register(db, path, meta, run_id, loss)
         decision = await registry.decide(
-            db, adapter_id, loss, scores.reference_loss, scores.reference
+            db, adapter_id, loss, scores.reference_loss, scores.reference, _unchanged(preference)
         )
         verdict = {"promoted": decision.promoted, "reason": decision.reason}
         await runs_table.update(db, run_id, adapter_id=adapter_id, metrics={**metrics, **verdict})

@@ -162,6 +162,15 @@ class PreferenceSettings(BaseModel):
             "conversations; your decisions on drafts are kept for it meanwhile."
         ),
     )
+    start: Literal["supervised", "active"] = Field(
+        "supervised",
+        description=(
+            'What the phase starts from: "supervised", the adapter the run trains first, or\n'
+            '"active", the active adapter with no supervised phase (the whole budget learns\n'
+            "from your decisions since; supervised where there is no active adapter of the\n"
+            "same LoRA shape)."
+        ),
+    )
     share: float = Field(
         0.2,
         gt=0,

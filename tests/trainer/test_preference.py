@@ -283,3 +283,36 @@ def test_a_phase_that_makes_the_loss_worse_is_not_kept(
     supervised = registry.load(next((tmp_path / "data" / "runs").glob("*/supervised/*")))
     saved = registry.load(Path(report.adapter_path))
     assert all(torch.equal(saved[k], supervised[k]) for k in saved)  # the supervised one
+
+
+def test_a_run_from_the_active_adapter_learns_only_the_preferences(
+    tiny_checkpoint: Path, persona_db: Path, tmp_path: Path
+) -> None:
+    """preference.start = "active": no supervised phase, the whole run learns the
+    feedback on top of the active adapter; a phase that is not kept leaves that adapter
+    active, and no copy of it is promoted in its place."""
+    first = run_training(config_for(tmp_path, persona_db, tiny_checkpoint))
+    assert first.promoted
+    night = preference_config(
+        tmp_path, persona_db, tiny_checkpoint, start="active", max_loss_increase=1.0
+    )
+    report = run_training(night)
+    phase = report.preference
+    assert phase is not None and phase["started_from"] == first.adapter_id
+    assert report.training["steps"] == 0 and phase["steps"] > 0 and phase["kept"]
+    began, saved = registry.load(Path(first.adapter_path)), registry.load(Path(report.adapter_path))
+    assert any(not torch.equal(saved[k], began[k]) for k in saved)  # learned on top of it
+
+    active = report.adapter_id if report.promoted else first.adapter_id
+    worse = preference_config(
+        tmp_path,
+        persona_db,
+        tiny_checkpoint,
+        start="active",
+        learning_rate=0.5,
+        max_loss_increase=0.0,
+    )
+    refused = run_training(worse)
+    assert refused.preference is not None and refused.preference["started_from"] == active
+    assert not refused.preference["kept"] and not refused.promoted
+    assert refused.reason == f"the preference phase was not kept: adapter {active} stays"

@@ -91,9 +91,19 @@ class Decision:
 
 
 async def decide(
-    db: Database, candidate_id: int, candidate_loss: float, reference_loss: float, reference: str
+    db: Database,
+    candidate_id: int,
+    candidate_loss: float,
+    reference_loss: float,
+    reference: str,
+    unchanged: str | None = None,
 ) -> Decision:
-    """Promote the candidate if its validation loss is not worse than the reference's."""
+    """Promote the candidate if its validation loss is not worse than the reference's,
+    unless it is the reference itself (`unchanged` says why: a run that began from the
+    active adapter and kept it)."""
+    if unchanged is not None:
+        await adapters_table.reject(db, candidate_id, unchanged)
+        return Decision(False, unchanged, candidate_loss, reference_loss, reference)
     if candidate_loss <= reference_loss:
         reason = (
             f"validation loss {candidate_loss:.4f} is not worse than {reference}'s "
