@@ -1,8 +1,9 @@
 """The simulated owner: what the owner's decisions on drafts teach the twin, night by night.
 
     python benchmarks/owner_sim.py PERSONA [--nights 3] [--drafts 10] [--minutes 15]
-        [--arms supervised,preference,reranking] [--candidates 4] [--set SECTION.KEY=VALUE]
-        [--test-replies 48] [--test-tasks 40] [--models DIR] [--work DIR] [--plot FILE]
+        [--arms supervised,preference,reranking,nightly] [--candidates 4]
+        [--set SECTION.KEY=VALUE] [--test-replies 48] [--test-tasks 40] [--models DIR]
+        [--work DIR [--reuse]] [--plot FILE]
 
 A development persona's history (benchmarks/persona_eval.py's personas) is cut by time
 in three:
@@ -33,7 +34,9 @@ Arms, each a copy of the same first data folder (the same first adapter, the sam
 seed for every draft):
 - supervised: the defaults (today's twin);
 - preference: + the preference phase each night (preference.enabled);
-- reranking: + generate.candidates = N for every draft (the preference arm's training).
+- reranking: + generate.candidates = N for every draft (the preference arm's training);
+- nightly: each night learns the day's feedback on top of the active adapter, in the
+  whole budget, with no supervised phase (preference.start = "active").
 
 It prints, per day and arm, chrF(draft, final) (the final: what was sent, or what the
 owner wrote instead), the share sent unedited and edited, and after each night the new
@@ -78,11 +81,12 @@ from benchmarks.persona_eval import (  # noqa: E402
     twin_environment,
 )
 
-ARMS = ("supervised", "preference", "reranking")
+ARMS = ("supervised", "preference", "reranking", "nightly")
 ARM_SETTINGS = {
     "supervised": [],
     "preference": ["preference.enabled=true"],
     "reranking": ["preference.enabled=true"],  # and generate.candidates (--candidates)
+    "nightly": ["preference.enabled=true", "preference.start=active"],
 }
 SEND_FROM = 0.9  # chrF (0..1) from which the owner sends the draft as it is
 EDIT_FROM = 0.3  # from which he edits it into his reply; below, he answers himself
@@ -257,6 +261,17 @@ class TestSet:
             "tasks": selection.tasks,
             "conversations": selection.conversations,
         }
+
+
+def active_adapter(folder: Path) -> Path:
+    """The active adapter of the data folder `folder`."""
+    from storage import adapters as adapters_table
+    from storage import with_database
+
+    active = with_database(folder / "twin.db", adapters_table.active)
+    if active is None:
+        raise SystemExit(f"{folder}: no active adapter to reuse")
+    return Path(active.path)
 
 
 # -- one arm, live ------------------------------------------------------------------------------
@@ -534,27 +549,33 @@ def main() -> None:
     shared = [f"train.max_minutes={args.minutes}", f"generate.seed={SEED}", *args.set]
     began = time.perf_counter()
 
+    reuse = args.reuse and (work / "past" / "twin.db").is_file()
     say("the test: the whole history, split as twin dataset splits it")
     whole = data_folder(work / "test", args.models)
     export_path = persona_export(args.persona, whole, args.cache)
     export = read_export(export_path)
     with environment(twin_environment(whole, shared)):
-        twin(["import", str(export_path)], dict(os.environ))
-        twin(["dataset"], dict(os.environ))
+        if not reuse:
+            twin(["import", str(export_path)], dict(os.environ))
+            twin(["dataset"], dict(os.environ))
         test = TestSet(whole, args.test_replies, args.test_tasks)
 
     history = turns(export)
     answers = (args.nights + 1) * args.drafts
     replay_from = replay_start(history, test.starts, answers)
     replay = [t for t in history if replay_from <= t.date < test.starts]
-    say(f"the past (before the replay): the first adapter, {args.minutes} min")
     past = data_folder(work / "past", args.models)
-    past_export = past / "past.json"
-    past_export.write_text(json.dumps(export_before(export, replay_from)), encoding="utf-8")
-    with environment(twin_environment(past, shared)):
-        twin(["import", str(past_export)], dict(os.environ))
-        first = json.loads(twin(["train", "--json"], dict(os.environ)))
-    first_test = test.measure(Path(first["adapter_path"]))
+    if reuse:
+        say("the past: the first adapter an earlier invocation trained (--reuse)")
+        first_test = test.measure(active_adapter(past))
+    else:
+        say(f"the past (before the replay): the first adapter, {args.minutes} min")
+        past_export = past / "past.json"
+        past_export.write_text(json.dumps(export_before(export, replay_from)), encoding="utf-8")
+        with environment(twin_environment(past, shared)):
+            twin(["import", str(past_export)], dict(os.environ))
+            first = json.loads(twin(["train", "--json"], dict(os.environ)))
+        first_test = test.measure(Path(first["adapter_path"]))
 
     results = []
     for arm in args.arms:
@@ -609,6 +630,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--models", type=Path, default=ROOT / "data" / "models")
     parser.add_argument("--work", type=Path, help="keep the data folders here")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --work: the test and the first adapter of an earlier invocation there",
+    )
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "twin-dev")
     parser.add_argument("--plot", type=Path, metavar="FILE", help="chrF per day per arm (PNG)")
     args = parser.parse_args(argv)
