@@ -18,7 +18,8 @@ REFUSAL = "Hi! This is a private digital twin; it only talks to the people its o
 
 class AccessMiddleware(BaseMiddleware):
     """Lets allowed users through (marking the owner), and answers everyone else once
-    with a polite refusal, then silence. Only private chats, unless bot.groups is on."""
+    with a polite refusal, then silence (in a group, silence only). Only private chats,
+    unless bot.groups is on."""
 
     def __init__(self, config: BotConfig) -> None:
         self.config = config
@@ -42,6 +43,8 @@ class AccessMiddleware(BaseMiddleware):
         if self.config.allows(user.id):
             return await handler(event, data)
         log.info("refused user %s", user.id)
+        if chat is not None and chat.type != "private":
+            return None  # a refusal in a group would be read by all, at every message
         if isinstance(event, CallbackQuery):
             await event.answer()
         elif isinstance(event, Message) and user.id not in self.refused:

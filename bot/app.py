@@ -28,7 +28,7 @@ from bot.conversation_state import DatabaseStorage
 from bot.delivery import RetryMiddleware
 from bot.drafts import DraftWorkflow
 from bot.reports import TrainingReporter
-from bot.routers import chat, drafts, facts, fallback, help, retrain, status, style
+from bot.routers import chat, drafts, facts, fallback, groups, help, retrain, status, style
 from bot.scheduler import RetrainSchedule
 from bot.training import TrainingLauncher
 from exporter.live import LiveUserbot
@@ -104,12 +104,14 @@ def make_dispatcher(
         schedule=schedule,
         drafts=workflow,
         in_flight=in_flight,
+        group_pace=groups.GroupPace(config.bot.group_pause),
     )
     dispatcher.update.outer_middleware(in_flight)
     access = AccessMiddleware(config)
     dispatcher.message.outer_middleware(access)
     dispatcher.callback_query.outer_middleware(access)
     dispatcher.include_routers(
+        groups.router(),  # first: in a group nothing else answers
         help.router(),
         retrain.router(),
         style.router(),

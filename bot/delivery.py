@@ -10,6 +10,7 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextR
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+from aiogram.types import ReplyParameters
 
 from bot.telegram_text import fit
 
@@ -49,10 +50,16 @@ class RetryMiddleware(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
-async def send_messages(bot: Bot, chat_id: int, messages: list[str], pause: float = 0.6) -> None:
+async def send_messages(
+    bot: Bot, chat_id: int, messages: list[str], pause: float = 0.6, reply_to: int | None = None
+) -> None:
     """A reply of several messages, sent as a person sends a burst: one after another,
-    a moment apart (and within Telegram's one message a second per chat)."""
+    a moment apart (and within Telegram's one message a second per chat); the first as
+    a reply to `reply_to`, where given (in a group: which message it answers)."""
     for index, text in enumerate(fit(messages)):
         if index:
             await asyncio.sleep(pause)
-        await bot.send_message(chat_id, text)
+        answered = None
+        if reply_to is not None and not index:
+            answered = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        await bot.send_message(chat_id, text, reply_parameters=answered)

@@ -33,9 +33,14 @@ class BotSettings(BaseModel):
     groups: bool = Field(
         False,
         description=(
-            "Answer in group chats too. Off: the bot talks only in private chats, where "
-            "nobody else reads the twin, /status or training reports."
+            "Answer in group chats too, only when addressed (its @username or name, or a reply\n"
+            "to its message) and never to a command. Off: the bot talks only in private chats."
         ),
+    )
+    group_pause: float = Field(
+        60.0,
+        ge=0,
+        description="In a group, the twin answers at most once in this many seconds.",
     )
 
 

@@ -36,6 +36,7 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
+        self._last: dict[str, Any] = {}
         self._message_ids = itertools.count(1000)
         self._arrived = asyncio.Event()
         self._texts: dict[tuple[int, int], str] = {}  # (chat, message) -> current text
@@ -66,9 +67,15 @@ class FakeTelegram:
     # -- what users do -------------------------------------------------------------------
 
     def send(
-        self, user_id: int, text: str, first_name: str = "Friend", group: int | None = None
+        self,
+        user_id: int,
+        text: str,
+        first_name: str = "Friend",
+        group: int | None = None,
+        reply_to: int | None = None,
     ) -> int:
-        """A user writes to the bot (in `group`, if given); returns the message id."""
+        """A user writes to the bot (in `group`, if given; as a reply to the bot's message
+        `reply_to`, if given); returns the message id."""
         message_id = next(self._message_ids)
         user = {"id": user_id, "is_bot": False, "first_name": first_name}
         chat = (
@@ -86,8 +93,20 @@ class FakeTelegram:
         if text.startswith("/"):
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        if reply_to is not None:
+            message["reply_to_message"] = {
+                "message_id": reply_to,
+                "date": int(time.time()),
+                "chat": chat,
+                "from": BOT,
+                "text": self._texts.get((int(chat["id"]), reply_to), ""),
+            }
         self._push({"message": message})
         return message_id
+
+    def deliver_again(self) -> None:
+        """The last update once more, as Telegram sends one whose receipt it missed."""
+        self._push({k: v for k, v in self._last.items() if k != "update_id"})
 
     def press(self, user_id: int, message_id: int, data: str) -> None:
         """A user presses an inline button under one of the bot's messages."""
@@ -112,6 +131,7 @@ class FakeTelegram:
 
     def _push(self, update: dict[str, Any]) -> None:
         update["update_id"] = next(self._update_ids)
+        self._last = update
         self._updates.append(update)
         self._arrived.set()
 
@@ -255,7 +275,7 @@ class FakeTelegram:
         message: dict[str, Any] = {
             "message_id": message_id,
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private"},
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
             "from": BOT,
             "text": text,
         }

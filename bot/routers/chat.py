@@ -37,6 +37,20 @@ def router() -> Router:
 async def talk(
     message: Message, bot: Bot, db: Database, replies: ReplyService, config: BotConfig
 ) -> None:
+    await answer(message, bot, db, replies, config, memory_scope(message, config))
+
+
+async def answer(
+    message: Message,
+    bot: Bot,
+    db: Database,
+    replies: ReplyService,
+    config: BotConfig,
+    scope: scopes.Scope,
+    reply_to: int | None = None,
+) -> None:
+    """The twin's reply to `message`, recalling within `scope`, against the chat's recent
+    messages; both are kept as the chat's history."""
     chat_id = message.chat.id
     await bot_messages.add(db, chat_id, message.from_user.id, False, message.text)
     history = await bot_messages.recent(db, chat_id, config.bot.history_limit)
@@ -44,12 +58,12 @@ async def talk(
     await replies.refresh(db)
     async with ChatActionSender.typing(chat_id=chat_id, bot=bot):
         try:
-            reply = await replies.reply(history, generation, memory_scope(message, config))
+            reply = await replies.reply(history, generation, scope)
         except DegenerateReply as err:
             log.warning("no reply for chat %s: %s", chat_id, err)
             await message.answer("…I'm lost for words. Say that again?")
             return
-    await send_messages(bot, chat_id, reply.messages)
+    await send_messages(bot, chat_id, reply.messages, reply_to=reply_to)
     for text in reply.messages:
         await bot_messages.add(db, chat_id, bot.id, True, text)
     log.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import sys
@@ -49,8 +50,17 @@ def engine(tiny_checkpoint: Path) -> ReplyEngine:
 
 
 @pytest.fixture
+def bot_settings() -> BotSettings:
+    return BotSettings(allow=[FRIEND])
+
+
+@pytest.fixture
 async def harness(
-    tmp_path: Path, seeded_db: Path, engine: ReplyEngine, tiny_checkpoint: Path
+    tmp_path: Path,
+    seeded_db: Path,
+    engine: ReplyEngine,
+    tiny_checkpoint: Path,
+    bot_settings: BotSettings,
 ) -> AsyncIterator[Harness]:
     db_path = tmp_path / "twin.db"
     db_path.write_bytes(seeded_db.read_bytes())
@@ -72,7 +82,7 @@ async def harness(
         token="123456:TEST-token",
         api_url=fake.base_url,
         owner_id=OWNER,
-        bot=BotSettings(allow=[FRIEND]),
+        bot=bot_settings,
         train_command=[
             sys.executable,
             "-m",
@@ -133,6 +143,78 @@ async def test_the_bot_is_silent_in_groups(harness: Harness) -> None:
     await fake.wait_for(lambda: fake.texts(FRIEND))
     assert fake.sent(group) == [] and fake.sent(group, "sendChatAction") == []
     assert await bot_messages.recent(harness.db, group) == []
+
+
+GROUP = -100777
+IN_GROUPS = BotSettings(allow=[FRIEND], groups=True, group_pause=0)
+
+
+def answering(fake: FakeTelegram, chat_id: int) -> list[int]:
+    """The messages the bot's replies in `chat_id` answer, one per reply."""
+    sent = fake.sent(chat_id)
+    return [
+        json.loads(p["reply_parameters"])["message_id"] for p in sent if "reply_parameters" in p
+    ]
+
+
+async def in_order(harness: Harness, replies_in_group: int) -> None:
+    """Wait for `replies_in_group` replies in the group and for every update sent
+    before this to be handled: a friend's private message, answered after them."""
+    fake = harness.fake
+    before = len(fake.texts(FRIEND))
+    fake.send(FRIEND, "ping")
+    await fake.wait_for(lambda: len(fake.texts(FRIEND)) > before)
+    await fake.wait_for(lambda: len(answering(fake, GROUP)) >= replies_in_group)
+
+
+@pytest.mark.parametrize("bot_settings", [IN_GROUPS])
+async def test_in_a_group_the_twin_answers_only_when_addressed_and_once(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    fake.send(FRIEND, "привет всем", group=GROUP)
+    for command in ("/status", "/retrain", "/style temperature 2", "/facts", "/drafts", "/help"):
+        fake.send(OWNER, command, group=GROUP)
+    fake.send(FRIEND, "@twin_test_bot_fan hi", group=GROUP)  # someone else's name
+    asked = fake.send(FRIEND, "@Twin_Test_Bot как дела?", group=GROUP)
+    fake.deliver_again()  # Telegram missed our receipt: the same message, again
+    await in_order(harness, 1)
+    assert answering(fake, GROUP) == [asked]
+    group_requests = [r for r in harness.replies.requests if r[2].chat_id == GROUP]
+    assert len(group_requests) == 1
+    assert not harness.launcher.busy() and await settings_table.get(harness.db, "style") is None
+    again = fake.send(
+        FRIEND, "ну и?", group=GROUP, reply_to=int(fake.sent(GROUP)[-1]["_message_id"])
+    )
+    named = fake.send(OWNER, "twin, ты тут?", group=GROUP)  # his name, any case
+    await in_order(harness, 3)
+    assert answering(fake, GROUP) == [asked, again, named]
+
+
+@pytest.mark.parametrize("bot_settings", [IN_GROUPS])
+async def test_in_a_group_the_twin_recalls_only_that_group(harness: Harness) -> None:
+    """Everyone in the group reads the reply: not even the owner's own question there
+    may bring up what he said in his other chats."""
+    fake = harness.fake
+    fake.send(OWNER, "@twin_test_bot что думаешь про пятницу?", group=GROUP)
+    await in_order(harness, 1)
+    scopes_asked = [r[2] for r in harness.replies.requests if r[2].chat_id == GROUP]
+    assert scopes_asked == [Scope(GROUP, only_this_chat=True)]
+
+
+@pytest.mark.parametrize(
+    "bot_settings", [BotSettings(allow=[FRIEND], groups=True, group_pause=3600)]
+)
+async def test_in_a_group_the_twin_keeps_its_pace_and_strangers_hear_nothing(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    fake.send(STRANGER, "@twin_test_bot who are you?", group=GROUP)  # not in bot.allow
+    first = fake.send(FRIEND, "@twin_test_bot раз", group=GROUP)
+    fake.send(FRIEND, "@twin_test_bot два", group=GROUP)  # within the pause
+    await in_order(harness, 1)
+    assert answering(fake, GROUP) == [first]
+    assert fake.sent(STRANGER) == []  # no refusal, in the group or in private
 
 
 async def test_owner_commands_reveal_nothing_to_others(harness: Harness) -> None:

@@ -48,6 +48,12 @@ def draft(chat_id: int, auto: bool) -> Scope:
     return Scope(chat_id, only_this_chat=auto)
 
 
+def group(chat_id: int) -> Scope:
+    """The twin speaking in a group, where everyone in it reads the reply (the owner's
+    own messages there too): only what was said in that group, nothing of his other chats."""
+    return Scope(chat_id, only_this_chat=True)
+
+
 def earlier_than(scope: Scope, started: int | None) -> Scope:
     """`scope` kept to conversations that began before `started` (the conversation
     answered is in the prompt's context already)."""
