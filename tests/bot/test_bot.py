@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.access import REFUSAL
 from bot.app import APOLOGY
 from bot.config import BotConfig
 from bot.settings import BotSettings, RetrainSettings
@@ -214,7 +215,7 @@ async def test_in_a_group_the_twin_keeps_its_pace_and_strangers_hear_nothing(
     fake.send(FRIEND, "@twin_test_bot два", group=GROUP)  # within the pause
     await in_order(harness, 1)
     assert answering(fake, GROUP) == [first]
-    assert fake.sent(STRANGER) == []  # no refusal, in the group or in private
+    assert fake.sent(STRANGER) == [] and REFUSAL not in fake.texts(GROUP)  # no refusal anywhere
 
 
 async def test_owner_commands_reveal_nothing_to_others(harness: Harness) -> None:
