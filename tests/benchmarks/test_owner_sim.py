@@ -35,13 +35,17 @@ def test_the_simulated_owner_runs_a_night_on_the_tiny_model(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert [arm["arm"] for arm in report["arms"]] == ["supervised", "preference", "reranking"]
+    arms = [arm["arm"] for arm in report["arms"]]
+    assert arms == ["supervised", "preference", "reranking", "nightly"]
     for arm in report["arms"]:
         assert [(d["day"], d["drafts"]) for d in arm["days"]] == [(1, 2), (2, 2)]
         assert all(abs(d["sent"] + d["edited"] + d["answered"] - 1) < 1e-6 for d in arm["days"])
         (night,) = arm["nights"]
-        assert night["run"]["steps"] == 2
+        # The nightly arm has no supervised phase: its night learns on the active adapter.
+        assert night["run"]["steps"] == (0 if arm["arm"] == "nightly" else 2)
         assert night["test"]["tasks"] > 0 and night["test"]["loss"] > 0
+    nightly = report["arms"][3]["nights"][0]["run"]
+    assert nightly["preference_skipped"] is None and nightly["preference_steps"] > 0
     preference = report["arms"][1]["nights"][0]["run"]
     decided = report["arms"][1]["days"][0]
     # The first day's decisions reached the night's preference phase as feedback.
