@@ -58,8 +58,12 @@ def test_import_human_output_and_second_run(tmp_path: Path, capsys: pytest.Captu
     assert main(["import", str(FULL), "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "24 new" in out and "exchanges of" in out
+    assert out.rstrip().splitlines()[-1].startswith("Next: twin train")  # the step after
     assert main(["import", str(FULL / "result.json"), "--db", str(db)]) == 0
     assert "0 new, 0 updated, 24 already stored" in capsys.readouterr().out
+    assert main(["import", str(FULL), "--db", str(tmp_path / "dry.db"), "--dry-run"]) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last.startswith(f"Next: twin import {FULL}")  # a dry run says how to store it
 
 
 @pytest.mark.parametrize(
